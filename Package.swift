@@ -1,0 +1,49 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+// Dependencies stay few: argument parsing and logging. JSON-RPC (OVSDB),
+// HTTP over a unix socket (Docker) and netlink are small and written here.
+let package = Package(
+    name: "netkeep",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "netkeep", targets: ["netkeep"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+    ],
+    targets: [
+        .target(name: "CLinux"),
+        .target(name: "NetkeepCore"),
+        .target(name: "HostIO", dependencies: ["NetkeepCore"]),
+        .target(name: "NetkeepState", dependencies: ["NetkeepCore", "HostIO"]),
+        .target(name: "OVSDB", dependencies: ["NetkeepCore", "HostIO"]),
+        .target(name: "Netlink", dependencies: ["CLinux", "NetkeepCore", "HostIO"]),
+        .target(name: "DockerEngine", dependencies: ["NetkeepCore", "HostIO"]),
+        .target(
+            name: "NetkeepService",
+            dependencies: [
+                "NetkeepCore", "NetkeepState", "OVSDB", "Netlink", "DockerEngine", "HostIO",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "netkeep",
+            dependencies: [
+                "NetkeepCore", "NetkeepState", "NetkeepService", "HostIO",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(name: "NetkeepCoreTests", dependencies: ["NetkeepCore"]),
+        .testTarget(name: "NetkeepStateTests", dependencies: ["NetkeepState", "NetkeepCore"]),
+        .testTarget(name: "OVSDBTests", dependencies: ["OVSDB", "NetkeepCore"]),
+        .testTarget(name: "NetlinkTests", dependencies: ["Netlink", "CLinux", "NetkeepCore"]),
+        .testTarget(name: "DockerEngineTests", dependencies: ["DockerEngine", "NetkeepCore"]),
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: ["NetkeepCore", "NetkeepState", "OVSDB", "Netlink", "DockerEngine"]
+        ),
+    ]
+)

@@ -1,0 +1,30 @@
+// Linux kernel interfaces that Swift cannot import on its own: rtnetlink and
+// ethtool constants and structs, setns, and SIOCETHTOOL.
+#ifndef NETKEEP_CLINUX_H
+#define NETKEEP_CLINUX_H
+
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <linux/if_link.h>
+#include <linux/if_addr.h>
+#include <linux/veth.h>
+#include <linux/ethtool.h>
+#include <linux/sockios.h>
+#include <net/if.h>
+#include <stdint.h>
+
+/// setns(2) for a network namespace; returns 0 or -1 with errno set.
+int nk_setns_net(int fd);
+
+/// Turns the legacy "tx-checksumming" feature of an interface on or off
+/// (what `ethtool -K IF tx off` does) through a socket of the interface's
+/// namespace; returns 0 or -1 with errno set.
+int nk_ethtool_set_tx_csum(int sock, const char *ifname, uint32_t on);
+
+/// Reads it back; returns 0/1, or -1 with errno set.
+int nk_ethtool_get_tx_csum(int sock, const char *ifname);
+
+/// The calling thread's kernel thread id.
+int nk_gettid(void);
+
+#endif

@@ -1,0 +1,30 @@
+#define _GNU_SOURCE
+#include "CLinux.h"
+#include <sched.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+#include <sys/syscall.h>
+
+int nk_setns_net(int fd) { return setns(fd, CLONE_NEWNET); }
+
+static int ethtool_value_ioctl(int sock, const char *ifname, struct ethtool_value *value) {
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    strncpy(ifr.ifr_name, ifname, IFNAMSIZ - 1);
+    ifr.ifr_data = (void *)value;
+    return ioctl(sock, SIOCETHTOOL, &ifr);
+}
+
+int nk_ethtool_set_tx_csum(int sock, const char *ifname, uint32_t on) {
+    struct ethtool_value value = { .cmd = ETHTOOL_STXCSUM, .data = on };
+    return ethtool_value_ioctl(sock, ifname, &value);
+}
+
+int nk_ethtool_get_tx_csum(int sock, const char *ifname) {
+    struct ethtool_value value = { .cmd = ETHTOOL_GTXCSUM, .data = 0 };
+    if (ethtool_value_ioctl(sock, ifname, &value) < 0) return -1;
+    return value.data ? 1 : 0;
+}
+
+int nk_gettid(void) { return (int)syscall(SYS_gettid); }

@@ -1,0 +1,163 @@
+import FoundationEssentials
+import HostIO
+import NetkeepCore
+
+/// A container as netkeep needs it.
+public struct Container: Equatable, Sendable {
+    /// The full 64-digit id.
+    public var id: String
+    /// The name without Docker's leading '/'.
+    public var name: String
+    public var running: Bool
+    /// The init process; 0 when not running.
+    public var pid: Int32
+    public var status: String
+
+    public init(id: String, name: String, running: Bool, pid: Int32, status: String) {
+        self.id = id
+        self.name = name
+        self.running = running
+        self.pid = pid
+        self.status = status
+    }
+}
+
+public enum DockerError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// The engine's socket could not be reached or did not answer in time.
+    case unreachable(SystemError)
+    /// Positive evidence: the engine answered 404 for this container.
+    case noSuchContainer(String)
+    case api(status: Int, message: String)
+    case protocolViolation(String)
+
+    public var description: String {
+        switch self {
+        case .unreachable(let error): return "Docker engine unreachable: \(error)"
+        case .noSuchContainer(let ref): return "container \(quoted(ref)) does not exist (Docker answered 404)"
+        case .api(let status, let message): return "Docker engine answered \(status): \(message)"
+        case .protocolViolation(let detail): return "Docker engine: \(detail)"
+        }
+    }
+}
+
+/// The Docker Engine API over its unix socket. Unversioned paths, so that any
+/// engine from API 1.24 on answers (dockerd 20.10 speaks up to 1.41).
+public struct DockerClient: Sendable {
+    public static let defaultSocket = "/var/run/docker.sock"
+    public let socketPath: String
+    public let timeout: Double
+
+    public init(socketPath: String = DockerClient.defaultSocket, timeout: Double = 10) {
+        self.socketPath = socketPath
+        self.timeout = timeout
+    }
+
+    /// `docker inspect REF`: the container, or `.noSuchContainer` on 404.
+    public func inspect(_ reference: String) throws(DockerError) -> Container {
+        let response = try get("/containers/\(reference)/json")
+        if response.status == 404 { throw .noSuchContainer(reference) }
+        try Self.expectOK(response)
+        return try Self.decodeInspect(response.body)
+    }
+
+    /// `docker ps -a`: every container, running or not.
+    public func list() throws(DockerError) -> [Container] {
+        let response = try get("/containers/json?all=1")
+        try Self.expectOK(response)
+        return try Self.decodeList(response.body)
+    }
+
+    /// `GET /_ping`.
+    public func ping() throws(DockerError) {
+        try Self.expectOK(get("/_ping"))
+    }
+
+    public struct Response: Sendable {
+        public var status: Int
+        public var body: [UInt8]
+    }
+
+    /// One request on its own connection (`Connection: close`), read to the end.
+    public func get(_ path: String) throws(DockerError) -> Response {
+        let deadline = Deadline.after(seconds: timeout)
+        let socket: UnixStreamSocket
+        do { socket = try UnixStreamSocket(path: socketPath) } catch { throw .unreachable(error) }
+        defer { socket.close() }
+        let request = "GET \(path) HTTP/1.1\r\nHost: docker\r\nUser-Agent: netkeep\r\nConnection: close\r\n\r\n"
+        var parser = HTTPResponseParser()
+        var body: [UInt8] = []
+        do {
+            try socket.send(Array(request.utf8), deadline: deadline)
+            while true {
+                let chunk = try socket.receive(deadline: deadline)
+                if !chunk.isEmpty { parser.append(chunk) }
+                if try parser.parseHead() != nil { body += try parser.takeBody() }
+                if parser.isComplete { break }
+                if chunk.isEmpty {
+                    guard parser.head != nil else { throw DockerError.protocolViolation("connection closed before a response") }
+                    break
+                }
+            }
+        } catch let error as SystemError {
+            throw .unreachable(error)
+        } catch let error as HTTPResponseParser.ParseError {
+            throw .protocolViolation(error.description)
+        } catch let error as DockerError {
+            throw error
+        } catch {
+            throw .protocolViolation("\(error)")
+        }
+        return Response(status: parser.head!.status, body: body)
+    }
+
+    static func expectOK(_ response: Response) throws(DockerError) {
+        guard (200..<300).contains(response.status) else {
+            throw .api(status: response.status, message: errorMessage(response.body))
+        }
+    }
+
+    static func errorMessage(_ body: [UInt8]) -> String {
+        struct Message: Decodable { var message: String }
+        if let decoded = try? JSONDecoder().decode(Message.self, from: Data(body)) { return decoded.message }
+        return String(decoding: body.prefix(200), as: UTF8.self)
+    }
+
+    struct InspectBody: Decodable {
+        struct StateBody: Decodable {
+            var Running: Bool
+            var Pid: Int32
+            var Status: String
+        }
+        var Id: String
+        var Name: String
+        var State: StateBody
+    }
+
+    struct ListItem: Decodable {
+        var Id: String
+        var Names: [String]?
+        var State: String
+    }
+
+    public static func decodeInspect(_ body: [UInt8]) throws(DockerError) -> Container {
+        do {
+            let item = try JSONDecoder().decode(InspectBody.self, from: Data(body))
+            return Container(id: item.Id, name: String(item.Name.drop { $0 == "/" }), running: item.State.Running,
+                             pid: item.State.Running ? item.State.Pid : 0, status: item.State.Status)
+        } catch {
+            throw .protocolViolation("unexpected inspect answer: \(error)")
+        }
+    }
+
+    /// The list endpoint has no PID; callers inspect the containers they need.
+    public static func decodeList(_ body: [UInt8]) throws(DockerError) -> [Container] {
+        do {
+            return try JSONDecoder().decode([ListItem].self, from: Data(body)).map { item in
+                Container(id: item.Id, name: String((item.Names?.first ?? "").drop { $0 == "/" }),
+                          running: item.State == "running", pid: 0, status: item.State)
+            }
+        } catch {
+            throw .protocolViolation("unexpected list answer: \(error)")
+        }
+    }
+}

@@ -1,0 +1,151 @@
+/// How an attachment's address is obtained.
+public enum AddressMode: String, Codable, Sendable, CaseIterable {
+    case `static`
+    case dhcp
+}
+
+/// Where an attachment is in its life. `pending` is written before the host is
+/// changed and `ready` after, so a crash leaves a record of what may be half-made.
+public enum AttachmentStatus: String, Codable, Sendable, CaseIterable {
+    case pending
+    case ready
+    case removing
+}
+
+/// One container interface attached to an OVS bridge: everything needed to
+/// create it again, exactly as it was.
+public struct Attachment: Codable, Hashable, Sendable {
+    public var id: String
+    public var containerID: String
+    public var containerName: String
+    public var ifname: String
+    public var bridge: String
+    public var hostIfname: String
+    public var mac: MACAddress
+    public var mtu: Int
+    public var vlan: Int?
+    public var mode: AddressMode
+    public var address: IPv4CIDR?
+    public var gateway: IPv4Address?
+    /// Name of the symlink under /var/run/netns, when netkeep made one.
+    public var netnsLink: String?
+    public var status: AttachmentStatus
+    public var createdAt: Timestamp
+
+    public init(containerID: String, containerName: String, ifname: String, bridge: String,
+                mac: MACAddress, mtu: Int, vlan: Int?, mode: AddressMode,
+                address: IPv4CIDR?, gateway: IPv4Address?, netnsLink: String?,
+                status: AttachmentStatus, createdAt: Timestamp) {
+        self.id = Names.attachmentID(containerID: containerID, ifname: ifname)
+        self.containerID = containerID
+        self.containerName = containerName
+        self.ifname = ifname
+        self.bridge = bridge
+        self.hostIfname = Names.hostInterface(containerID: containerID, ifname: ifname)
+        self.mac = mac
+        self.mtu = mtu
+        self.vlan = vlan
+        self.mode = mode
+        self.address = address
+        self.gateway = gateway
+        self.netnsLink = netnsLink
+        self.status = status
+        self.createdAt = createdAt
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id, ifname, bridge, mac, mtu, vlan, mode, address, gateway, status
+        case containerID = "container_id"
+        case containerName = "container_name"
+        case hostIfname = "host_ifname"
+        case netnsLink = "netns_link"
+        case createdAt = "created_at"
+    }
+
+    /// The short container id people see in `docker ps`.
+    public var shortContainerID: String { String(containerID.prefix(12)) }
+
+    /// Whether `reference` (a name, a full id or an id prefix of at least 4
+    /// characters, as Docker accepts them) names this attachment's container.
+    public func matchesContainer(_ reference: String) -> Bool {
+        let ref = reference.hasPrefix("/") ? String(reference.dropFirst()) : reference
+        if ref == containerName || ref == containerID { return true }
+        return ref.count >= 4 && containerID.hasPrefix(ref)
+    }
+}
+
+/// The desired state: every attachment netkeep keeps.
+public struct State: Codable, Equatable, Sendable {
+    public static let currentVersion = 1
+
+    public var version: Int
+    /// /proc/sys/kernel/random/boot_id when the state was last written.
+    public var bootID: String?
+    public var attachments: [Attachment]
+
+    public init(bootID: String? = nil, attachments: [Attachment] = []) {
+        self.version = Self.currentVersion
+        self.bootID = bootID
+        self.attachments = attachments
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case version, attachments
+        case bootID = "boot_id"
+    }
+
+    public func attachment(containerID: String, ifname: String) -> Attachment? {
+        attachments.first { $0.containerID == containerID && $0.ifname == ifname }
+    }
+
+    public mutating func upsert(_ attachment: Attachment) {
+        if let i = attachments.firstIndex(where: { $0.id == attachment.id }) {
+            attachments[i] = attachment
+        } else {
+            attachments.append(attachment)
+        }
+    }
+
+    public mutating func remove(id: String) {
+        attachments.removeAll { $0.id == id }
+    }
+
+    /// Rules the JSON schema cannot say. Returns one message per problem.
+    public func problems() -> [String] {
+        var problems: [String] = []
+        var seen: [String: Int] = [:]
+        var hostNames: [String: Int] = [:]
+        for (i, a) in attachments.enumerated() {
+            let at = "attachments[\(i)]"
+            if let j = seen[a.id] { problems.append("\(at): same container and ifname as attachments[\(j)]") }
+            seen[a.id] = i
+            if a.id != Names.attachmentID(containerID: a.containerID, ifname: a.ifname) {
+                problems.append("\(at).id: \(quoted(a.id)) does not match its container_id and ifname")
+            }
+            if a.hostIfname != Names.hostInterface(containerID: a.containerID, ifname: a.ifname) {
+                problems.append("\(at).host_ifname: \(quoted(a.hostIfname)) does not match its container_id and ifname")
+            }
+            if let j = hostNames[a.hostIfname] { problems.append("\(at).host_ifname: also used by attachments[\(j)]") }
+            hostNames[a.hostIfname] = i
+            if !a.containerID.isEmpty, !(a.containerID.count == 64 && a.containerID.allSatisfy(\.isHexDigit)) {
+                problems.append("\(at).container_id: \(quoted(a.containerID)) is not a 64-digit hex container id")
+            }
+            do {
+                _ = try Names.interface(a.ifname)
+                _ = try Names.bridge(a.bridge)
+                _ = try Names.containerReference(a.containerName)
+                if let link = a.netnsLink { _ = try Names.containerReference(link) }
+                _ = try a.mac.validatedForInterface()
+                _ = try AttachRequest.validateMTU(a.mtu)
+                if let vlan = a.vlan { _ = try AttachRequest.validateVLAN(vlan) }
+            } catch {
+                problems.append("\(at): \(error)")
+            }
+            if a.mode == .static, a.address == nil { problems.append("\(at).address: missing for a static attachment") }
+            if let gw = a.gateway, let address = a.address, !address.contains(gw) {
+                problems.append("\(at).gateway: \(gw) is outside \(address)")
+            }
+        }
+        return problems
+    }
+}

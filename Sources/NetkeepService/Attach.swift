@@ -1,0 +1,171 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import DockerEngine
+import Logging
+import NetkeepCore
+import NetkeepState
+import Netlink
+import OVSDB
+
+/// `netkeep attach`: checks everything first, records the attachment as
+/// pending, changes the host, then records it as ready. A failure after the
+/// checks undoes what was done; a crash leaves the pending record for reconcile.
+public struct Attach {
+    public let environment: HostEnvironment
+    public let logger: Logger
+
+    public init(environment: HostEnvironment, logger: Logger) {
+        self.environment = environment
+        self.logger = logger
+    }
+
+    public func run(_ request: AttachRequest) throws(Failure) -> Attachment {
+        let context = "attach \(request.container) \(request.ifname)"
+        let lock = try environment.lockState(logger: logger)
+        defer { lock.release() }
+        var state = try environment.loadState()
+
+        // Checks: nothing is changed before all of them pass.
+        let container: Container
+        do { container = try environment.docker.inspect(request.container) } catch {
+            if case .noSuchContainer = error { throw Failure.badInput("\(context): container \(quoted(request.container)) does not exist") }
+            throw Failure.component(context, error)
+        }
+        guard container.running, container.pid > 0 else {
+            throw Failure.badInput("\(context): container \(container.name) is not running (\(container.status))")
+        }
+        if let existing = state.attachment(containerID: container.id, ifname: request.ifname) {
+            throw Failure.badInput("\(context): container \(container.name) already has \(request.ifname) attached to \(existing.bridge) (\(existing.status.rawValue)); detach it first")
+        }
+        let hostName = Names.hostInterface(containerID: container.id, ifname: request.ifname)
+        let vswitch = try environment.vswitch()
+        defer { vswitch.close() }
+        let snapshot: VSwitchSnapshot
+        do { snapshot = try vswitch.snapshot() } catch { throw Failure.component(context, error) }
+        guard let bridge = snapshot.bridge(named: request.bridge) else {
+            throw Failure.badInput("\(context): bridge \(quoted(request.bridge)) does not exist (ovsdb)")
+        }
+        if snapshot.port(named: hostName) != nil || snapshot.interface(named: hostName) != nil {
+            throw Failure.badInput("\(context): OVS already has a port \(hostName), left by an interrupted attach; run `netkeep reconcile`")
+        }
+        let namespace: NetworkNamespace
+        let inside: NetlinkSession
+        let host: NetlinkSession
+        do {
+            namespace = try NetworkNamespace(pid: container.pid)
+            inside = try NetlinkSession.open(in: namespace)
+            host = try NetlinkSession.open()
+            if try inside.link(named: request.ifname) != nil {
+                throw Failure.badInput("\(context): interface \(request.ifname) already exists in container \(container.name)")
+            }
+            if request.gateway != nil, let route = try inside.routes().first(where: \.isDefault) {
+                throw Failure.badInput("\(context): container \(container.name) already has a default route\(route.gateway.map { " via \($0)" } ?? ""); attach without --gateway")
+            }
+            if try host.link(named: hostName) != nil {
+                throw Failure.badInput("\(context): host interface \(hostName) already exists, left by an interrupted attach; run `netkeep reconcile`")
+            }
+        } catch {
+            throw Failure.component(context, error)
+        }
+
+        var generator = SystemRandomNumberGenerator()
+        var attachment = Attachment(
+            containerID: container.id, containerName: container.name, ifname: request.ifname, bridge: bridge.name,
+            mac: request.mac ?? MACAddress.randomLocal(using: &generator), mtu: request.mtu, vlan: request.vlan,
+            mode: .static, address: request.address, gateway: request.gateway, netnsLink: container.name,
+            status: .pending, createdAt: HostEnvironment.now())
+
+        // Intent first.
+        state.upsert(attachment)
+        try environment.saveState(state)
+        FaultPoint.attachPendingWritten.check()
+
+        var portAdded = false
+        do {
+            try host.createVeth(name: hostName, mtu: attachment.mtu, peerName: attachment.ifname, peerMAC: attachment.mac,
+                                peerMTU: attachment.mtu, peerNamespace: namespace)
+            FaultPoint.attachVethCreated.check()
+            if bridge.isUserspace {
+                try Ethtool.setTxChecksum(false, interface: hostName, in: nil)
+                try Ethtool.setTxChecksum(false, interface: attachment.ifname, in: namespace)
+            }
+            guard let hostLink = try host.link(named: hostName) else {
+                throw NetlinkError(operation: "ip link show \(hostName)", errno: ENODEV)
+            }
+            try host.setUp(index: hostLink.index, name: hostName)
+            let nextConfig = try vswitch.addPorts([PortSpec.forAttachment(attachment)],
+                                                  comment: "netkeep: attach \(container.name) \(attachment.ifname)")
+            portAdded = true
+            FaultPoint.attachPortAdded.check()
+            try configureInside(attachment, session: inside)
+            FaultPoint.attachConfigured.check()
+            if try !vswitch.waitApplied(nextConfig) {
+                logger.warning("\(context): ovs-vswitchd has not applied the new port yet (is it running?); it will when it runs")
+            }
+        } catch {
+            rollBack(attachment, host: host, vswitch: vswitch, portAdded: portAdded)
+            state.remove(id: attachment.id)
+            try? environment.saveState(state)
+            throw Failure.component(context, error)
+        }
+
+        switch linkNamespace(attachment.netnsLink!, pid: container.pid) {
+        case .created, .unchanged, .replaced: break
+        case .skipped(let reason):
+            logger.warning("\(context): netns link not made: \(reason)")
+            attachment.netnsLink = nil
+        }
+        attachment.status = .ready
+        state.upsert(attachment)
+        try environment.saveState(state)
+        return attachment
+    }
+
+    /// Inside the container: up, address, default route. The MAC and MTU were
+    /// set when the veth was created.
+    func configureInside(_ attachment: Attachment, session: NetlinkSession) throws(NetlinkError) {
+        guard let link = try session.link(named: attachment.ifname) else {
+            throw NetlinkError(operation: "ip link show \(attachment.ifname)", errno: ENODEV)
+        }
+        try session.setUp(index: link.index, name: attachment.ifname)
+        if let address = attachment.address {
+            try session.addAddress(address, index: link.index, name: attachment.ifname)
+        }
+        if let gateway = attachment.gateway {
+            try session.addDefaultRoute(via: gateway, index: link.index, name: attachment.ifname)
+        }
+    }
+
+    private func linkNamespace(_ name: String, pid: Int32) -> NetnsLinks.Outcome {
+        do { return try environment.netnsLinks.link(name, pid: pid) } catch {
+            return .skipped(reason: "\(error)")
+        }
+    }
+
+    /// Undoes a failed attach: the veth (both ends go with the host end) and
+    /// the port. Errors here are logged; reconcile finishes what is left.
+    private func rollBack(_ attachment: Attachment, host: NetlinkSession, vswitch: VSwitchClient, portAdded: Bool) {
+        do { try host.deleteLink(named: attachment.hostIfname) } catch {
+            logger.error("undo: could not delete \(attachment.hostIfname): \(error)")
+        }
+        if portAdded {
+            do { try vswitch.deletePorts(named: [attachment.hostIfname], comment: "netkeep: undo attach") } catch {
+                logger.error("undo: could not delete port \(attachment.hostIfname): \(error)")
+            }
+        }
+    }
+
+}
+
+extension PortSpec {
+    /// netkeep's own id plus the two ids `ovs-docker` uses, so that
+    /// `ovs-docker del-port BRIDGE IF CONTAINER_ID` still finds the port.
+    public static func forAttachment(_ attachment: Attachment) -> PortSpec {
+        PortSpec(bridge: attachment.bridge, name: attachment.hostIfname, tag: attachment.vlan, interfaceExternalIDs: [
+            "netkeep-attachment": attachment.id,
+            "container_id": attachment.containerID,
+            "container_iface": attachment.ifname,
+        ])
+    }
+}

@@ -1,0 +1,87 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import DockerEngine
+import HostIO
+import NetkeepCore
+import NetkeepState
+import OVSDB
+
+/// Where netkeep finds the host's pieces. Every path can be changed, so tests
+/// and unusual hosts can point it elsewhere.
+public struct HostEnvironment: Sendable {
+    public var stateDirectory: String
+    public var dockerSocket: String
+    public var ovsdbSocket: String
+    public var netnsDirectory: String
+
+    public init(stateDirectory: String = StateStore.defaultDirectory,
+                dockerSocket: String = DockerClient.defaultSocket,
+                ovsdbSocket: String = VSwitchClient.defaultSocket,
+                netnsDirectory: String = "/var/run/netns") {
+        self.stateDirectory = stateDirectory
+        self.dockerSocket = dockerSocket
+        self.ovsdbSocket = ovsdbSocket
+        self.netnsDirectory = netnsDirectory
+    }
+
+    public var store: StateStore { StateStore(directory: stateDirectory) }
+    public var docker: DockerClient { DockerClient(socketPath: dockerSocket) }
+
+    public func vswitch() throws(Failure) -> VSwitchClient {
+        do { return try VSwitchClient(socketPath: ovsdbSocket) } catch { throw Failure.component("ovsdb", error) }
+    }
+
+    public var netnsLinks: NetnsLinks { NetnsLinks(directory: netnsDirectory) }
+
+    /// The wall clock, read here and passed down: the core never reads it.
+    public static func now() -> Timestamp { Timestamp(secondsSinceEpoch: Int64(time(nil))) }
+
+    /// /proc/sys/kernel/random/boot_id: differs after every reboot.
+    public static func bootID() -> String? {
+        guard let bytes = try? Files.read("/proc/sys/kernel/random/boot_id") else { return nil }
+        let text = String(decoding: bytes, as: UTF8.self).filter { !$0.isWhitespace }
+        return text.isEmpty ? nil : text
+    }
+}
+
+/// Named places where `NETKEEP_FAULT=<point>` kills the process with SIGKILL,
+/// so tests can check that the next reconcile repairs a crash there.
+public enum FaultPoint: String, CaseIterable, Sendable {
+    case attachPendingWritten = "attach.pending-written"
+    case attachVethCreated = "attach.veth-created"
+    case attachPortAdded = "attach.port-added"
+    case attachConfigured = "attach.configured"
+    case detachMarked = "detach.marked"
+    case detachPortsDeleted = "detach.ports-deleted"
+    case detachLinksDeleted = "detach.links-deleted"
+
+    public func check() {
+        guard let value = getenv("NETKEEP_FAULT"), String(cString: value) == rawValue else { return }
+        kill(getpid(), SIGKILL)
+    }
+}
+
+import Logging
+
+extension HostEnvironment {
+    /// Takes the state directory's exclusive lock, saying so when it must wait.
+    public func lockState(logger: Logger) throws(Failure) -> StateLock {
+        do {
+            return try store.lock { holder in
+                logger.notice("waiting for the state lock held by \(holder.map { "pid \($0)" } ?? "another netkeep")")
+            }
+        } catch { throw Failure.from(error) }
+    }
+
+    public func loadState() throws(Failure) -> State {
+        do { return try store.load() } catch { throw Failure.from(error) }
+    }
+
+    /// Saves the state, stamped with the current boot id.
+    public func saveState(_ state: State) throws(Failure) {
+        var state = state
+        state.bootID = Self.bootID()
+        do { try store.save(state) } catch { throw Failure.from(error) }
+    }
+}

@@ -1,0 +1,27 @@
+import NetkeepCore
+
+/// Why the state file cannot be used. A state file in any of these conditions
+/// is never overwritten.
+public enum StateFileError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// Not JSON, truncated, or with values that break the schema.
+    case corrupt(path: String, detail: String)
+    /// Written by a netkeep that knows a schema this one does not.
+    case unknownVersion(path: String, version: Int)
+    /// The file or its directory could not be read or written.
+    case io(SystemError)
+    /// Another netkeep holds the lock for longer than the wait allows.
+    case locked(path: String, holder: String?)
+
+    public var description: String {
+        switch self {
+        case .corrupt(let path, let detail):
+            return "state file \(path) is corrupt: \(detail); it was left untouched (restore it from a backup or move it away)"
+        case .unknownVersion(let path, let version):
+            return "state file \(path) has version \(version), this netkeep knows only version \(State.currentVersion); it was left untouched"
+        case .io(let error):
+            return "state file: \(error)"
+        case .locked(let path, let holder):
+            return "state directory lock \(path) is held by another netkeep\(holder.map { " (pid \($0))" } ?? "")"
+        }
+    }
+}

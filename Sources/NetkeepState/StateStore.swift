@@ -1,0 +1,134 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import FoundationEssentials
+import HostIO
+import NetkeepCore
+
+/// The state directory: `state.json` (versioned JSON, see state/schema.json)
+/// and `state.lock`.
+public struct StateStore: Sendable {
+    public static let defaultDirectory = "/var/lib/netkeep"
+
+    public let directory: String
+    public var statePath: String { directory + "/state.json" }
+    public var lockPath: String { directory + "/state.lock" }
+
+    public init(directory: String) {
+        self.directory = directory.count > 1 && directory.hasSuffix("/") ? String(directory.dropLast()) : directory
+    }
+
+    /// Creates the directory if needed and takes the exclusive lock.
+    public func lock(timeout: Double = 120, onWait: (String?) -> Void = { _ in }) throws(StateFileError) -> StateLock {
+        try makeDirectory()
+        return try StateLock(path: lockPath, timeout: timeout, onWait: onWait)
+    }
+
+    /// Reads the state. A missing file is an empty state; anything unreadable throws.
+    public func load() throws(StateFileError) -> State {
+        guard let bytes = try readFile(statePath) else { return State() }
+        return try StateCodec.decode(bytes, path: statePath)
+    }
+
+    /// Writes the state atomically: a temporary file in the same directory,
+    /// fsync, rename over state.json, fsync of the directory. On any failure
+    /// the previous file is left as it was and the temporary file removed.
+    public func save(_ state: State) throws(StateFileError) {
+        let bytes = StateCodec.encode(state)
+        try makeDirectory()
+        let temp = "\(directory)/.state.json.\(getpid()).tmp"
+        let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw .io(SystemError("create", temp, errno: errno)) }
+        var failure: SystemError?
+        var offset = 0
+        while offset < bytes.count, failure == nil {
+            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + offset, bytes.count - offset) }
+            if n < 0 {
+                if errno != EINTR { failure = SystemError("write", temp, errno: errno) }
+            } else {
+                offset += n
+            }
+        }
+        if failure == nil, fsync(fd) != 0 { failure = SystemError("fsync", temp, errno: errno) }
+        if close(fd) != 0, failure == nil { failure = SystemError("close", temp, errno: errno) }
+        if failure == nil, rename(temp, statePath) != 0 { failure = SystemError("rename to \(statePath)", temp, errno: errno) }
+        if let failure {
+            unlink(temp)
+            throw .io(failure)
+        }
+        let dirfd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if dirfd >= 0 {
+            defer { close(dirfd) }
+            if fsync(dirfd) != 0 { throw .io(SystemError("fsync", directory, errno: errno)) }
+        }
+    }
+
+    private func makeDirectory() throws(StateFileError) {
+        do { try Files.makeDirectories(directory) } catch { throw .io(error) }
+    }
+
+    private func readFile(_ path: String) throws(StateFileError) -> [UInt8]? {
+        do { return try Files.read(path) } catch { throw .io(error) }
+    }
+}
+
+/// JSON encoding of the state, kept apart from I/O so that it is tested on bytes.
+public enum StateCodec {
+    private struct VersionProbe: Decodable { var version: Int? }
+
+    public static func encode(_ state: State) -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        // Encoding plain value types cannot fail.
+        return Array(try! encoder.encode(state)) + [0x0a]
+    }
+
+    public static func decode(_ bytes: [UInt8], path: String) throws(StateFileError) -> State {
+        if bytes.isEmpty { throw .corrupt(path: path, detail: "the file is empty") }
+        let data = Data(bytes)
+        let decoder = JSONDecoder()
+        let probe: VersionProbe
+        do { probe = try decoder.decode(VersionProbe.self, from: data) } catch {
+            throw .corrupt(path: path, detail: describe(error, bytes: bytes))
+        }
+        guard let version = probe.version else { throw .corrupt(path: path, detail: "it has no \"version\" field") }
+        guard version == State.currentVersion else { throw .unknownVersion(path: path, version: version) }
+        let state: State
+        do { state = try decoder.decode(State.self, from: data) } catch {
+            throw .corrupt(path: path, detail: describe(error, bytes: bytes))
+        }
+        if let problem = state.problems().first { throw .corrupt(path: path, detail: problem) }
+        return state
+    }
+
+    static func describe(_ error: any Error, bytes: [UInt8]) -> String {
+        guard let error = error as? DecodingError else { return "\(error)" }
+        switch error {
+        case .dataCorrupted(let context) where context.codingPath.isEmpty:
+            return "not valid JSON (\(bytes.count) bytes\(bytes.last == 0x0a || bytes.last == 0x7d ? "" : ", possibly truncated")): \(underlying(context))"
+        case .dataCorrupted(let context):
+            return "at \(path(context.codingPath)): \(context.debugDescription)"
+        case .keyNotFound(let key, let context):
+            return "at \(path(context.codingPath + [key])): required field is missing"
+        case .typeMismatch(let type, let context):
+            return "at \(path(context.codingPath)): expected \(type)"
+        case .valueNotFound(let type, let context):
+            return "at \(path(context.codingPath)): expected \(type), found null"
+        @unknown default:
+            return "\(error)"
+        }
+    }
+
+    private static func underlying(_ context: DecodingError.Context) -> String {
+        if let inner = context.underlyingError { return "\(inner)" }
+        return context.debugDescription
+    }
+
+    static func path(_ keys: [any CodingKey]) -> String {
+        var out = ""
+        for key in keys {
+            if let index = key.intValue { out += "[\(index)]" } else { out += (out.isEmpty ? "" : ".") + key.stringValue }
+        }
+        return out.isEmpty ? "top level" : out
+    }
+}

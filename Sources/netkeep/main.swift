@@ -1,0 +1,151 @@
+import ArgumentParser
+import FoundationEssentials
+import HostIO
+import Logging
+import NetkeepCore
+import NetkeepService
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct GlobalOptions: ParsableArguments {
+    @Option(name: .customLong("state-dir"), help: ArgumentHelp("Directory of state.json and state.lock (env NETKEEP_STATE_DIR).", valueName: "dir"))
+    var stateDirectory: String?
+
+    @Option(name: .customLong("docker-socket"), help: ArgumentHelp("Docker Engine API socket.", valueName: "path"))
+    var dockerSocket: String = "/var/run/docker.sock"
+
+    @Option(name: .customLong("ovsdb-socket"), help: ArgumentHelp("OVSDB server socket.", valueName: "path"))
+    var ovsdbSocket: String = "/var/run/openvswitch/db.sock"
+
+    @Flag(name: [.short, .long], help: "Print what is being done.")
+    var verbose = false
+
+    var environment: HostEnvironment {
+        let fromEnv = getenv("NETKEEP_STATE_DIR").map { String(cString: $0) }
+        return HostEnvironment(stateDirectory: stateDirectory ?? fromEnv ?? "/var/lib/netkeep",
+                               dockerSocket: dockerSocket, ovsdbSocket: ovsdbSocket)
+    }
+
+    var logger: Logger {
+        let level: Logger.Level = verbose ? .info : .notice
+        return Logger(label: "netkeep") { _ in ConsoleLogHandler(level: level) }
+    }
+}
+
+/// Prints a failure as one line and exits with its code.
+func runReporting(_ body: () throws(Failure) -> Void) throws {
+    do { try body() } catch {
+        writeToStandardError("netkeep: \(error)\n")
+        throw ExitCode(error.exitCode)
+    }
+}
+
+@main
+struct Netkeep: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "netkeep",
+        abstract: "Keeps Docker containers attached to Open vSwitch bridges across restarts, reboots and removal.",
+        discussion: """
+        Every attachment (veth pair, OVS port, interface name, MAC, MTU, VLAN, address, \
+        /var/run/netns link) is recorded in STATE_DIR/state.json so that it can be made again.
+
+        Exit codes:
+          0   success
+          1   a step failed after the checks passed; what was done was undone
+          2   bad input: unknown or stopped container, missing bridge, taken name, bad value
+          3   the state file is corrupt, truncated or of an unknown version (it is left untouched)
+          4   Docker or OVSDB could not be reached (nothing was removed)
+          64  the command line could not be parsed
+        """,
+        subcommands: [AttachCommand.self, DetachCommand.self, ListCommand.self]
+    )
+}
+
+struct AttachCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "attach",
+        abstract: "Attach a running container to an OVS bridge with a static address.",
+        discussion: """
+        Creates a veth pair (host end nk<12 hex>, derived from the container id and IFNAME), \
+        adds the host end to BRIDGE in one OVSDB transaction, creates the other end inside the \
+        container as IFNAME with MAC and MTU, sets the address and default route, and points \
+        /var/run/netns/<container name> at the container's namespace. Nothing is changed when \
+        a check fails.
+
+        Example: netkeep attach web1 --bridge br0 --ip 10.1.2.10/24 --gateway 10.1.2.1 --vlan 10
+        """
+    )
+
+    @Argument(help: "Container name or id.") var container: String
+    @Option(help: ArgumentHelp("OVS bridge to attach to.", valueName: "bridge")) var bridge: String
+    @Option(help: ArgumentHelp("Interface name inside the container.", valueName: "name")) var ifname: String = "eth1"
+    @Option(help: ArgumentHelp("Static address with prefix length, e.g. 10.1.2.10/24.", valueName: "cidr")) var ip: String
+    @Option(help: ArgumentHelp("Default gateway, inside the --ip subnet.", valueName: "ip")) var gateway: String?
+    @Option(help: ArgumentHelp("MAC address (default: a random locally administered one, kept for good).", valueName: "mac")) var mac: String?
+    @Option(help: ArgumentHelp("MTU of both veth ends (68-65535, default 1500).", valueName: "n")) var mtu: String?
+    @Option(help: ArgumentHelp("VLAN tag of the OVS port (0-4095).", valueName: "n")) var vlan: String?
+    @OptionGroup var options: GlobalOptions
+
+    func run() throws {
+        try runReporting { () throws(Failure) in
+            let request: AttachRequest
+            do {
+                request = try AttachRequest.parse(container: container, bridge: bridge, ifname: ifname, ip: ip,
+                                                  gateway: gateway, mac: mac, mtu: mtu, vlan: vlan)
+            } catch {
+                throw Failure.badInput("attach \(container): \(error)")
+            }
+            let attachment = try Attach(environment: options.environment, logger: options.logger).run(request)
+            print("attached \(attachment.containerName) \(attachment.ifname) to \(attachment.bridge) as \(attachment.hostIfname) (\(attachment.address.map(\.description) ?? "-"), mac \(attachment.mac))")
+        }
+    }
+}
+
+struct DetachCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "detach",
+        abstract: "Remove a container's attachments: OVS port, veth, netns link and record.",
+        discussion: "Works when the container is already gone, or when the port or veth is already missing."
+    )
+
+    @Argument(help: "Container name or id (also of a removed container).") var container: String
+    @Option(help: ArgumentHelp("Only this interface (default: every attachment of the container).", valueName: "name")) var ifname: String?
+    @OptionGroup var options: GlobalOptions
+
+    func run() throws {
+        try runReporting { () throws(Failure) in
+            do {
+                _ = try Names.containerReference(container)
+                if let ifname { _ = try Names.interface(ifname) }
+            } catch {
+                throw Failure.badInput("detach \(container): \(error)")
+            }
+            let removed = try Detach(environment: options.environment, logger: options.logger).run(container: container, ifname: ifname)
+            for a in removed { print("detached \(a.containerName) \(a.ifname) from \(a.bridge) (\(a.hostIfname))") }
+        }
+    }
+}
+
+struct ListCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "list", abstract: "Show every recorded attachment.")
+
+    @Flag(help: "A JSON array instead of a table.") var json = false
+    @OptionGroup var options: GlobalOptions
+
+    func run() throws {
+        try runReporting { () throws(Failure) in
+            let state = try options.environment.loadState()
+            let entries = state.attachments.map(ListEntry.init)
+            if json {
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+                let data = (try? encoder.encode(entries)) ?? Data("[]".utf8)
+                print(String(decoding: data, as: UTF8.self))
+            } else {
+                print(ListEntry.table(entries), terminator: "")
+            }
+        }
+    }
+}
