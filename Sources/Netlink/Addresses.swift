@@ -7,6 +7,11 @@ import NetkeepCore
 public struct InterfaceAddress: Equatable, Sendable {
     public var index: Int32
     public var cidr: IPv4CIDR
+
+    public init(index: Int32, cidr: IPv4CIDR) {
+        self.index = index
+        self.cidr = cidr
+    }
 }
 
 /// An IPv4 route of the main table.

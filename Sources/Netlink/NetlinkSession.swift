@@ -24,25 +24,29 @@ public final class NetlinkSession {
         _ = try exchange(builder, operation: operation, dump: false)
     }
 
+
     /// Sends a request that returns one object (or ENODEV and friends as errors).
     func fetch(_ builder: NetlinkMessageBuilder, operation: String) throws(NetlinkError) -> NetlinkMessage? {
-        try exchange(builder, operation: operation, dump: false).first
+        try exchange(builder, operation: operation, dump: false).replies.first
     }
 
     /// Dumps a table; retried when the kernel says the dump was interrupted.
     func dump(_ builder: NetlinkMessageBuilder, operation: String) throws(NetlinkError) -> [NetlinkMessage] {
         for _ in 0..<Self.dumpRetries {
-            let messages = try exchange(builder, operation: operation, dump: true)
-            if !messages.contains(where: { $0.flags & RTNL.NLM_F_DUMP_INTR != 0 }) { return messages }
+            let result = try exchange(builder, operation: operation, dump: true)
+            if !result.interrupted { return result.replies }
         }
         throw NetlinkError(operation: operation, errno: EINTR, kernelMessage: "dump interrupted \(Self.dumpRetries) times")
     }
 
-    private func exchange(_ builder: NetlinkMessageBuilder, operation: String, dump: Bool) throws(NetlinkError) -> [NetlinkMessage] {
+    /// Sends one request and collects its replies up to the ack or NLMSG_DONE;
+    /// `interrupted` tells that the kernel flagged a dump as inconsistent.
+    private func exchange(_ builder: NetlinkMessageBuilder, operation: String, dump: Bool) throws(NetlinkError) -> (replies: [NetlinkMessage], interrupted: Bool) {
         sequence &+= 1
         let seq = sequence
         try socket.send(builder.finished(sequence: seq))
         var replies: [NetlinkMessage] = []
+        var interrupted = false
         while true {
             let datagram = try socket.receive()
             let messages: [NetlinkMessage]
@@ -52,20 +56,21 @@ public final class NetlinkSession {
             for message in messages {
                 // Replies to earlier requests that timed out, or notifications, are not ours.
                 guard message.sequence == seq else { continue }
+                if message.flags & RTNL.NLM_F_DUMP_INTR != 0 { interrupted = true }
                 switch message.type {
                 case RTNL.NLMSG_ERROR:
                     let (code, text) = Self.decodeError(message)
-                    if code == 0 { return replies }
+                    if code == 0 { return (replies, interrupted) }
                     throw NetlinkError(operation: operation, errno: -code, kernelMessage: text)
                 case RTNL.NLMSG_DONE:
-                    return replies
+                    return (replies, interrupted)
                 case RTNL.NLMSG_NOOP:
                     continue
                 default:
                     replies.append(message)
                     if !dump && message.flags & RTNL.NLM_F_MULTI == 0 {
                         // A single reply to a GET comes without an ack unless asked for.
-                        if builderFlags(builder) & RTNL.NLM_F_ACK == 0 { return replies }
+                        if builderFlags(builder) & RTNL.NLM_F_ACK == 0 { return (replies, interrupted) }
                     }
                 }
             }

@@ -1,0 +1,158 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import Testing
+
+/// Access to the real test bed of scripts/testbed. With NETKEEP_TESTBED=1 a
+/// missing piece fails the test; without it the suites are skipped.
+enum Testbed {
+    static let bridge = ProcessInfo.processInfo.environment["NETKEEP_TESTBED_BRIDGE"] ?? "nk-br0"
+    static let image = "netkeep-test/busybox"
+    static let enabled = ProcessInfo.processInfo.environment["NETKEEP_TESTBED"] == "1"
+    static let skipReason: Comment = "needs root and the test bed: run scripts/test (sets NETKEEP_TESTBED=1)"
+
+    static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent().path
+
+    static var netkeepBinary: String {
+        ProcessInfo.processInfo.environment["NETKEEP_BIN"] ?? packageRoot + "/.build/debug/netkeep"
+    }
+
+    /// Throws (a test failure) when the test bed is not all there.
+    static func check() throws {
+        guard getuid() == 0 else { throw TestbedMissing("integration tests must run as root") }
+        for path in ["/var/run/docker.sock", "/var/run/openvswitch/db.sock"] where !FileManager.default.fileExists(atPath: path) {
+            throw TestbedMissing("\(path) is missing: run scripts/testbed up")
+        }
+        guard FileManager.default.isExecutableFile(atPath: netkeepBinary) else {
+            throw TestbedMissing("\(netkeepBinary) is missing: run swift build first")
+        }
+        let bridge = run(["ovs-vsctl", "br-exists", Testbed.bridge])
+        guard bridge.status == 0 else { throw TestbedMissing("bridge \(Testbed.bridge) is missing: run scripts/testbed up") }
+    }
+
+    struct TestbedMissing: Error, CustomStringConvertible {
+        let description: String
+        init(_ description: String) { self.description = "test bed: " + description }
+    }
+}
+
+struct CommandResult {
+    var status: Int32
+    var stdout: String
+    var stderr: String
+    var lines: [String] { stdout.split(separator: "\n").map(String.init) }
+}
+
+/// Runs a program with an argument array (no shell), output captured through
+/// files so that a large output cannot block the child.
+@discardableResult
+func run(_ arguments: [String], environment: [String: String] = [:]) -> CommandResult {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("nkrun-\(UUID().uuidString)")
+    try! FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: dir) }
+    let out = dir.appendingPathComponent("out"), err = dir.appendingPathComponent("err")
+    FileManager.default.createFile(atPath: out.path, contents: nil)
+    FileManager.default.createFile(atPath: err.path, contents: nil)
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: arguments[0].hasPrefix("/") ? arguments[0] : "/usr/bin/env")
+    process.arguments = arguments[0].hasPrefix("/") ? Array(arguments.dropFirst()) : arguments
+    process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
+    process.standardOutput = try! FileHandle(forWritingTo: out)
+    process.standardError = try! FileHandle(forWritingTo: err)
+    do { try process.run() } catch {
+        return CommandResult(status: 127, stdout: "", stderr: "\(arguments[0]): \(error)")
+    }
+    process.waitUntilExit()
+    return CommandResult(status: process.terminationStatus,
+                         stdout: (try? String(contentsOf: out, encoding: .utf8)) ?? "",
+                         stderr: (try? String(contentsOf: err, encoding: .utf8)) ?? "")
+}
+
+/// Polls `condition` until it holds or `seconds` pass; returns whether it held.
+func eventually(within seconds: Double = 10, _ condition: () -> Bool) -> Bool {
+    let deadline = Date().addingTimeInterval(seconds)
+    repeat {
+        if condition() { return true }
+        usleep(20_000)
+    } while Date() < deadline
+    return condition()
+}
+
+/// A temporary state directory and the netkeep binary bound to it.
+final class Netkeep: @unchecked Sendable {
+    let stateDirectory: String
+    var statePath: String { stateDirectory + "/state.json" }
+
+    init() {
+        stateDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("nkstate-\(UUID().uuidString.prefix(8))").path
+    }
+
+    @discardableResult
+    func callAsFunction(_ arguments: String..., environment: [String: String] = [:]) -> CommandResult {
+        invoke(arguments, environment: environment)
+    }
+
+    func invoke(_ arguments: [String], environment: [String: String] = [:]) -> CommandResult {
+        run([Testbed.netkeepBinary] + arguments + ["--state-dir", stateDirectory], environment: environment)
+    }
+
+    var stateBytes: Data? { FileManager.default.contents(atPath: statePath) }
+
+    /// `netkeep list --json` decoded.
+    func list() throws -> [[String: Any]] {
+        let result = invoke(["list", "--json"])
+        guard result.status == 0 else { throw Testbed.TestbedMissing("list failed: \(result.stderr)") }
+        return try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [[String: Any]] ?? []
+    }
+
+    deinit { try? FileManager.default.removeItem(atPath: stateDirectory) }
+}
+
+/// A throw-away busybox container with no network but `lo`.
+final class TestContainer: @unchecked Sendable {
+    let name: String
+    let id: String
+
+    init(prefix: String = "nkt", restart: Bool = false) throws {
+        name = "\(prefix)-\(UUID().uuidString.prefix(8).lowercased())"
+        var args = ["docker", "run", "-d", "--net=none", "--name", name]
+        if restart { args += ["--restart", "always"] }
+        let result = run(args + [Testbed.image, "sleep", "1000000"])
+        guard result.status == 0 else { throw Testbed.TestbedMissing("docker run failed: \(result.stderr)") }
+        id = result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    var pid: Int32 { Int32(run(["docker", "inspect", "-f", "{{.State.Pid}}", name]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0 }
+
+    func exec(_ arguments: String...) -> CommandResult { run(["docker", "exec", name] + arguments) }
+
+    func remove() { run(["docker", "rm", "-f", name]) }
+
+    deinit { remove() }
+}
+
+/// A random /24 for static addresses, so runs never collide with each other
+/// or with what an earlier run left on the bridge.
+func randomSubnet() -> String { "10.\(Int.random(in: 100...199)).\(Int.random(in: 0...255))" }
+
+/// Everything a failed command could have touched, for byte-for-byte comparison.
+func hostFingerprint(containers: [TestContainer]) -> String {
+    var parts: [String] = []
+    parts.append(run(["ovs-vsctl", "--format=csv", "--columns=_uuid,name,tag,interfaces,external_ids", "list", "Port"]).stdout)
+    parts.append(run(["ovs-vsctl", "--format=csv", "--columns=_uuid,name,type,external_ids", "list", "Interface"]).stdout)
+    parts.append(run(["ip", "-o", "link", "show"]).lines.map { $0.replacingOccurrences(of: #"\s+(qdisc|state|mode|group|qlen)\s.*"#, with: "", options: .regularExpression) }.sorted().joined(separator: "\n"))
+    parts.append(((try? FileManager.default.contentsOfDirectory(atPath: "/var/run/netns")) ?? []).sorted().map { "\($0) -> \((try? FileManager.default.destinationOfSymbolicLink(atPath: "/var/run/netns/\($0)")) ?? "")" }.joined(separator: "\n"))
+    for c in containers {
+        parts.append(c.exec("ip", "-o", "addr").stdout)
+        parts.append(c.exec("ip", "-o", "link").stdout)
+        parts.append(c.exec("ip", "route").stdout)
+    }
+    return parts.joined(separator: "\n----\n")
+}
+
+/// Every integration suite nests here: they share the host (bridge, netns
+/// directory, Docker), so they run one at a time, and only with the test bed.
+@Suite(.serialized, .enabled(if: Testbed.enabled, Testbed.skipReason))
+enum IntegrationSuite {}
