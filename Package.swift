@@ -12,6 +12,8 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        // Tests only: property tests of the planner.
+        .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.0"),
     ],
     targets: [
         .target(name: "CLinux"),
@@ -36,7 +38,10 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .testTarget(name: "NetkeepCoreTests", dependencies: ["NetkeepCore"]),
+        .testTarget(
+            name: "NetkeepCoreTests",
+            dependencies: ["NetkeepCore", .product(name: "PropertyBased", package: "swift-property-based")]
+        ),
         .testTarget(name: "NetkeepStateTests", dependencies: ["NetkeepState", "NetkeepCore"]),
         .testTarget(name: "OVSDBTests", dependencies: ["OVSDB", "NetkeepCore"]),
         .testTarget(name: "NetlinkTests", dependencies: ["Netlink", "CLinux", "NetkeepCore"]),

@@ -31,17 +31,20 @@ public struct Attachment: Codable, Hashable, Sendable {
     public var netnsLink: String?
     public var status: AttachmentStatus
     public var createdAt: Timestamp
+    /// The container's init PID when the attachment was last made; a different
+    /// PID means the container restarted since.
+    public var containerPID: Int32?
 
     public init(containerID: String, containerName: String, ifname: String, bridge: String,
                 mac: MACAddress, mtu: Int, vlan: Int?, mode: AddressMode,
                 address: IPv4CIDR?, gateway: IPv4Address?, netnsLink: String?,
-                status: AttachmentStatus, createdAt: Timestamp) {
+                status: AttachmentStatus, createdAt: Timestamp, containerPID: Int32? = nil, hostIfname: String? = nil) {
         self.id = Names.attachmentID(containerID: containerID, ifname: ifname)
         self.containerID = containerID
         self.containerName = containerName
         self.ifname = ifname
         self.bridge = bridge
-        self.hostIfname = Names.hostInterface(containerID: containerID, ifname: ifname)
+        self.hostIfname = hostIfname ?? Names.hostInterface(containerID: containerID, ifname: ifname)
         self.mac = mac
         self.mtu = mtu
         self.vlan = vlan
@@ -51,6 +54,7 @@ public struct Attachment: Codable, Hashable, Sendable {
         self.netnsLink = netnsLink
         self.status = status
         self.createdAt = createdAt
+        self.containerPID = containerPID
     }
 
     enum CodingKeys: String, CodingKey {
@@ -60,6 +64,7 @@ public struct Attachment: Codable, Hashable, Sendable {
         case hostIfname = "host_ifname"
         case netnsLink = "netns_link"
         case createdAt = "created_at"
+        case containerPID = "container_pid"
     }
 
     /// The short container id people see in `docker ps`.
@@ -122,8 +127,9 @@ public struct State: Codable, Equatable, Sendable {
             if a.id != Names.attachmentID(containerID: a.containerID, ifname: a.ifname) {
                 problems.append("\(at).id: \(quoted(a.id)) does not match its container_id and ifname")
             }
-            if a.hostIfname != Names.hostInterface(containerID: a.containerID, ifname: a.ifname) {
-                problems.append("\(at).host_ifname: \(quoted(a.hostIfname)) does not match its container_id and ifname")
+            // Adopted ovs-docker ports keep their own host name; any other must be a valid name.
+            if (try? Names.interface(a.hostIfname)) == nil {
+                problems.append("\(at).host_ifname: \(quoted(a.hostIfname)) is not a valid interface name")
             }
             if let j = hostNames[a.hostIfname] { problems.append("\(at).host_ifname: also used by attachments[\(j)]") }
             hostNames[a.hostIfname] = i
@@ -141,7 +147,6 @@ public struct State: Codable, Equatable, Sendable {
             } catch {
                 problems.append("\(at): \(error)")
             }
-            if a.mode == .static, a.address == nil { problems.append("\(at).address: missing for a static attachment") }
             if let gw = a.gateway, let address = a.address, !address.contains(gw) {
                 problems.append("\(at).gateway: \(gw) is outside \(address)")
             }

@@ -117,6 +117,7 @@ public struct Attach {
             attachment.netnsLink = nil
         }
         attachment.status = .ready
+        attachment.containerPID = container.pid
         state.upsert(attachment)
         try environment.saveState(state)
         return attachment

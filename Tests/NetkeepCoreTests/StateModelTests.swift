@@ -34,8 +34,9 @@ func sampleAttachment(container: String = String(repeating: "a", count: 64), ifn
         #expect(state.problems().contains { $0.contains("same container and ifname") })
         var forged = sampleAttachment()
         forged.hostIfname = "eth0"
-        state = State(attachments: [forged])
-        #expect(state.problems().contains { $0.contains("host_ifname") })
+        #expect(State(attachments: [forged]).problems().isEmpty, "adopted ports keep their own host name")
+        forged.hostIfname = "eth0;x"
+        #expect(State(attachments: [forged]).problems().contains { $0.contains("host_ifname") })
         var outside = sampleAttachment()
         outside.gateway = try! IPv4Address(parsing: "192.168.0.1")
         #expect(State(attachments: [outside]).problems().contains { $0.contains("gateway") })

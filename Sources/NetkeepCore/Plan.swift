@@ -1,0 +1,131 @@
+/// One change to the host (or to the state file), with its reason.
+public enum Action: Hashable, Sendable {
+    /// Create the veth (peer inside the container with its name, MAC, MTU),
+    /// bring it up and set the address and route.
+    case createVeth(Attachment, pid: Int32, reason: Reason)
+    /// Delete a stale veth of the same name first, then as `createVeth`.
+    case recreateVeth(Attachment, pid: Int32, reason: Reason)
+    case configureInterface(Attachment, pid: Int32, fixes: [InterfaceFix], reason: Reason)
+    case addPort(Attachment, reason: Reason)
+    /// Delete the row in one transaction and add it in a later one.
+    case replacePort(Attachment, reason: Reason)
+    case setVLAN(Attachment, reason: Reason)
+    case linkNetns(Attachment, pid: Int32, reason: Reason)
+    /// Port, veth and record (the netns link is a `removeNetnsLink` of its own).
+    case removeAttachment(Attachment, reason: Reason)
+    /// A port (and a host link of the same name) that no record claims.
+    case removePort(name: String, bridge: String, reason: Reason)
+    /// Only if it is still a symlink to /proc/`pid`/ns/net.
+    case removeNetnsLink(name: String, pid: Int32, reason: Reason)
+    /// Record the attachment as made for this container process.
+    case markReady(Attachment, pid: Int32, reason: Reason)
+
+    public var reason: Reason {
+        switch self {
+        case .createVeth(_, _, let r), .recreateVeth(_, _, let r), .configureInterface(_, _, _, let r),
+             .addPort(_, let r), .replacePort(_, let r), .setVLAN(_, let r), .linkNetns(_, _, let r),
+             .removeAttachment(_, let r), .removePort(_, _, let r), .removeNetnsLink(_, _, let r), .markReady(_, _, let r):
+            return r
+        }
+    }
+
+    public var attachment: Attachment? {
+        switch self {
+        case .createVeth(let a, _, _), .recreateVeth(let a, _, _), .configureInterface(let a, _, _, _), .addPort(let a, _),
+             .replacePort(let a, _), .setVLAN(let a, _), .linkNetns(let a, _, _), .removeAttachment(let a, _), .markReady(let a, _, _):
+            return a
+        case .removePort, .removeNetnsLink:
+            return nil
+        }
+    }
+
+    /// A stable name for the kind of action (JSON `action`, journald NETKEEP_ACTION).
+    public var kind: String {
+        switch self {
+        case .createVeth: return "create-veth"
+        case .recreateVeth: return "recreate-veth"
+        case .configureInterface: return "configure-interface"
+        case .addPort: return "add-port"
+        case .replacePort: return "replace-port"
+        case .setVLAN: return "set-vlan"
+        case .linkNetns: return "link-netns"
+        case .removeAttachment: return "remove-attachment"
+        case .removePort: return "remove-port"
+        case .removeNetnsLink: return "remove-netns-link"
+        case .markReady: return "mark-ready"
+        }
+    }
+
+    /// Whether the action deletes something from the host.
+    public var removes: Bool {
+        switch self {
+        case .removeAttachment, .removePort, .removeNetnsLink: return true
+        default: return false
+        }
+    }
+
+    /// The OVS port / host veth the action is about.
+    public var port: String? {
+        switch self {
+        case .removePort(let name, _, _): return name
+        case .removeNetnsLink: return nil
+        default: return attachment?.hostIfname
+        }
+    }
+
+    /// One line for people: `web1 eth1: create veth nk0123 (container restarted ...)`.
+    public var summary: String {
+        let subject: String
+        let what: String
+        switch self {
+        case .removePort(let name, let bridge, _):
+            subject = "port \(name)"
+            what = "remove from \(bridge) with its veth"
+        case .removeNetnsLink(let name, _, _):
+            subject = "/var/run/netns/\(name)"
+            what = "remove"
+        default:
+            let a = attachment!
+            subject = "\(a.containerName) \(a.ifname)"
+            switch self {
+            case .createVeth: what = "create veth \(a.hostIfname)"
+            case .recreateVeth: what = "recreate veth \(a.hostIfname)"
+            case .configureInterface(_, _, let fixes, _): what = "configure \(a.ifname) (\(fixes.count) fix\(fixes.count == 1 ? "" : "es"))"
+            case .addPort: what = "add port \(a.hostIfname) to \(a.bridge)"
+            case .replacePort: what = "replace port \(a.hostIfname) on \(a.bridge)"
+            case .setVLAN: what = "set VLAN tag \(a.vlan.map(String.init) ?? "none") on \(a.hostIfname)"
+            case .linkNetns: what = "link /var/run/netns/\(a.netnsLink ?? "")"
+            case .removeAttachment: what = "remove port and veth \(a.hostIfname) and the record"
+            case .markReady: what = "record as ready"
+            default: what = kind
+            }
+        }
+        return "\(subject): \(what) (\(reason))"
+    }
+}
+
+/// Something the plan cannot do, or chose not to, and why.
+public struct Notice: Hashable, Sendable, CustomStringConvertible {
+    public enum Severity: String, Sendable { case info, error }
+    public var severity: Severity
+    public var message: String
+
+    public init(_ severity: Severity, _ message: String) {
+        self.severity = severity
+        self.message = message
+    }
+
+    public var description: String { message }
+}
+
+public struct Plan: Equatable, Sendable {
+    public var actions: [Action]
+    public var notices: [Notice]
+
+    public init(actions: [Action] = [], notices: [Notice] = []) {
+        self.actions = actions
+        self.notices = notices
+    }
+
+    public var hasErrors: Bool { notices.contains { $0.severity == .error } }
+}

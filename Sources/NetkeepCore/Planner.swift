@@ -1,0 +1,193 @@
+/// Compares the desired state with the observed host and returns what to do.
+/// Pure and total: no I/O, no clock, no randomness; the same input always
+/// gives the same plan. The rules of DESIGN.md live here.
+public func plan(desired: State, observed: ObservedHost) -> Plan {
+    var planner = Planner(desired: desired, observed: observed)
+    return planner.run()
+}
+
+struct Planner {
+    let desired: State
+    let observed: ObservedHost
+    var actions: [Action] = []
+    var notices: [Notice] = []
+    /// netns links that attachments (re)make or remove: garbage collection leaves them to that.
+    var claimedLinks = Set<String>()
+    /// netns links already planned by an earlier attachment of the same container.
+    var linked = Set<String>()
+
+    init(desired: State, observed: ObservedHost) {
+        self.desired = desired
+        self.observed = observed
+    }
+
+    mutating func run() -> Plan {
+        if case .unreachable(let why) = observed.docker {
+            notices.append(Notice(.error, "Docker unreachable (\(why)): containers not repaired, nothing removed"))
+        }
+        if observed.ovs == nil {
+            notices.append(Notice(.error, "OVSDB unreachable (\(observed.ovsError ?? "no answer")): ports not repaired, nothing removed"))
+        }
+        if observed.hostLinks == nil { notices.append(Notice(.error, "host links could not be read: nothing repaired or removed")) }
+        if observed.netns == nil { notices.append(Notice(.error, "/var/run/netns could not be read: nothing removed")) }
+        let sorted = desired.attachments.sorted(by: { $0.id < $1.id })
+        let removing = observed.isComplete ? Set(sorted.filter(isToBeRemoved).map(\.id)) : []
+        for attachment in sorted {
+            if isToBeRemoved(attachment) {
+                if let link = attachment.netnsLink { claimedLinks.insert(link) }
+                if removing.contains(attachment.id) { planRemoval(attachment, keeping: sorted.filter { !removing.contains($0.id) }) }
+            } else {
+                planAttachment(attachment)
+            }
+        }
+        if observed.isComplete {
+            collectOrphanPorts()
+            collectDanglingLinks()
+        }
+        return Plan(actions: actions, notices: notices)
+    }
+
+    /// Detach interrupted, or the container is gone (Docker said 404).
+    func isToBeRemoved(_ a: Attachment) -> Bool {
+        a.status == .removing || observed.docker.isRemoved(a.containerID)
+    }
+
+    /// Port, veth and record; the netns link too when no other attachment of
+    /// the container keeps it and it points at the container or a dead process.
+    mutating func planRemoval(_ a: Attachment, keeping: [Attachment]) {
+        let reason: Reason = a.status == .removing ? .interruptedDetach : .containerRemoved
+        actions.append(.removeAttachment(a, reason: reason))
+        guard let link = a.netnsLink, !keeping.contains(where: { $0.containerID == a.containerID && $0.netnsLink == link }),
+              !actions.contains(where: { if case .removeNetnsLink(link, _, _) = $0 { return true } else { return false } }),
+              case .procLink(let pid, let alive)? = observed.netns?[link]?.kind else { return }
+        let containerPID = observed.docker.container(a.containerID).flatMap { $0.running ? $0.pid : nil }
+        if !alive || pid == containerPID {
+            actions.append(.removeNetnsLink(name: link, pid: pid, reason: reason))
+        }
+    }
+
+    mutating func planAttachment(_ a: Attachment) {
+        let name = "\(a.containerName) \(a.ifname)"
+        guard case .answered = observed.docker, let hostLinks = observed.hostLinks else { return }
+        guard let container = observed.docker.container(a.containerID) else {
+            notices.append(Notice(.info, "\(name): container \(a.shortContainerID) not listed by Docker; left as it is"))
+            return
+        }
+        guard container.running, container.pid > 0, let network = observed.containerNetworks[container.id] else {
+            notices.append(Notice(.info, "\(name): container is not running; attachment kept for when it starts"))
+            return
+        }
+        if let link = a.netnsLink { claimedLinks.insert(link) }
+        let pid = container.pid
+        let host = hostLinks[a.hostIfname]
+        let inside = network.links[a.ifname]
+        if let inside, inside.mac != a.mac {
+            notices.append(Notice(.error, "\(name): the container has another \(a.ifname) (MAC \(inside.mac.map(\.description) ?? "none")); not touched"))
+            return
+        }
+
+        // The veth pair, then what is inside.
+        var vethMade = false
+        if host == nil && inside == nil {
+            let reason: Reason
+            if let recorded = a.containerPID, recorded != pid {
+                reason = .containerRestarted(oldPID: recorded, newPID: pid)
+            } else if let was = desired.bootID, let now = observed.bootID, was != now {
+                reason = .vethMissingAfterReboot
+            } else {
+                reason = .vethMissing
+            }
+            actions.append(.createVeth(a, pid: pid, reason: reason))
+            vethMade = true
+        } else if let host, let inside {
+            let fixes = Self.fixes(a, host: host, inside: inside, network: network)
+            if !fixes.isEmpty { actions.append(.configureInterface(a, pid: pid, fixes: fixes, reason: .interfaceMisconfigured(fixes))) }
+        } else {
+            actions.append(.recreateVeth(a, pid: pid, reason: .vethStale))
+            vethMade = true
+        }
+
+        planPort(a, vethMade: vethMade)
+
+        if let link = a.netnsLink, let entries = observed.netns, !linked.contains(link) {
+            linked.insert(link)
+            switch entries[link]?.kind {
+            case nil: actions.append(.linkNetns(a, pid: pid, reason: .netnsLinkMissing))
+            case .procLink(let linked, _) where linked != pid: actions.append(.linkNetns(a, pid: pid, reason: .netnsLinkStale(pid: linked)))
+            case .procLink: break
+            case .other: notices.append(Notice(.info, "\(name): /var/run/netns/\(link) is not a link netkeep made; left alone"))
+            }
+        }
+        if a.status != .ready || a.containerPID != pid {
+            let reason: Reason
+            switch a.status {
+            case .pending where a.containerPID == nil: reason = .interruptedAttach
+            case .pending: reason = .interruptedRepair
+            default: reason = .containerRestarted(oldPID: a.containerPID, newPID: pid)
+            }
+            actions.append(.markReady(a, pid: pid, reason: reason))
+        }
+    }
+
+    mutating func planPort(_ a: Attachment, vethMade: Bool) {
+        guard let ovs = observed.ovs else { return }
+        guard ovs.bridges[a.bridge] != nil else {
+            notices.append(Notice(.error, "\(a.containerName) \(a.ifname): bridge \(a.bridge) does not exist (ovsdb); port not added"))
+            return
+        }
+        guard let port = ovs.ports[a.hostIfname] else {
+            actions.append(.addPort(a, reason: .portMissing))
+            return
+        }
+        if vethMade {
+            actions.append(.replacePort(a, reason: .portStale))
+        } else if a.status == .pending {
+            actions.append(.replacePort(a, reason: .interruptedRepair))
+        } else if port.bridge != a.bridge {
+            actions.append(.replacePort(a, reason: .portOnWrongBridge(port.bridge)))
+        } else if port.isInError {
+            actions.append(.replacePort(a, reason: .portDead(port.error ?? "ofport -1")))
+        } else if port.tag != a.vlan {
+            actions.append(.setVLAN(a, reason: .vlanDrifted(from: port.tag, to: a.vlan)))
+        }
+    }
+
+    static func fixes(_ a: Attachment, host: ObservedLink, inside: ObservedLink, network: ContainerNetwork) -> [InterfaceFix] {
+        var fixes: [InterfaceFix] = []
+        if inside.mtu != a.mtu { fixes.append(.containerMTU(inside.mtu)) }
+        if host.mtu != a.mtu { fixes.append(.hostMTU(host.mtu)) }
+        if !inside.isUp { fixes.append(.containerUp) }
+        if !host.isUp { fixes.append(.hostUp) }
+        if let address = a.address, !(network.addresses[a.ifname] ?? []).contains(address) { fixes.append(.address(address)) }
+        if let gateway = a.gateway, !network.defaultRoutes.contains(.init(gateway: gateway, ifname: a.ifname)) {
+            fixes.append(.defaultRoute(gateway))
+        }
+        return fixes
+    }
+
+    /// Ports of netkeep or ovs-docker that no record claims, whose container
+    /// Docker says is gone. Anything else on a bridge is never touched.
+    mutating func collectOrphanPorts() {
+        guard let ovs = observed.ovs else { return }
+        let tracked = Set(desired.attachments.map(\.hostIfname))
+        for port in ovs.ports.values.sorted(by: { $0.name < $1.name }) where !tracked.contains(port.name) {
+            guard let owner = port.owner, let container = port.externalIDs["container_id"] else { continue }
+            if observed.docker.isRemoved(container) {
+                actions.append(.removePort(name: port.name, bridge: port.bridge, reason: .orphanPort(owner: owner, container: container)))
+            } else if owner == .netkeep {
+                notices.append(Notice(.info, "port \(port.name) is netkeep's but not in this state file (container \(container.prefix(12))); left alone"))
+            }
+        }
+    }
+
+    /// Symlinks into /proc whose process is gone. Mounts and other entries,
+    /// and links an attachment manages, are never touched here.
+    mutating func collectDanglingLinks() {
+        guard let entries = observed.netns else { return }
+        for entry in entries.values.sorted(by: { $0.name < $1.name }) where !claimedLinks.contains(entry.name) {
+            if case .procLink(let pid, false) = entry.kind {
+                actions.append(.removeNetnsLink(name: entry.name, pid: pid, reason: .danglingNetnsLink(pid: pid)))
+            }
+        }
+    }
+}

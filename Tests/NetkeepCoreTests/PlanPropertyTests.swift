@@ -1,0 +1,196 @@
+import NetkeepCore
+import PropertyBased
+import Testing
+
+/// Random worlds built from a short "script" of perturbation codes, so that a
+/// failing case shrinks to the few codes that matter.
+extension World {
+    init(script: [Int]) {
+        self.init()
+        for code in script {
+            let op = code % 20, arg = code / 20
+            let all = state.attachments
+            let pick = all.isEmpty ? nil : all[arg % all.count]
+            switch op {
+            case 0...3:
+                addHealthy(arg % 6 + 1, ifname: arg % 3 == 0 ? "eth2" : "eth1", vlan: arg % 4 == 0 ? 10 : nil, gateway: arg % 5 != 0)
+            case 4:
+                guard let a = pick, containers[a.containerID] != nil else { continue }
+                containers[a.containerID]!.pid += 1000
+                networks[a.containerID] = ContainerNetwork(links: [:], addresses: [:], defaultRoutes: [])
+                for b in all where b.containerID == a.containerID { hostLinks?[b.hostIfname] = nil }
+            case 5:
+                bootID = "boot-\(arg + 2)"
+                hostLinks = [:]
+                for id in networks.keys { networks[id] = ContainerNetwork(links: [:], addresses: [:], defaultRoutes: []) }
+                for name in ovs?.ports.keys.map({ $0 }) ?? [] { ovs?.ports[name]?.ofport = -1; ovs?.ports[name]?.error = "could not open network device" }
+            case 6: if let a = pick { hostLinks?[a.hostIfname] = nil }
+            case 7: if let a = pick { networks[a.containerID]?.links[a.ifname] = nil }
+            case 8:
+                guard let a = pick else { continue }
+                if arg % 2 == 0 { ovs?.ports[a.hostIfname] = nil } else { ovs?.ports[a.hostIfname]?.ofport = -1 }
+            case 9: if let a = pick { ovs?.ports[a.hostIfname]?.tag = arg % 3 == 0 ? nil : 99 }
+            case 10:
+                guard let a = pick else { continue }
+                switch arg % 6 {
+                case 4: hostLinks?[a.hostIfname]?.isUp = false
+                case 5: hostLinks?[a.hostIfname]?.mtu = 1400
+                case 0: networks[a.containerID]?.links[a.ifname]?.mtu = 9000
+                case 1: networks[a.containerID]?.links[a.ifname]?.isUp = false
+                case 2: networks[a.containerID]?.addresses[a.ifname] = []
+                default: networks[a.containerID]?.defaultRoutes = []
+                }
+            case 11:
+                guard let a = pick, let link = a.netnsLink else { continue }
+                switch arg % 3 {
+                case 0: netns?[link] = nil
+                case 1: netns?[link] = NetnsEntry(name: link, kind: .procLink(pid: 7, alive: arg % 2 == 0))
+                default: netns?[link] = NetnsEntry(name: link, kind: .other)
+                }
+            case 12:
+                guard var a = pick else { continue }
+                a.status = arg % 2 == 0 ? .pending : .removing
+                if arg % 3 == 0 { a.containerPID = nil }
+                state.upsert(a)
+            case 13:
+                guard let a = pick else { continue }
+                containers[a.containerID]?.running = false
+                containers[a.containerID]?.pid = 0
+                networks[a.containerID] = nil
+            case 14:
+                guard let a = pick else { continue }
+                containers[a.containerID] = nil
+                networks[a.containerID] = nil
+                for b in all where b.containerID == a.containerID { hostLinks?[b.hostIfname] = nil }
+                if arg % 2 == 0 { removed.insert(a.containerID) }
+            case 15:
+                let name = "p\(arg)_l"
+                ovs?.ports[name] = ObservedPort(name: name, bridge: "br0", tag: nil, ofport: -1, error: nil, type: "",
+                                                externalIDs: ["container_id": "web\(arg % 3)", "container_iface": "eth1"])
+                if arg % 2 == 0 { removed.insert("web\(arg % 3)") }
+                if arg % 4 == 0 { hostLinks?[name] = ObservedLink(name: name, index: 9000 + Int32(arg), kind: "veth", mac: nil, mtu: 1500, isUp: true) }
+            case 16:
+                let name = "nkorphan\(arg)"
+                ovs?.ports[name] = ObservedPort(name: name, bridge: "br0", tag: nil, ofport: 3, error: nil, type: arg % 3 == 0 ? "vxlan" : "",
+                                                externalIDs: ["netkeep-attachment": "x", "container_id": World.containerID(arg % 9 + 1), "container_iface": "eth1"])
+                if arg % 2 == 0 { removed.insert(World.containerID(arg % 9 + 1)) }
+            case 17:
+                let name = "\(5000 + arg)"
+                switch arg % 3 {
+                case 0: netns?[name] = NetnsEntry(name: name, kind: .procLink(pid: Int32(5000 + arg), alive: false))
+                case 1: netns?[name] = NetnsEntry(name: name, kind: .procLink(pid: Int32(5000 + arg), alive: true))
+                default: netns?[name] = NetnsEntry(name: name, kind: .other)
+                }
+            case 18:
+                switch arg % 8 {
+                case 0: dockerReachable = false
+                case 1: ovs = nil
+                case 2: ovs?.bridges = [:]
+                default: break
+                }
+            default:
+                if let a = pick { containers[a.containerID] = nil }
+            }
+        }
+    }
+
+    /// What the executor does to the host, on the model: each action done as planned.
+    mutating func apply(_ plan: Plan) {
+        for action in plan.actions {
+            switch action {
+            case .createVeth(let a, let pid, _), .recreateVeth(let a, let pid, _):
+                for (name, link) in hostLinks ?? [:] where link.name == a.hostIfname { hostLinks?[name] = nil }
+                var m = self
+                m.makeHealthy(a, pid: pid)
+                hostLinks?[a.hostIfname] = m.hostLinks?[a.hostIfname]
+                var network = networks[a.containerID] ?? ContainerNetwork(links: [:], addresses: [:], defaultRoutes: [])
+                network.links[a.ifname] = m.networks[a.containerID]!.links[a.ifname]
+                network.addresses[a.ifname] = a.address.map { [$0] } ?? []
+                network.defaultRoutes.removeAll { $0.ifname == a.ifname }
+                if let gw = a.gateway { network.defaultRoutes.append(.init(gateway: gw, ifname: a.ifname)) }
+                networks[a.containerID] = network
+            case .configureInterface(let a, _, let fixes, _):
+                for fix in fixes {
+                    switch fix {
+                    case .containerMTU: networks[a.containerID]?.links[a.ifname]?.mtu = a.mtu
+                    case .hostMTU: hostLinks?[a.hostIfname]?.mtu = a.mtu
+                    case .containerUp: networks[a.containerID]?.links[a.ifname]?.isUp = true
+                    case .hostUp: hostLinks?[a.hostIfname]?.isUp = true
+                    case .address(let cidr): networks[a.containerID]?.addresses[a.ifname, default: []].append(cidr)
+                    case .defaultRoute(let gw): networks[a.containerID]?.defaultRoutes.append(.init(gateway: gw, ifname: a.ifname))
+                    }
+                }
+            case .addPort(let a, _), .replacePort(let a, _):
+                ovs?.ports[a.hostIfname] = ObservedPort(name: a.hostIfname, bridge: a.bridge, tag: a.vlan, ofport: 9, error: nil, type: "",
+                                                        externalIDs: ["netkeep-attachment": a.id, "container_id": a.containerID, "container_iface": a.ifname])
+            case .setVLAN(let a, _):
+                ovs?.ports[a.hostIfname]?.tag = a.vlan
+            case .linkNetns(let a, let pid, _):
+                netns?[a.netnsLink!] = NetnsEntry(name: a.netnsLink!, kind: .procLink(pid: pid, alive: true))
+            case .removeAttachment(let a, _):
+                ovs?.ports[a.hostIfname] = nil
+                hostLinks?[a.hostIfname] = nil
+                if networks[a.containerID]?.links[a.ifname]?.mac == a.mac { networks[a.containerID]?.links[a.ifname] = nil }
+                state.remove(id: a.id)
+            case .removePort(let name, _, _):
+                ovs?.ports[name] = nil
+                hostLinks?[name] = nil
+            case .removeNetnsLink(let name, let pid, _):
+                if case .procLink(pid, _)? = netns?[name]?.kind { netns?[name] = nil }
+            case .markReady(var a, let pid, _):
+                a.status = .ready
+                a.containerPID = pid
+                state.upsert(a)
+            }
+        }
+    }
+}
+
+@Suite struct PlanPropertyTests {
+    static let scripts = Gen.int(in: 0...999).array(of: 1...30)
+
+    @Test func applyingThePlanThenPlanningAgainGivesAnEmptyPlan() async {
+        await propertyCheck(count: 2000, input: Self.scripts) { script in
+            var world = World(script: script)
+            let first = world.plan
+            world.apply(first)
+            let second = world.plan
+            #expect(second.actions.isEmpty, "after \(first.actions.map(\.summary)) still \(second.actions.map(\.summary))")
+        }
+    }
+
+    @Test func nothingIsRemovedWithoutPositiveEvidence() async {
+        await propertyCheck(count: 2000, input: Self.scripts) { script in
+            let world = World(script: script)
+            let observed = world.observed
+            for action in world.plan.actions where action.removes {
+                #expect(observed.isComplete, "\(action.summary) while a source was unreadable")
+                switch action {
+                case .removeAttachment(let a, let reason):
+                    if reason == .interruptedDetach {
+                        #expect(a.status == .removing)
+                    } else {
+                        #expect(observed.docker.isRemoved(a.containerID), "\(action.summary) without a 404")
+                    }
+                case .removePort(let name, _, _):
+                    let port = observed.ovs?.ports[name]
+                    #expect(port?.owner != nil, "\(name) is not netkeep's or ovs-docker's")
+                    #expect(observed.docker.isRemoved(port?.externalIDs["container_id"] ?? ""), "\(name) without a 404")
+                    #expect(!world.state.attachments.contains { $0.hostIfname == name })
+                case .removeNetnsLink(let name, let pid, _):
+                    guard case .procLink(pid, let alive)? = observed.netns?[name]?.kind else {
+                        Issue.record("\(name) is not a /proc link to \(pid)")
+                        continue
+                    }
+                    let ownRemoval = world.plan.actions.contains {
+                        if case .removeAttachment(let a, _) = $0 { return a.netnsLink == name && observed.docker.container(a.containerID)?.pid == pid }
+                        return false
+                    }
+                    #expect(!alive || ownRemoval, "\(name) points at a live process \(pid)")
+                default:
+                    Issue.record("unexpected removal \(action.summary)")
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,238 @@
+import NetkeepCore
+import Testing
+
+/// One test per reason and per garbage-collection rule.
+@Suite struct PlannerTests {
+    @Test func healthyHostNeedsNothing() {
+        var w = World()
+        w.addHealthy(1)
+        w.addHealthy(2, vlan: 10)
+        #expect(w.plan.actions.isEmpty)
+        #expect(w.plan.notices.isEmpty)
+    }
+
+    @Test func containerRestartedRecreatesVethReplacesPortRelinksAndRecords() {
+        var w = World()
+        let a = w.addHealthy(1)
+        // A restart: new PID, only lo inside, host veth gone, the old row left looking healthy.
+        w.containers[a.containerID]!.pid = 2001
+        w.networks[a.containerID] = ContainerNetwork(links: [:], addresses: [:], defaultRoutes: [])
+        w.hostLinks![a.hostIfname] = nil
+        let actions = w.plan.actions
+        #expect(actions.map(\.kind) == ["create-veth", "replace-port", "link-netns", "mark-ready"])
+        #expect(actions[0].reason == .containerRestarted(oldPID: 1001, newPID: 2001))
+        #expect(actions[1].reason == .portStale)
+        #expect(actions[2].reason == .netnsLinkStale(pid: 1001))
+        #expect(actions[3] == .markReady(a, pid: 2001, reason: .containerRestarted(oldPID: 1001, newPID: 2001)))
+    }
+
+    @Test func rebootIsToldFromARestartByTheBootID() {
+        var w = World()
+        let a = w.addHealthy(1)
+        w.bootID = "boot-2"
+        w.hostLinks![a.hostIfname] = nil
+        w.networks[a.containerID]!.links = [:]
+        w.ovs!.ports[a.hostIfname]!.error = "could not open network device \(a.hostIfname) (No such device)"
+        w.ovs!.ports[a.hostIfname]!.ofport = -1
+        #expect(w.plan.actions.first?.reason == .vethMissingAfterReboot)
+        w.bootID = "boot-1"
+        #expect(w.plan.actions.first?.reason == .vethMissing)
+    }
+
+    @Test func deadRowIsReplaced() {
+        var w = World()
+        let a = w.addHealthy(1)
+        w.ovs!.ports[a.hostIfname]!.ofport = -1
+        #expect(w.plan.actions == [.replacePort(a, reason: .portDead("ofport -1"))])
+        w.ovs!.ports[a.hostIfname]!.error = "could not open network device"
+        #expect(w.plan.actions == [.replacePort(a, reason: .portDead("could not open network device"))])
+    }
+
+    @Test func missingPortIsAddedAndPortOnAnotherBridgeMoved() {
+        var w = World()
+        let a = w.addHealthy(1)
+        w.ovs!.ports[a.hostIfname] = nil
+        #expect(w.plan.actions == [.addPort(a, reason: .portMissing)])
+        w.addHealthy(1)
+        w.ovs!.bridges["br1"] = "system"
+        w.ovs!.ports[a.hostIfname]!.bridge = "br1"
+        #expect(w.plan.actions == [.replacePort(a, reason: .portOnWrongBridge("br1"))])
+    }
+
+    @Test func missingBridgeIsAnErrorNotAnAction() {
+        var w = World()
+        w.addHealthy(1)
+        w.ovs!.bridges = [:]
+        #expect(w.plan.actions.isEmpty)
+        #expect(w.plan.hasErrors)
+    }
+
+    @Test func vlanDriftIsSetBack() {
+        var w = World()
+        let a = w.addHealthy(1, vlan: 10)
+        w.ovs!.ports[a.hostIfname]!.tag = 20
+        #expect(w.plan.actions == [.setVLAN(a, reason: .vlanDrifted(from: 20, to: 10))])
+        w.ovs!.ports[a.hostIfname]!.tag = nil
+        #expect(w.plan.actions == [.setVLAN(a, reason: .vlanDrifted(from: nil, to: 10))])
+    }
+
+    @Test func misconfiguredInterfaceIsFixedInPlace() {
+        var w = World()
+        let a = w.addHealthy(1)
+        w.networks[a.containerID]!.links["eth1"]!.mtu = 9000
+        w.networks[a.containerID]!.links["eth1"]!.isUp = false
+        w.hostLinks![a.hostIfname]!.isUp = false
+        w.hostLinks![a.hostIfname]!.mtu = 1400
+        w.networks[a.containerID]!.addresses["eth1"] = []
+        w.networks[a.containerID]!.defaultRoutes = []
+        let fixes: [InterfaceFix] = [.containerMTU(9000), .hostMTU(1400), .containerUp, .hostUp, .address(a.address!), .defaultRoute(a.gateway!)]
+        #expect(w.plan.actions == [.configureInterface(a, pid: 1001, fixes: fixes, reason: .interfaceMisconfigured(fixes))])
+    }
+
+    @Test func otherInterfaceWithOurNameIsNotTouched() {
+        var w = World()
+        let a = w.addHealthy(1)
+        w.networks[a.containerID]!.links["eth1"]!.mac = MACAddress(bytes: [2, 9, 9, 9, 9, 9])
+        #expect(w.plan.actions.isEmpty)
+        #expect(w.plan.hasErrors)
+    }
+
+    @Test func hostVethWithoutPeerInTheContainerIsRecreated() {
+        var w = World()
+        let a = w.addHealthy(1)
+        w.networks[a.containerID]!.links = [:]
+        #expect(w.plan.actions.map(\.kind) == ["recreate-veth", "replace-port"])
+        #expect(w.plan.actions[0].reason == .vethStale)
+    }
+
+    @Test func netnsLinkMissingIsMadeAndForeignEntriesAreLeftAlone() {
+        var w = World()
+        let a = w.addHealthy(1)
+        w.netns!["c1"] = nil
+        #expect(w.plan.actions == [.linkNetns(a, pid: 1001, reason: .netnsLinkMissing)])
+        w.netns!["c1"] = NetnsEntry(name: "c1", kind: .other)
+        #expect(w.plan.actions.isEmpty)
+    }
+
+    @Test func interruptedAttachIsFinishedAndRecorded() {
+        var w = World()
+        var a = w.addHealthy(1)
+        a.status = .pending
+        a.containerPID = nil
+        w.state.upsert(a)
+        w.hostLinks![a.hostIfname] = nil
+        w.networks[a.containerID]!.links = [:]
+        w.ovs!.ports[a.hostIfname] = nil
+        #expect(w.plan.actions.map(\.kind) == ["create-veth", "add-port", "mark-ready"])
+        #expect(w.plan.actions.last?.reason == .interruptedAttach)
+    }
+
+    @Test func pendingRepairReplacesTheRowEvenWhenTheVethLooksFine() {
+        var w = World()
+        var a = w.addHealthy(1)
+        a.status = .pending
+        w.state.upsert(a)
+        #expect(w.plan.actions.map(\.kind) == ["replace-port", "mark-ready"])
+        #expect(w.plan.actions[0].reason == .interruptedRepair)
+    }
+
+    @Test func stoppedContainerKeepsItsAttachment() {
+        var w = World()
+        let a = w.addHealthy(1)
+        w.containers[a.containerID]!.running = false
+        w.containers[a.containerID]!.pid = 0
+        w.networks[a.containerID] = nil
+        w.hostLinks![a.hostIfname] = nil
+        w.netns!["c1"] = NetnsEntry(name: "c1", kind: .procLink(pid: 1001, alive: false))
+        // The dangling link may go; the attachment and its port stay.
+        #expect(w.plan.actions == [.removeNetnsLink(name: "c1", pid: 1001, reason: .danglingNetnsLink(pid: 1001))])
+        #expect(!w.plan.hasErrors)
+    }
+
+    @Test func removedContainerIsCollectedOnlyWithA404() {
+        var w = World()
+        let a = w.addHealthy(1)
+        w.containers[a.containerID] = nil
+        w.netns!["c1"] = NetnsEntry(name: "c1", kind: .procLink(pid: 1001, alive: false))
+        // Not listed, but no 404: the attachment stays; only the link to a dead PID may go.
+        #expect(w.plan.actions == [.removeNetnsLink(name: "c1", pid: 1001, reason: .danglingNetnsLink(pid: 1001))])
+        w.removed = [a.containerID]
+        #expect(w.plan.actions == [.removeAttachment(a, reason: .containerRemoved),
+                                   .removeNetnsLink(name: "c1", pid: 1001, reason: .containerRemoved)])
+    }
+
+    @Test(arguments: ["docker", "ovs", "links", "netns"])
+    func nothingIsRemovedWhenASourceIsUnreadable(_ source: String) {
+        var w = World()
+        let a = w.addHealthy(1)
+        w.containers[a.containerID] = nil
+        w.removed = [a.containerID, "gone"]
+        w.ovs!.ports["orphan_l"] = ObservedPort(name: "orphan_l", bridge: "br0", tag: nil, ofport: -1, error: nil, type: "",
+                                               externalIDs: ["container_id": "gone", "container_iface": "eth1"])
+        w.netns!["1234"] = NetnsEntry(name: "1234", kind: .procLink(pid: 1234, alive: false))
+        // The attachment, the orphan port and the dead link; c1's link points at a live
+        // (reused) PID that is not the container's, so it stays.
+        #expect(w.plan.actions.filter(\.removes).count == 3)
+        switch source {
+        case "docker": w.dockerReachable = false
+        case "ovs": w.ovs = nil
+        case "links": w.hostLinks = nil
+        default: w.netns = nil
+        }
+        #expect(!w.plan.actions.contains { $0.removes })
+        #expect(w.plan.hasErrors)
+    }
+
+    @Test func interruptedDetachIsFinishedEvenForARunningContainer() {
+        var w = World()
+        var a = w.addHealthy(1)
+        a.status = .removing
+        w.state.upsert(a)
+        #expect(w.plan.actions == [.removeAttachment(a, reason: .interruptedDetach),
+                                   .removeNetnsLink(name: "c1", pid: 1001, reason: .interruptedDetach)])
+    }
+
+    @Test func netnsLinkStaysWhileAnotherAttachmentUsesIt() {
+        var w = World()
+        var a = w.addHealthy(1)
+        w.addHealthy(1, ifname: "eth2")
+        a.status = .removing
+        w.state.upsert(a)
+        #expect(w.plan.actions == [.removeAttachment(a, reason: .interruptedDetach)])
+    }
+
+    @Test func orphanPortsOfNetkeepAndOvsDockerGoOnlyWhenTheirContainerIsGone() {
+        var w = World()
+        w.addHealthy(1)
+        w.ovs!.ports["abcdef0123456_l"] = ObservedPort(name: "abcdef0123456_l", bridge: "br0", tag: nil, ofport: -1, error: nil, type: "",
+                                                       externalIDs: ["container_id": "web9", "container_iface": "eth1"])
+        w.ovs!.ports["nkdeadbeef0000"] = ObservedPort(name: "nkdeadbeef0000", bridge: "br0", tag: nil, ofport: 3, error: nil, type: "",
+                                                      externalIDs: ["netkeep-attachment": "x", "container_id": World.containerID(7), "container_iface": "eth1"])
+        w.ovs!.ports["vxlan0"] = ObservedPort(name: "vxlan0", bridge: "br0", tag: nil, ofport: 4, error: nil, type: "vxlan",
+                                              externalIDs: ["container_id": "web9", "container_iface": "eth1"])
+        w.ovs!.ports["uplink"] = ObservedPort(name: "uplink", bridge: "br0", tag: nil, ofport: -1, error: "gone", type: "", externalIDs: [:])
+        #expect(!w.plan.actions.contains { $0.removes }, "no 404 yet: nothing goes")
+        w.removed = ["web9", World.containerID(7)]
+        #expect(w.plan.actions == [
+            .removePort(name: "abcdef0123456_l", bridge: "br0", reason: .orphanPort(owner: .ovsDocker, container: "web9")),
+            .removePort(name: "nkdeadbeef0000", bridge: "br0", reason: .orphanPort(owner: .netkeep, container: World.containerID(7))),
+        ])
+    }
+
+    @Test func onlyDeadProcLinksAreCollected() {
+        var w = World()
+        w.addHealthy(1)
+        w.netns!["4242"] = NetnsEntry(name: "4242", kind: .procLink(pid: 4242, alive: false))
+        w.netns!["4343"] = NetnsEntry(name: "4343", kind: .procLink(pid: 4343, alive: true))
+        w.netns!["dhcpsrv"] = NetnsEntry(name: "dhcpsrv", kind: .other)
+        #expect(w.plan.actions == [.removeNetnsLink(name: "4242", pid: 4242, reason: .danglingNetnsLink(pid: 4242))])
+    }
+
+    @Test func planIsDeterministic() {
+        var w = World()
+        for n in 1...9 { w.addHealthy(n) }
+        for n in 1...9 { w.hostLinks![w.state.attachments[n - 1].hostIfname] = nil }
+        #expect(w.plan == w.plan)
+        #expect(w.plan.actions.count == 9 * 2)
+    }
+}
