@@ -21,6 +21,7 @@ struct World {
         let id = Self.containerID(n)
         let pid = Int32(1000 + n)
         containers[id] = ObservedContainer(id: id, name: "c\(n)", running: true, pid: pid)
+        removed.remove(id)
         let a = NetkeepCore.Attachment(
             containerID: id, containerName: "c\(n)", ifname: ifname, bridge: "br0",
             mac: MACAddress(bytes: [2, 0, 0, 0, UInt8(n), UInt8(ifname.count)])!, mtu: 1500, vlan: vlan, mode: .static,

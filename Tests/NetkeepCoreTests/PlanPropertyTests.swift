@@ -73,7 +73,8 @@ extension World {
                 let name = "nkorphan\(arg)"
                 ovs?.ports[name] = ObservedPort(name: name, bridge: "br0", tag: nil, ofport: 3, error: nil, type: arg % 3 == 0 ? "vxlan" : "",
                                                 externalIDs: ["netkeep-attachment": "x", "container_id": World.containerID(arg % 9 + 1), "container_iface": "eth1"])
-                if arg % 2 == 0 { removed.insert(World.containerID(arg % 9 + 1)) }
+                // Docker cannot both list a container and answer 404 for it.
+                if arg % 2 == 0, containers[World.containerID(arg % 9 + 1)] == nil { removed.insert(World.containerID(arg % 9 + 1)) }
             case 17:
                 let name = "\(5000 + arg)"
                 switch arg % 3 {
@@ -190,6 +191,49 @@ extension World {
                 default:
                     Issue.record("unexpected removal \(action.summary)")
                 }
+            }
+        }
+    }
+}
+
+extension World {
+    /// What must hold for an attachment whose container runs, once repaired.
+    func problems(of a: NetkeepCore.Attachment) -> [String] {
+        guard let c = containers[a.containerID], c.running, let network = networks[a.containerID] else { return [] }
+        var out: [String] = []
+        if let inside = network.links[a.ifname], inside.mac != a.mac { return [] } // someone else's interface: left alone
+        if let host = hostLinks?[a.hostIfname] {
+            if !host.isUp || host.mtu != a.mtu { out.append("host end down or wrong MTU") }
+        } else if hostLinks != nil { out.append("host end missing") }
+        if let inside = network.links[a.ifname] {
+            if !inside.isUp || inside.mtu != a.mtu { out.append("inside down or wrong MTU") }
+        } else { out.append("inside missing") }
+        if let address = a.address, !(network.addresses[a.ifname] ?? []).contains(address) { out.append("address missing") }
+        if let gw = a.gateway, !network.defaultRoutes.contains(.init(gateway: gw, ifname: a.ifname)) { out.append("route missing") }
+        if let ovs, ovs.bridges[a.bridge] != nil {
+            if let port = ovs.ports[a.hostIfname] {
+                if port.isInError || port.tag != a.vlan || port.bridge != a.bridge { out.append("port unhealthy") }
+            } else { out.append("port missing") }
+        }
+        if let link = a.netnsLink, let netns, netns[link]?.kind != .other, netns[link]?.kind != .procLink(pid: c.pid, alive: true) {
+            out.append("netns link wrong")
+        }
+        if let record = state.attachments.first(where: { $0.id == a.id }), record.status != .ready || record.containerPID != c.pid {
+            out.append("record not ready for pid \(c.pid)")
+        }
+        return out
+    }
+}
+
+extension PlanPropertyTests {
+    @Test func afterThePlanEveryAttachmentOfARunningContainerIsWhole() async {
+        await propertyCheck(count: 2000, input: Self.scripts) { script in
+            var world = World(script: script)
+            guard world.dockerReachable else { return }
+            world.apply(world.plan)
+            for a in world.state.attachments where a.status != .removing {
+                let problems = world.problems(of: a)
+                #expect(problems.isEmpty, "\(a.containerName) \(a.ifname): \(problems)")
             }
         }
     }
