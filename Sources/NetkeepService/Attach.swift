@@ -49,20 +49,16 @@ public struct Attach {
         if snapshot.port(named: hostName) != nil || snapshot.interface(named: hostName) != nil {
             throw Failure.badInput("\(context): OVS already has a port \(hostName), left by an interrupted attach; run `netkeep reconcile`")
         }
-        let namespace: NetworkNamespace
-        let inside: NetlinkSession
-        let host: NetlinkSession
+        let links: LinkMaker
         do {
-            namespace = try NetworkNamespace(pid: container.pid)
-            inside = try NetlinkSession.open(in: namespace)
-            host = try NetlinkSession.open()
-            if try inside.link(named: request.ifname) != nil {
+            links = try LinkMaker(pid: container.pid)
+            if try links.inside.link(named: request.ifname) != nil {
                 throw Failure.badInput("\(context): interface \(request.ifname) already exists in container \(container.name)")
             }
-            if request.gateway != nil, let route = try inside.routes().first(where: \.isDefault) {
+            if request.gateway != nil, let route = try links.inside.routes().first(where: \.isDefault) {
                 throw Failure.badInput("\(context): container \(container.name) already has a default route\(route.gateway.map { " via \($0)" } ?? ""); attach without --gateway")
             }
-            if try host.link(named: hostName) != nil {
+            if try links.host.link(named: hostName) != nil {
                 throw Failure.badInput("\(context): host interface \(hostName) already exists, left by an interrupted attach; run `netkeep reconcile`")
             }
         } catch {
@@ -83,28 +79,17 @@ public struct Attach {
 
         var portAdded = false
         do {
-            try host.createVeth(name: hostName, mtu: attachment.mtu, peerName: attachment.ifname, peerMAC: attachment.mac,
-                                peerMTU: attachment.mtu, peerNamespace: namespace)
+            try links.create(attachment, userspaceBridge: bridge.isUserspace)
             FaultPoint.attachVethCreated.check()
-            if bridge.isUserspace {
-                try Ethtool.setTxChecksum(false, interface: hostName, in: nil)
-                try Ethtool.setTxChecksum(false, interface: attachment.ifname, in: namespace)
-            }
-            guard let hostLink = try host.link(named: hostName) else {
-                throw NetlinkError(operation: "ip link show \(hostName)", errno: ENODEV)
-            }
-            try host.setUp(index: hostLink.index, name: hostName)
             let nextConfig = try vswitch.addPorts([PortSpec.forAttachment(attachment)],
                                                   comment: "netkeep: attach \(container.name) \(attachment.ifname)")
             portAdded = true
             FaultPoint.attachPortAdded.check()
-            try configureInside(attachment, session: inside)
-            FaultPoint.attachConfigured.check()
             if try !vswitch.waitApplied(nextConfig) {
                 logger.warning("\(context): ovs-vswitchd has not applied the new port yet (is it running?); it will when it runs")
             }
         } catch {
-            rollBack(attachment, host: host, vswitch: vswitch, portAdded: portAdded)
+            rollBack(attachment, host: links.host, vswitch: vswitch, portAdded: portAdded)
             state.remove(id: attachment.id)
             try? environment.saveState(state)
             throw Failure.component(context, error)
@@ -121,21 +106,6 @@ public struct Attach {
         state.upsert(attachment)
         try environment.saveState(state)
         return attachment
-    }
-
-    /// Inside the container: up, address, default route. The MAC and MTU were
-    /// set when the veth was created.
-    func configureInside(_ attachment: Attachment, session: NetlinkSession) throws(NetlinkError) {
-        guard let link = try session.link(named: attachment.ifname) else {
-            throw NetlinkError(operation: "ip link show \(attachment.ifname)", errno: ENODEV)
-        }
-        try session.setUp(index: link.index, name: attachment.ifname)
-        if let address = attachment.address {
-            try session.addAddress(address, index: link.index, name: attachment.ifname)
-        }
-        if let gateway = attachment.gateway {
-            try session.addDefaultRoute(via: gateway, index: link.index, name: attachment.ifname)
-        }
     }
 
     private func linkNamespace(_ name: String, pid: Int32) -> NetnsLinks.Outcome {

@@ -15,10 +15,13 @@ public enum Failure: Error, Sendable, CustomStringConvertible {
     case unreachable(String)
     /// A step failed after checks passed; what was done was undone where possible.
     case failed(String)
+    /// The command has already reported; exit with this code.
+    case exit(Int32)
 
     public var description: String {
         switch self {
         case .badInput(let m), .state(let m), .unreachable(let m), .failed(let m): return m
+        case .exit(let code): return "exit \(code)"
         }
     }
 
@@ -28,6 +31,7 @@ public enum Failure: Error, Sendable, CustomStringConvertible {
         case .badInput: return 2
         case .state: return 3
         case .unreachable: return 4
+        case .exit(let code): return code
         }
     }
 

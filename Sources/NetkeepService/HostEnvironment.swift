@@ -51,10 +51,13 @@ public enum FaultPoint: String, CaseIterable, Sendable {
     case attachPendingWritten = "attach.pending-written"
     case attachVethCreated = "attach.veth-created"
     case attachPortAdded = "attach.port-added"
-    case attachConfigured = "attach.configured"
     case detachMarked = "detach.marked"
     case detachPortsDeleted = "detach.ports-deleted"
     case detachLinksDeleted = "detach.links-deleted"
+    case reconcileIntentWritten = "reconcile.intent-written"
+    case reconcilePortsDeleted = "reconcile.ports-deleted"
+    case reconcileLinksRepaired = "reconcile.links-repaired"
+    case reconcilePortsAdded = "reconcile.ports-added"
 
     public func check() {
         guard let value = getenv("NETKEEP_FAULT"), String(cString: value) == rawValue else { return }

@@ -75,6 +75,9 @@ public struct NetnsLinks: Sendable {
         return unlink(path(name)) == 0
     }
 
+    /// Unlinks `name` (the caller has checked that it is a /proc link).
+    public func removeLink(_ name: String) -> Bool { unlink(path(name)) == 0 || errno == ENOENT }
+
     /// A process exists unless /proc says it is gone or a zombie.
     public static func processExists(_ pid: Int32) -> Bool {
         guard let bytes = try? Files.read("/proc/\(pid)/stat") else { return false }

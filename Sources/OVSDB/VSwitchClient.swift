@@ -16,10 +16,15 @@ public final class VSwitchClient {
 
     /// Adds the ports in one transaction; returns the next_cfg to wait for.
     @discardableResult
-    public func addPorts(_ specs: [PortSpec], comment: String) throws(OVSDBError) -> Int64? {
-        guard !specs.isEmpty else { return nil }
-        let results = try connection.transact(VSwitchOperations.database, VSwitchOperations.addPorts(specs, comment: comment))
+    public func addPorts(_ specs: [PortSpec], retag: [(port: String, tag: Int?)] = [], comment: String) throws(OVSDBError) -> Int64? {
+        guard !specs.isEmpty || !retag.isEmpty else { return nil }
+        let results = try connection.transact(VSwitchOperations.database, VSwitchOperations.addPorts(specs, retag: retag, comment: comment))
         return VSwitchOperations.decodeNextConfig(results)
+    }
+
+    public func addExternalIDs(_ items: [(interface: String, ids: [String: String])], comment: String) throws(OVSDBError) {
+        guard !items.isEmpty else { return }
+        _ = try connection.transact(VSwitchOperations.database, VSwitchOperations.addExternalIDs(items, comment: comment))
     }
 
     /// Deletes the named ports that exist (in one transaction); returns the

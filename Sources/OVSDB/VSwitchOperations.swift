@@ -14,7 +14,7 @@ public enum VSwitchOperations {
 
     /// Adds ports in one transaction that fails as a whole if a bridge is missing,
     /// then asks ovs-vswitchd to report when it has applied it (next_cfg).
-    public static func addPorts(_ specs: [PortSpec], comment: String) -> [JSON] {
+    public static func addPorts(_ specs: [PortSpec], retag: [(port: String, tag: Int?)] = [], comment: String) -> [JSON] {
         var ops: [JSON] = [["op": "comment", "comment": .string(comment)]]
         let bridges = orderedUnique(specs.map(\.bridge))
         for bridge in bridges { ops.append(waitForBridge(bridge)) }
@@ -39,7 +39,23 @@ public enum VSwitchOperations {
                 "mutations": [["ports", "insert", ["set", .array(members)]]],
             ])
         }
-        return ops + bumpNextConfig()
+        return ops + setTags(retag) + bumpNextConfig()
+    }
+
+    /// Sets (or clears) the VLAN tag of ports, by name.
+    public static func setTags(_ tags: [(port: String, tag: Int?)]) -> [JSON] {
+        tags.map { item in
+            ["op": "update", "table": "Port", "where": [["name", "==", .string(item.port)]],
+             "row": ["tag": item.tag.map { JSON.int(Int64($0)) } ?? Datum.emptySet()]]
+        }
+    }
+
+    /// Adds external_ids keys to interfaces, by name (existing keys are kept).
+    public static func addExternalIDs(_ items: [(interface: String, ids: [String: String])], comment: String) -> [JSON] {
+        [["op": "comment", "comment": .string(comment)]] + items.map { item in
+            ["op": "mutate", "table": "Interface", "where": [["name", "==", .string(item.interface)]],
+             "mutations": [["external_ids", "insert", Datum.map(item.ids)]]]
+        }
     }
 
     /// Removes ports (by uuid) from the bridges that hold them; OVSDB then

@@ -37,7 +37,7 @@ struct GlobalOptions: ParsableArguments {
 /// Prints a failure as one line and exits with its code.
 func runReporting(_ body: () throws(Failure) -> Void) throws {
     do { try body() } catch {
-        writeToStandardError("netkeep: \(error)\n")
+        if case .exit = error {} else { writeToStandardError("netkeep: \(error)\n") }
         throw ExitCode(error.exitCode)
     }
 }
@@ -59,7 +59,7 @@ struct Netkeep: ParsableCommand {
           4   Docker or OVSDB could not be reached (nothing was removed)
           64  the command line could not be parsed
         """,
-        subcommands: [AttachCommand.self, DetachCommand.self, ListCommand.self]
+        subcommands: [AttachCommand.self, DetachCommand.self, ListCommand.self, ReconcileCommand.self, AdoptCommand.self]
     )
 }
 
@@ -146,6 +146,66 @@ struct ListCommand: ParsableCommand {
             } else {
                 print(ListEntry.table(entries), terminator: "")
             }
+        }
+    }
+}
+
+struct ReconcileCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "reconcile",
+        abstract: "Make the host match the state: repair attachments, collect garbage.",
+        discussion: """
+        Observes Docker, OVSDB, the host's and each container's links, and /var/run/netns; plans \
+        every repair and removal with its reason; prints the plan (one line per action); then carries \
+        it out unless --dry-run, and looks again. Repairs keep the recorded host veth name, MAC, MTU, \
+        VLAN, address and gateway. Garbage (ports of netkeep or ovs-docker, /var/run/netns links to \
+        dead processes) is removed only when Docker answered 404 for the container; when Docker or \
+        OVSDB cannot be reached nothing is removed.
+
+        Exit: 0 the host now matches the state; 1 something could not be repaired (see the lines \
+        marked FAILED or error); 3 the state file cannot be used; 4 Docker or OVSDB unreachable.
+        """
+    )
+
+    @Flag(help: "Only print the plan.") var dryRun = false
+    @Flag(help: "Print the report as JSON.") var json = false
+    @OptionGroup var options: GlobalOptions
+
+    func run() throws {
+        try runReporting { () throws(Failure) in
+            let report = try Reconcile(environment: options.environment, logger: options.logger).run(dryRun: dryRun)
+            print(json ? report.json : report.text, terminator: "")
+            if report.exitCode != 0 { throw Failure.exit(report.exitCode) }
+        }
+    }
+}
+
+struct AdoptCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "adopt",
+        abstract: "Record ports made by `ovs-docker add-port` so that they survive reboots.",
+        discussion: """
+        For every port with ovs-docker's external_ids (container_id, container_iface) whose container \
+        runs, records the bridge, interface, MAC, MTU, VLAN, address and gateway as they are now. The \
+        port keeps its name. Ports of removed containers are left to `netkeep reconcile`.
+        """
+    )
+
+    @Option(help: ArgumentHelp("Only ports of this bridge.", valueName: "bridge")) var bridge: String?
+    @OptionGroup var options: GlobalOptions
+
+    func run() throws {
+        try runReporting { () throws(Failure) in
+            if let bridge {
+                do { _ = try Names.bridge(bridge) } catch { throw Failure.badInput("adopt: \(error)") }
+            }
+            let outcome = try Adopt(environment: options.environment, logger: options.logger).run(bridge: bridge)
+            for a in outcome.adopted {
+                print("adopted \(a.containerName) \(a.ifname): port \(a.hostIfname) on \(a.bridge), mac \(a.mac), \(a.address.map(\.description) ?? "no address")")
+            }
+            for line in outcome.skipped { print("skipped \(line)") }
+            if outcome.adopted.isEmpty && outcome.skipped.isEmpty { print("nothing to adopt") }
+            if !outcome.skipped.isEmpty { throw Failure.exit(1) }
         }
     }
 }

@@ -1,0 +1,93 @@
+import DockerEngine
+import Logging
+import NetkeepCore
+import Netlink
+import OVSDB
+
+/// `netkeep adopt`: records ports made by `ovs-docker add-port` for running
+/// containers, read from the live system, so that reconcile keeps them from
+/// then on. The port keeps its name; its Interface gains netkeep's id.
+public struct Adopt {
+    public let environment: HostEnvironment
+    public let logger: Logger
+
+    public init(environment: HostEnvironment, logger: Logger) {
+        self.environment = environment
+        self.logger = logger
+    }
+
+    public struct Outcome: Sendable {
+        public var adopted: [Attachment] = []
+        /// Ports seen but not adopted, with the reason.
+        public var skipped: [String] = []
+    }
+
+    public func run(bridge: String?) throws(Failure) -> Outcome {
+        let lock = try environment.lockState(logger: logger)
+        defer { lock.release() }
+        var state = try environment.loadState()
+        let vswitch = try environment.vswitch()
+        defer { vswitch.close() }
+        let snapshot: VSwitchSnapshot
+        do { snapshot = try vswitch.snapshot() } catch { throw Failure.component("adopt", error) }
+        if let bridge, snapshot.bridge(named: bridge) == nil {
+            throw Failure.badInput("adopt: bridge \(quoted(bridge)) does not exist (ovsdb)")
+        }
+        let view = Observer.view(snapshot)
+        let tracked = Set(state.attachments.map(\.hostIfname))
+        var outcome = Outcome()
+        for port in view.ports.values.sorted(by: { $0.name < $1.name }) where port.owner == .ovsDocker && !tracked.contains(port.name) {
+            if let bridge, port.bridge != bridge { continue }
+            let ref = port.externalIDs["container_id"]!, ifname = port.externalIDs["container_iface"]!
+            do {
+                guard let attachment = try adoptable(port, reference: ref, ifname: ifname, state: state) else { continue }
+                state.upsert(attachment)
+                outcome.adopted.append(attachment)
+            } catch {
+                outcome.skipped.append("port \(port.name) (\(ref) \(ifname)): \(error)")
+            }
+        }
+        guard !outcome.adopted.isEmpty else { return outcome }
+        do {
+            try vswitch.addExternalIDs(outcome.adopted.map { ($0.hostIfname, ["netkeep-attachment": $0.id]) }, comment: "netkeep: adopt")
+        } catch { throw Failure.component("adopt", error) }
+        try environment.saveState(state)
+        for a in outcome.adopted {
+            if case .skipped(let why)? = try? environment.netnsLinks.link(a.netnsLink!, pid: a.containerPID!) {
+                logger.warning("adopt \(a.containerName) \(a.ifname): netns link not made: \(why)")
+            }
+        }
+        return outcome
+    }
+
+    /// The attachment as it lives now, or nil when it is not for adoption
+    /// (container gone or stopped: reconcile collects or keeps it).
+    private func adoptable(_ port: ObservedPort, reference: String, ifname: String, state: State) throws -> Attachment? {
+        let container: Container
+        do { container = try environment.docker.inspect(reference) } catch {
+            if case .noSuchContainer = error { return nil }
+            throw error
+        }
+        guard container.running else { throw AdoptError("container \(container.name) is not running; adopt once it runs") }
+        guard state.attachment(containerID: container.id, ifname: ifname) == nil else {
+            throw AdoptError("\(container.name) \(ifname) is already attached by netkeep")
+        }
+        let maker = try LinkMaker(pid: container.pid)
+        guard try maker.host.link(named: port.name) != nil else { throw AdoptError("host end \(port.name) is missing") }
+        guard let inside = try maker.inside.link(named: ifname), let mac = inside.mac else {
+            throw AdoptError("\(ifname) is missing inside \(container.name)")
+        }
+        let addresses = try maker.inside.addresses().filter { $0.index == inside.index }.map(\.cidr)
+        let gateway = try maker.inside.routes().first { $0.isDefault && $0.outputIndex == inside.index }?.gateway
+        let hostName = try Names.interface(port.name, role: "port")
+        return Attachment(
+            containerID: container.id, containerName: container.name, ifname: ifname, bridge: port.bridge,
+            mac: mac, mtu: inside.mtu, vlan: port.tag, mode: .static, address: addresses.first, gateway: gateway,
+            netnsLink: container.name, status: .ready, createdAt: HostEnvironment.now(), containerPID: container.pid, hostIfname: hostName)
+    }
+}
+
+struct AdoptError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,189 @@
+import Logging
+import NetkeepCore
+import Netlink
+import OVSDB
+
+/// What happened to one planned action.
+public struct ActionResult: Sendable {
+    public var action: Action
+    /// nil when the action succeeded.
+    public var error: String?
+}
+
+/// Carries a plan out, batched: every OVSDB deletion in one transaction,
+/// netlink work per container on all cores, every OVSDB addition in a second
+/// transaction (a same-name row only passes traffic again when it is deleted
+/// and added in two), then netns links and the state file. Each step is
+/// idempotent; a crash anywhere is finished by the next pass.
+struct Executor {
+    let environment: HostEnvironment
+    let logger: Logger
+
+    func execute(_ plan: Plan, state: inout State, snapshot: VSwitchSnapshot?, vswitch: VSwitchClient?,
+                 timings: inout PhaseTimings) -> [ActionResult] {
+        var failures: [Int: String] = [:]
+        let actions = plan.actions
+        func fail(_ i: Int, _ message: String) { if failures[i] == nil { failures[i] = message } }
+
+        // Intent: attachments whose veth is about to be made again are pending
+        // until done, so a crash in between still replaces their OVS row next time.
+        var intent = state
+        for action in actions {
+            switch action {
+            case .createVeth(var a, _, _), .recreateVeth(var a, _, _):
+                a.status = .pending
+                intent.upsert(a)
+            default: break
+            }
+        }
+        if intent != state {
+            do { try environment.saveState(intent) } catch {
+                return actions.map { ActionResult(action: $0, error: "state not written: \(error)") }
+            }
+            state = intent
+        }
+        FaultPoint.reconcileIntentWritten.check()
+
+        // OVSDB, first transaction: rows to delete.
+        let deletions = actions.indices.compactMap { i -> (Int, String)? in
+            switch actions[i] {
+            case .replacePort(let a, _), .removeAttachment(let a, _): return (i, a.hostIfname)
+            case .removePort(let name, _, _): return (i, name)
+            default: return nil
+            }
+        }
+        if !deletions.isEmpty {
+            timings.measure("execute ovsdb") {
+                guard let vswitch else { return deletions.forEach { fail($0.0, "OVSDB unreachable") } }
+                do {
+                    try vswitch.deletePorts(named: deletions.map(\.1), comment: "netkeep: reconcile", in: snapshot)
+                } catch {
+                    deletions.forEach { fail($0.0, "\(error)") }
+                }
+            }
+        }
+        FaultPoint.reconcilePortsDeleted.check()
+
+        // Netlink, grouped by container, on all cores.
+        let userspace = Set(snapshot?.bridges.filter(\.isUserspace).map(\.name) ?? [])
+        let linkWork = Dictionary(grouping: actions.indices.filter { Self.isLinkWork(actions[$0]) }) { i in
+            actions[i].attachment?.containerID ?? actions[i].port ?? ""
+        }
+        let groups = linkWork.keys.sorted().map { linkWork[$0]! }
+        let skip = failures
+        let outcomes = timings.measure("execute netlink") {
+            concurrentMap(groups) { group in Self.runLinkWork(group.filter { skip[$0] == nil }.map { ($0, actions[$0]) }, userspace: userspace) }
+        }
+        for outcome in outcomes { for (i, message) in outcome { fail(i, message) } }
+        FaultPoint.reconcileLinksRepaired.check()
+
+        // OVSDB, second transaction: rows to add, tags to set.
+        let additions = actions.indices.compactMap { i -> (Int, PortSpec)? in
+            switch actions[i] {
+            case .addPort(let a, _), .replacePort(let a, _): return (i, PortSpec.forAttachment(a))
+            default: return nil
+            }
+        }.filter { failures[$0.0] == nil }
+        let retags = actions.indices.compactMap { i -> (Int, (port: String, tag: Int?))? in
+            if case .setVLAN(let a, _) = actions[i] { return (i, (a.hostIfname, a.vlan)) }
+            return nil
+        }
+        var nextConfig: Int64?
+        if !additions.isEmpty || !retags.isEmpty {
+            timings.measure("execute ovsdb") {
+                guard let vswitch else { return (additions.map(\.0) + retags.map(\.0)).forEach { fail($0, "OVSDB unreachable") } }
+                do {
+                    nextConfig = try vswitch.addPorts(additions.map(\.1), retag: retags.map(\.1), comment: "netkeep: reconcile")
+                } catch {
+                    (additions.map(\.0) + retags.map(\.0)).forEach { fail($0, "\(error)") }
+                }
+            }
+        }
+        FaultPoint.reconcilePortsAdded.check()
+
+        // netns links.
+        let links = environment.netnsLinks
+        for (i, action) in actions.enumerated() {
+            switch action {
+            case .linkNetns(let a, let pid, _):
+                do {
+                    if case .skipped(let why) = try links.link(a.netnsLink!, pid: pid) { fail(i, why) }
+                } catch { fail(i, "\(error)") }
+            case .removeNetnsLink(let name, let pid, _):
+                if links.linkedPID(name) == pid, !links.removeLink(name) { fail(i, "could not remove \(links.path(name))") }
+            default: break
+            }
+        }
+
+        // The record: only what fully succeeded is marked ready or forgotten.
+        let failedAttachments = Set(failures.keys.compactMap { actions[$0].attachment?.id })
+        for (i, action) in actions.enumerated() {
+            switch action {
+            case .markReady(var a, let pid, _):
+                if failedAttachments.contains(a.id) { fail(i, "an earlier step for this attachment failed") ; continue }
+                a.status = .ready
+                a.containerPID = pid
+                state.upsert(a)
+            case .removeAttachment(let a, _):
+                if !failedAttachments.contains(a.id) { state.remove(id: a.id) }
+            default: break
+            }
+        }
+        do { try environment.saveState(state) } catch {
+            for i in actions.indices where Self.touchesRecord(actions[i]) { fail(i, "state not written: \(error)") }
+        }
+        if let vswitch, let nextConfig, (try? vswitch.waitApplied(nextConfig)) != true {
+            logger.warning("ovs-vswitchd has not applied the reconcile yet (is it running?)")
+        }
+        return actions.enumerated().map { ActionResult(action: $1, error: failures[$0]) }
+    }
+
+    static func isLinkWork(_ action: Action) -> Bool {
+        switch action {
+        case .createVeth, .recreateVeth, .configureInterface, .removeAttachment, .removePort: return true
+        default: return false
+        }
+    }
+
+    static func touchesRecord(_ action: Action) -> Bool {
+        switch action {
+        case .markReady, .removeAttachment: return true
+        default: return false
+        }
+    }
+
+    /// The netlink part of one container's actions (or of one orphan port).
+    static func runLinkWork(_ work: [(Int, Action)], userspace: Set<String>) -> [(Int, String)] {
+        var errors: [(Int, String)] = []
+        var maker: (pid: Int32, maker: LinkMaker)?
+        func linkMaker(_ pid: Int32) throws -> LinkMaker {
+            if let maker, maker.pid == pid { return maker.maker }
+            let made = try LinkMaker(pid: pid)
+            maker = (pid, made)
+            return made
+        }
+        for (i, action) in work {
+            do {
+                switch action {
+                case .createVeth(let a, let pid, _):
+                    try linkMaker(pid).create(a, userspaceBridge: userspace.contains(a.bridge))
+                case .recreateVeth(let a, let pid, _):
+                    let m = try linkMaker(pid)
+                    try m.delete(a)
+                    try m.create(a, userspaceBridge: userspace.contains(a.bridge))
+                case .configureInterface(let a, let pid, let fixes, _):
+                    try linkMaker(pid).configureInside(a, fixes: fixes)
+                case .removeAttachment(let a, _):
+                    try NetlinkSession.open().deleteLink(named: a.hostIfname)
+                case .removePort(let name, _, _):
+                    try NetlinkSession.open().deleteLink(named: name)
+                default:
+                    break
+                }
+            } catch {
+                errors.append((i, "\(error)"))
+            }
+        }
+        return errors
+    }
+}

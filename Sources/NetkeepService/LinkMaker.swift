@@ -1,0 +1,69 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import NetkeepCore
+import Netlink
+
+/// Makes and mends the veth pair of an attachment: the same code for
+/// `attach` and for reconcile's repairs, so a repaired interface is exactly
+/// what attach made.
+struct LinkMaker {
+    let host: NetlinkSession
+    let inside: NetlinkSession
+    let namespace: NetworkNamespace
+
+    /// Opens the sessions: host (this thread's namespace) and the container's.
+    init(pid: Int32) throws {
+        namespace = try NetworkNamespace(pid: pid)
+        inside = try NetlinkSession.open(in: namespace)
+        host = try NetlinkSession.open()
+    }
+
+    /// `ip link add` with the peer created inside the container under its
+    /// final name, MAC and MTU; offload off on a userspace bridge; both ends up;
+    /// address and default route.
+    func create(_ a: Attachment, userspaceBridge: Bool) throws {
+        try host.createVeth(name: a.hostIfname, mtu: a.mtu, peerName: a.ifname, peerMAC: a.mac, peerMTU: a.mtu, peerNamespace: namespace)
+        if userspaceBridge {
+            try Ethtool.setTxChecksum(false, interface: a.hostIfname, in: nil)
+            try Ethtool.setTxChecksum(false, interface: a.ifname, in: namespace)
+        }
+        let hostLink = try requireLink(host, a.hostIfname)
+        try host.setUp(index: hostLink.index, name: a.hostIfname)
+        try configureInside(a, fixes: nil)
+    }
+
+    /// Deletes the host end (which takes its peer along) and a leftover inside
+    /// end carrying the attachment's MAC.
+    func delete(_ a: Attachment) throws {
+        try host.deleteLink(named: a.hostIfname)
+        if let link = try inside.link(named: a.ifname), link.mac == a.mac {
+            try inside.deleteLink(named: a.ifname)
+        }
+    }
+
+    /// Applies `fixes`, or everything a new link needs when nil.
+    func configureInside(_ a: Attachment, fixes: [InterfaceFix]?) throws {
+        let link = try requireLink(inside, a.ifname)
+        let all = fixes ?? [.containerUp] + (a.address.map { [.address($0)] } ?? []) + (a.gateway.map { [.defaultRoute($0)] } ?? [])
+        for fix in all {
+            switch fix {
+            case .containerMTU: try inside.configure(index: link.index, name: a.ifname, mtu: a.mtu)
+            case .containerUp: try inside.setUp(index: link.index, name: a.ifname)
+            case .address(let cidr): try inside.addAddress(cidr, index: link.index, name: a.ifname)
+            case .defaultRoute(let gateway): try inside.addDefaultRoute(via: gateway, index: link.index, name: a.ifname)
+            case .hostMTU:
+                let hostLink = try requireLink(host, a.hostIfname)
+                try host.configure(index: hostLink.index, name: a.hostIfname, mtu: a.mtu)
+            case .hostUp:
+                let hostLink = try requireLink(host, a.hostIfname)
+                try host.setUp(index: hostLink.index, name: a.hostIfname)
+            }
+        }
+    }
+
+    private func requireLink(_ session: NetlinkSession, _ name: String) throws(NetlinkError) -> Link {
+        guard let link = try session.link(named: name) else { throw NetlinkError(operation: "ip link show \(name)", errno: ENODEV) }
+        return link
+    }
+}

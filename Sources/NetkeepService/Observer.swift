@@ -1,0 +1,136 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import DockerEngine
+import HostIO
+import NetkeepCore
+import Netlink
+import OVSDB
+
+/// One look at the host: Docker (list + inspect), OVSDB (one snapshot),
+/// netlink (host links, then every attached container's links, addresses and
+/// routes), /var/run/netns. A source that fails is reported as unknown, never
+/// as empty.
+public struct Observation: Sendable {
+    public var host: ObservedHost
+    public var snapshot: VSwitchSnapshot?
+}
+
+struct Observer {
+    let environment: HostEnvironment
+
+    func observe(_ state: State, vswitch: VSwitchClient?, timings: inout PhaseTimings) -> Observation {
+        var snapshot: VSwitchSnapshot?
+        var ovsError: String?
+        timings.measure("observe ovsdb") {
+            guard let vswitch else { ovsError = "could not connect"; return }
+            do { snapshot = try vswitch.snapshot() } catch { ovsError = "\(error)" }
+        }
+        let ovs = snapshot.map(Self.view)
+        let docker = timings.measure("observe docker") { observeDocker(state, ovs: ovs) }
+        var hostLinks: [String: ObservedLink]?
+        var networks: [String: ContainerNetwork] = [:]
+        timings.measure("observe netlink") {
+            hostLinks = try? NetlinkSession.open().links().reduce(into: [:]) { $0[$1.name] = Self.observed($1) }
+            if case .answered(let containers, _) = docker {
+                let wanted = Set(state.attachments.filter { $0.status != .removing }.map(\.containerID))
+                let running = containers.values.filter { wanted.contains($0.id) && $0.running && $0.pid > 0 }.sorted { $0.id < $1.id }
+                let looked = concurrentMap(running) { container in (container.id, Self.network(pid: container.pid)) }
+                for (id, network) in looked { if let network { networks[id] = network } }
+            }
+        }
+        let netns = timings.measure("observe netns") { observeNetns() }
+        return Observation(
+            host: ObservedHost(docker: docker, ovs: ovs, ovsError: ovsError, hostLinks: hostLinks, containerNetworks: networks,
+                               netns: netns, bootID: HostEnvironment.bootID()),
+            snapshot: snapshot)
+    }
+
+    /// Lists every container, inspects the running ones netkeep needs (for
+    /// their PID), and asks about every other reference it may collect: only a
+    /// 404 puts a reference in `removed`.
+    func observeDocker(_ state: State, ovs: OVSView?) -> DockerView {
+        let client = environment.docker
+        let listed: [Container]
+        do { listed = try client.list() } catch { return .unreachable(error.description) }
+        let byID = Dictionary(listed.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+        let names = Set(listed.map(\.name))
+        var references = Set<String>()
+        var toInspect = Set<String>()
+        for a in state.attachments {
+            if let c = byID[a.containerID] {
+                if c.running { toInspect.insert(a.containerID) }
+            } else {
+                references.insert(a.containerID)
+            }
+        }
+        let tracked = Set(state.attachments.map(\.hostIfname))
+        for port in ovs?.ports.values ?? [:].values where !tracked.contains(port.name) && port.owner != nil {
+            guard let ref = port.externalIDs["container_id"], byID[ref] == nil, !names.contains(ref) else { continue }
+            references.insert(ref)
+        }
+        let answers = concurrentMap(Array(toInspect.union(references)).sorted()) { ref -> (String, Result<Container, DockerError>) in
+            (ref, Result { () throws(DockerError) in try client.inspect(ref) })
+        }
+        var containers: [String: ObservedContainer] = [:]
+        for c in listed { containers[c.id] = ObservedContainer(id: c.id, name: c.name, running: c.running, pid: 0) }
+        var removed = Set<String>()
+        for (ref, answer) in answers {
+            switch answer {
+            case .success(let c): containers[c.id] = ObservedContainer(id: c.id, name: c.name, running: c.running, pid: c.pid)
+            case .failure(.noSuchContainer): removed.insert(ref)
+            case .failure(.unreachable(let e)): return .unreachable(e.description)
+            case .failure: break
+            }
+        }
+        return .answered(containers: containers, removed: removed)
+    }
+
+    static func network(pid: Int32) -> ContainerNetwork? {
+        guard let namespace = try? NetworkNamespace(pid: pid), let session = try? NetlinkSession.open(in: namespace),
+              let links = try? session.links(), let addresses = try? session.addresses(), let routes = try? session.routes() else {
+            return nil
+        }
+        let names = Dictionary(links.map { ($0.index, $0.name) }, uniquingKeysWith: { a, _ in a })
+        var byName: [String: [IPv4CIDR]] = [:]
+        for address in addresses { if let name = names[address.index] { byName[name, default: []].append(address.cidr) } }
+        let defaults = routes.filter(\.isDefault).compactMap { route in
+            route.outputIndex.flatMap { names[$0] }.map { ContainerNetwork.DefaultRoute(gateway: route.gateway, ifname: $0) }
+        }
+        return ContainerNetwork(links: links.reduce(into: [:]) { $0[$1.name] = observed($1) }, addresses: byName, defaultRoutes: defaults)
+    }
+
+    func observeNetns() -> [String: NetnsEntry]? {
+        let directory = environment.netnsDirectory
+        guard let dir = opendir(directory) else { return errno == ENOENT ? [:] : nil }
+        defer { closedir(dir) }
+        var entries: [String: NetnsEntry] = [:]
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            if name == "." || name == ".." || name.hasPrefix(".") { continue }
+            let links = environment.netnsLinks
+            if let pid = links.linkedPID(name) {
+                entries[name] = NetnsEntry(name: name, kind: .procLink(pid: pid, alive: NetnsLinks.processExists(pid)))
+            } else {
+                entries[name] = NetnsEntry(name: name, kind: .other)
+            }
+        }
+        return entries
+    }
+
+    static func observed(_ link: Link) -> ObservedLink {
+        ObservedLink(name: link.name, index: link.index, kind: link.kind, mac: link.mac, mtu: link.mtu, isUp: link.isUp)
+    }
+
+    /// Ports with the interface of the same name, as netkeep and ovs-docker make them.
+    static func view(_ snapshot: VSwitchSnapshot) -> OVSView {
+        var ports: [String: ObservedPort] = [:]
+        for port in snapshot.ports {
+            guard let bridge = snapshot.bridge(holding: port) else { continue }
+            let iface = snapshot.interfaces(of: port).first { $0.name == port.name } ?? snapshot.interfaces(of: port).first
+            ports[port.name] = ObservedPort(name: port.name, bridge: bridge.name, tag: port.tag, ofport: iface?.ofport,
+                                            error: iface?.error, type: iface?.type ?? "", externalIDs: iface?.externalIDs ?? [:])
+        }
+        return OVSView(bridges: snapshot.bridges.reduce(into: [:]) { $0[$1.name] = $1.datapathType }, ports: ports)
+    }
+}

@@ -1,0 +1,76 @@
+import Logging
+import NetkeepCore
+import NetkeepState
+import OVSDB
+
+/// What one reconcile pass saw, planned, did and left.
+public struct ReconcileReport: Sendable {
+    public var dryRun: Bool
+    public var plan: Plan
+    /// nil for a dry run.
+    public var results: [ActionResult]?
+    /// Differences a second look still found after executing.
+    public var remaining: [Action]
+    public var timings: PhaseTimings
+    /// Docker or OVSDB could not be reached.
+    public var unreachable: Bool
+
+    public var failed: [ActionResult] { results?.filter { $0.error != nil } ?? [] }
+
+    /// 0: the host matches the state; 4: a source was unreachable; 1: otherwise.
+    public var exitCode: Int32 {
+        if unreachable { return 4 }
+        if !failed.isEmpty || !remaining.isEmpty || plan.hasErrors { return 1 }
+        return 0
+    }
+}
+
+/// `netkeep reconcile`: observe, plan, execute, look again.
+public struct Reconcile {
+    public let environment: HostEnvironment
+    public let logger: Logger
+
+    public init(environment: HostEnvironment, logger: Logger) {
+        self.environment = environment
+        self.logger = logger
+    }
+
+    public func run(dryRun: Bool) throws(Failure) -> ReconcileReport {
+        var timings = PhaseTimings()
+        let lock = try environment.lockState(logger: logger)
+        defer { lock.release() }
+        var state = try environment.loadState()
+        let vswitch = try? VSwitchClient(socketPath: environment.ovsdbSocket)
+        defer { vswitch?.close() }
+        let observer = Observer(environment: environment)
+
+        let observation = observer.observe(state, vswitch: vswitch, timings: &timings)
+        let thePlan = timings.measure("plan") { plan(desired: state, observed: observation.host) }
+        var report = ReconcileReport(dryRun: dryRun, plan: thePlan, results: nil, remaining: [], timings: timings,
+                                     unreachable: Self.unreachable(observation.host))
+        guard !dryRun else { return report }
+        if thePlan.actions.isEmpty { return report }
+
+        let results = Executor(environment: environment, logger: logger)
+            .execute(thePlan, state: &state, snapshot: observation.snapshot, vswitch: vswitch, timings: &timings)
+        for result in results {
+            if let error = result.error {
+                logger.error("\(result.action.summary): failed: \(error)")
+            } else {
+                logger.info("\(result.action.summary): done")
+            }
+        }
+        var verifyTimings = PhaseTimings()
+        let again = observer.observe(state, vswitch: vswitch, timings: &verifyTimings)
+        timings.add("verify", verifyTimings.values.reduce(0) { $0 + $1.1 })
+        report.results = results
+        report.remaining = plan(desired: state, observed: again.host).actions
+        report.timings = timings
+        return report
+    }
+
+    static func unreachable(_ host: ObservedHost) -> Bool {
+        if case .unreachable = host.docker { return true }
+        return host.ovs == nil
+    }
+}
