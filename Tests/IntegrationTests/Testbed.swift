@@ -46,28 +46,44 @@ struct CommandResult {
 }
 
 /// Runs a program with an argument array (no shell), output captured through
-/// files so that a large output cannot block the child.
+/// files so that a large output cannot block the child. posix_spawn with a
+/// clean signal mask and default handlers (the test runner blocks signals that
+/// children would otherwise inherit), and a plain waitpid.
 @discardableResult
 func run(_ arguments: [String], environment: [String: String] = [:]) -> CommandResult {
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("nkrun-\(UUID().uuidString)")
-    try! FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-    defer { try? FileManager.default.removeItem(at: dir) }
-    let out = dir.appendingPathComponent("out"), err = dir.appendingPathComponent("err")
-    FileManager.default.createFile(atPath: out.path, contents: nil)
-    FileManager.default.createFile(atPath: err.path, contents: nil)
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: arguments[0].hasPrefix("/") ? arguments[0] : "/usr/bin/env")
-    process.arguments = arguments[0].hasPrefix("/") ? Array(arguments.dropFirst()) : arguments
-    process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
-    process.standardOutput = try! FileHandle(forWritingTo: out)
-    process.standardError = try! FileHandle(forWritingTo: err)
-    do { try process.run() } catch {
-        return CommandResult(status: 127, stdout: "", stderr: "\(arguments[0]): \(error)")
-    }
-    process.waitUntilExit()
-    return CommandResult(status: process.terminationStatus,
-                         stdout: (try? String(contentsOf: out, encoding: .utf8)) ?? "",
-                         stderr: (try? String(contentsOf: err, encoding: .utf8)) ?? "")
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("nkrun-\(UUID().uuidString)").path
+    try! FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let out = dir + "/out", err = dir + "/err"
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+    posix_spawn_file_actions_addopen(&actions, 1, out, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+    posix_spawn_file_actions_addopen(&actions, 2, err, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+    var attributes = posix_spawnattr_t()
+    posix_spawnattr_init(&attributes)
+    defer { posix_spawnattr_destroy(&attributes) }
+    var empty = sigset_t(), all = sigset_t()
+    sigemptyset(&empty)
+    sigfillset(&all)
+    posix_spawnattr_setsigmask(&attributes, &empty)
+    posix_spawnattr_setsigdefault(&attributes, &all)
+    posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+    let env = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }.map { "\($0)=\($1)" }
+    func cStrings(_ items: [String]) -> [UnsafeMutablePointer<CChar>?] { items.map { strdup($0) } + [nil] }
+    let argv = cStrings(arguments), envp = cStrings(env)
+    defer { (argv + envp).forEach { free($0) } }
+    var pid: pid_t = 0
+    let rc = posix_spawnp(&pid, arguments[0], &actions, &attributes, argv, envp)
+    guard rc == 0 else { return CommandResult(status: 127, stdout: "", stderr: "\(arguments[0]): spawn failed: \(rc)") }
+    var status: Int32 = 0
+    while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+    // Exit code, or the signal number for a process killed by a signal.
+    let code = (status & 0x7f) == 0 ? (status >> 8) & 0xff : status & 0x7f
+    return CommandResult(status: code,
+                         stdout: (try? String(contentsOfFile: out, encoding: .utf8)) ?? "",
+                         stderr: (try? String(contentsOfFile: err, encoding: .utf8)) ?? "")
 }
 
 /// Polls `condition` until it holds or `seconds` pass; returns whether it held.
