@@ -23,6 +23,7 @@ let package = Package(
         .target(name: "OVSDB", dependencies: ["NetkeepCore", "HostIO"]),
         .target(name: "Netlink", dependencies: ["CLinux", "NetkeepCore", "HostIO"]),
         .target(name: "DockerEngine", dependencies: ["NetkeepCore", "HostIO"]),
+        .target(name: "DHCP", dependencies: ["NetkeepCore", "HostIO", "CLinux"]),
         .target(
             name: "NetkeepService",
             dependencies: [
@@ -46,6 +47,7 @@ let package = Package(
         .testTarget(name: "OVSDBTests", dependencies: ["OVSDB", "NetkeepCore"]),
         .testTarget(name: "NetlinkTests", dependencies: ["Netlink", "CLinux", "NetkeepCore"]),
         .testTarget(name: "DockerEngineTests", dependencies: ["DockerEngine", "NetkeepCore"]),
+        .testTarget(name: "DHCPTests", dependencies: ["DHCP", "NetkeepCore"], resources: [.copy("Fixtures")]),
         .testTarget(
             name: "IntegrationTests",
             dependencies: ["NetkeepCore", "NetkeepState", "OVSDB", "Netlink", "DockerEngine"]

@@ -34,6 +34,8 @@ public struct Attachment: Codable, Hashable, Sendable {
     /// The container's init PID when the attachment was last made; a different
     /// PID means the container restarted since.
     public var containerPID: Int32?
+    /// The current DHCP lease (mode dhcp); `address` and `gateway` mirror it.
+    public var lease: Lease?
 
     public init(containerID: String, containerName: String, ifname: String, bridge: String,
                 mac: MACAddress, mtu: Int, vlan: Int?, mode: AddressMode,
@@ -65,6 +67,23 @@ public struct Attachment: Codable, Hashable, Sendable {
         case netnsLink = "netns_link"
         case createdAt = "created_at"
         case containerPID = "container_pid"
+        case lease
+    }
+
+    /// The address that must be on the interface at `now`: the static one,
+    /// or the lease's while it is valid.
+    public func expectedAddress(at now: Timestamp) -> IPv4CIDR? {
+        switch mode {
+        case .static: return address
+        case .dhcp: return lease.flatMap { $0.isValid(at: now) ? $0.address : nil }
+        }
+    }
+
+    public func expectedGateway(at now: Timestamp) -> IPv4Address? {
+        switch mode {
+        case .static: return gateway
+        case .dhcp: return lease.flatMap { $0.isValid(at: now) ? $0.router : nil }
+        }
     }
 
     /// The short container id people see in `docker ps`.

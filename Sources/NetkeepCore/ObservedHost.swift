@@ -13,9 +13,12 @@ public struct ObservedHost: Equatable, Sendable {
     /// Entries of /var/run/netns by name; nil when it could not be read.
     public var netns: [String: NetnsEntry]?
     public var bootID: String?
+    /// The wall clock when observed (DHCP leases expire).
+    public var now: Timestamp
 
     public init(docker: DockerView, ovs: OVSView?, ovsError: String? = nil, hostLinks: [String: ObservedLink]?,
-                containerNetworks: [String: ContainerNetwork], netns: [String: NetnsEntry]?, bootID: String?) {
+                containerNetworks: [String: ContainerNetwork], netns: [String: NetnsEntry]?, bootID: String?,
+                now: Timestamp = Timestamp(secondsSinceEpoch: 0)) {
         self.docker = docker
         self.ovs = ovs
         self.ovsError = ovsError
@@ -23,6 +26,7 @@ public struct ObservedHost: Equatable, Sendable {
         self.containerNetworks = containerNetworks
         self.netns = netns
         self.bootID = bootID
+        self.now = now
     }
 
     /// Garbage may be collected only when every source answered.

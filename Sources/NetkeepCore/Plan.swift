@@ -6,6 +6,8 @@ public enum Action: Hashable, Sendable {
     /// Delete a stale veth of the same name first, then as `createVeth`.
     case recreateVeth(Attachment, pid: Int32, reason: Reason)
     case configureInterface(Attachment, pid: Int32, fixes: [InterfaceFix], reason: Reason)
+    /// DHCP: INIT-REBOOT for the recorded address, or DISCOVER; then apply the lease.
+    case obtainLease(Attachment, pid: Int32, reason: Reason)
     case addPort(Attachment, reason: Reason)
     /// Delete the row in one transaction and add it in a later one.
     case replacePort(Attachment, reason: Reason)
@@ -22,7 +24,7 @@ public enum Action: Hashable, Sendable {
 
     public var reason: Reason {
         switch self {
-        case .createVeth(_, _, let r), .recreateVeth(_, _, let r), .configureInterface(_, _, _, let r),
+        case .createVeth(_, _, let r), .recreateVeth(_, _, let r), .configureInterface(_, _, _, let r), .obtainLease(_, _, let r),
              .addPort(_, let r), .replacePort(_, let r), .setVLAN(_, let r), .linkNetns(_, _, let r),
              .removeAttachment(_, let r), .removePort(_, _, let r), .removeNetnsLink(_, _, let r), .markReady(_, _, let r):
             return r
@@ -31,7 +33,7 @@ public enum Action: Hashable, Sendable {
 
     public var attachment: Attachment? {
         switch self {
-        case .createVeth(let a, _, _), .recreateVeth(let a, _, _), .configureInterface(let a, _, _, _), .addPort(let a, _),
+        case .createVeth(let a, _, _), .recreateVeth(let a, _, _), .configureInterface(let a, _, _, _), .obtainLease(let a, _, _), .addPort(let a, _),
              .replacePort(let a, _), .setVLAN(let a, _), .linkNetns(let a, _, _), .removeAttachment(let a, _), .markReady(let a, _, _):
             return a
         case .removePort, .removeNetnsLink:
@@ -45,6 +47,7 @@ public enum Action: Hashable, Sendable {
         case .createVeth: return "create-veth"
         case .recreateVeth: return "recreate-veth"
         case .configureInterface: return "configure-interface"
+        case .obtainLease: return "obtain-lease"
         case .addPort: return "add-port"
         case .replacePort: return "replace-port"
         case .setVLAN: return "set-vlan"
@@ -91,6 +94,7 @@ public enum Action: Hashable, Sendable {
             case .createVeth: what = "create veth \(a.hostIfname)"
             case .recreateVeth: what = "recreate veth \(a.hostIfname)"
             case .configureInterface(_, _, let fixes, _): what = "configure \(a.ifname) (\(fixes.count) fix\(fixes.count == 1 ? "" : "es"))"
+            case .obtainLease: what = a.lease.map { "ask DHCP for \($0.address.address) again" } ?? "obtain a DHCP lease"
             case .addPort: what = "add port \(a.hostIfname) to \(a.bridge)"
             case .replacePort: what = "replace port \(a.hostIfname) on \(a.bridge)"
             case .setVLAN: what = "set VLAN tag \(a.vlan.map(String.init) ?? "none") on \(a.hostIfname)"

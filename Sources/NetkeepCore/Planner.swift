@@ -100,7 +100,7 @@ struct Planner {
             actions.append(.createVeth(a, pid: pid, reason: reason))
             vethMade = true
         } else if let host, let inside {
-            let fixes = Self.fixes(a, host: host, inside: inside, network: network)
+            let fixes = Self.fixes(a, host: host, inside: inside, network: network, now: observed.now)
             if !fixes.isEmpty { actions.append(.configureInterface(a, pid: pid, fixes: fixes, reason: .interfaceMisconfigured(fixes))) }
         } else {
             actions.append(.recreateVeth(a, pid: pid, reason: .vethStale))
@@ -108,6 +108,15 @@ struct Planner {
         }
 
         planPort(a, vethMade: vethMade)
+        if a.mode == .dhcp {
+            if vethMade, a.lease != nil {
+                actions.append(.obtainLease(a, pid: pid, reason: .leaseReboot))
+            } else if a.lease == nil {
+                actions.append(.obtainLease(a, pid: pid, reason: .leaseMissing))
+            } else if let lease = a.lease, !lease.isValid(at: observed.now) {
+                actions.append(.obtainLease(a, pid: pid, reason: .leaseExpired))
+            }
+        }
 
         if let link = a.netnsLink, let entries = observed.netns, !linked.contains(link) {
             linked.insert(link)
@@ -152,14 +161,14 @@ struct Planner {
         }
     }
 
-    static func fixes(_ a: Attachment, host: ObservedLink, inside: ObservedLink, network: ContainerNetwork) -> [InterfaceFix] {
+    static func fixes(_ a: Attachment, host: ObservedLink, inside: ObservedLink, network: ContainerNetwork, now: Timestamp) -> [InterfaceFix] {
         var fixes: [InterfaceFix] = []
         if inside.mtu != a.mtu { fixes.append(.containerMTU(inside.mtu)) }
         if host.mtu != a.mtu { fixes.append(.hostMTU(host.mtu)) }
         if !inside.isUp { fixes.append(.containerUp) }
         if !host.isUp { fixes.append(.hostUp) }
-        if let address = a.address, !(network.addresses[a.ifname] ?? []).contains(address) { fixes.append(.address(address)) }
-        if let gateway = a.gateway, !network.defaultRoutes.contains(.init(gateway: gateway, ifname: a.ifname)) {
+        if let address = a.expectedAddress(at: now), !(network.addresses[a.ifname] ?? []).contains(address) { fixes.append(.address(address)) }
+        if let gateway = a.expectedGateway(at: now), !network.defaultRoutes.contains(.init(gateway: gateway, ifname: a.ifname)) {
             fixes.append(.defaultRoute(gateway))
         }
         return fixes

@@ -22,6 +22,11 @@ public enum Reason: Hashable, Sendable, CustomStringConvertible {
     case interruptedAttach
     case interruptedRepair
     case interruptedDetach
+    /// A DHCP attachment without a lease yet (its attach was interrupted).
+    case leaseMissing
+    case leaseExpired
+    /// The interface was made again: ask for the same address (INIT-REBOOT).
+    case leaseReboot
 
     public var code: String {
         switch self {
@@ -43,6 +48,9 @@ public enum Reason: Hashable, Sendable, CustomStringConvertible {
         case .interruptedAttach: return "interrupted-attach"
         case .interruptedRepair: return "interrupted-repair"
         case .interruptedDetach: return "interrupted-detach"
+        case .leaseMissing: return "lease-missing"
+        case .leaseExpired: return "lease-expired"
+        case .leaseReboot: return "lease-reboot"
         }
     }
 
@@ -67,6 +75,9 @@ public enum Reason: Hashable, Sendable, CustomStringConvertible {
         case .interruptedAttach: return "attach was interrupted"
         case .interruptedRepair: return "an earlier repair was interrupted"
         case .interruptedDetach: return "detach was interrupted"
+        case .leaseMissing: return "no DHCP lease yet"
+        case .leaseExpired: return "DHCP lease expired"
+        case .leaseReboot: return "interface made again: ask for the same address (INIT-REBOOT)"
         }
     }
 }

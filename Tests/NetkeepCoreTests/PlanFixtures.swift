@@ -11,25 +11,32 @@ struct World {
     var networks: [String: ContainerNetwork] = [:]
     var netns: [String: NetnsEntry]? = [:]
     var bootID = "boot-1"
+    var now = Timestamp(secondsSinceEpoch: 1_800_000_000)
     var nextIndex: Int32 = 100
 
     static func containerID(_ n: Int) -> String { String(repeating: String(n % 10), count: 64) }
 
     /// A running container with one healthy attachment.
     @discardableResult
-    mutating func addHealthy(_ n: Int, ifname: String = "eth1", vlan: Int? = nil, gateway: Bool = true) -> NetkeepCore.Attachment {
+    mutating func addHealthy(_ n: Int, ifname: String = "eth1", vlan: Int? = nil, gateway: Bool = true, dhcp: Bool = false) -> NetkeepCore.Attachment {
         let id = Self.containerID(n)
         let pid = Int32(1000 + n)
         containers[id] = ObservedContainer(id: id, name: "c\(n)", running: true, pid: pid)
         removed.remove(id)
-        let a = NetkeepCore.Attachment(
+        var a = NetkeepCore.Attachment(
             containerID: id, containerName: "c\(n)", ifname: ifname, bridge: "br0",
-            mac: MACAddress(bytes: [2, 0, 0, 0, UInt8(n), UInt8(ifname.count)])!, mtu: 1500, vlan: vlan, mode: .static,
+            mac: MACAddress(bytes: [2, 0, 0, 0, UInt8(n), UInt8(ifname.count)])!, mtu: 1500, vlan: vlan, mode: dhcp ? .dhcp : .static,
             address: try! IPv4CIDR(parsing: "10.0.0.\(n + 1)/24"), gateway: gateway ? try! IPv4Address(parsing: "10.0.0.254") : nil,
             netnsLink: "c\(n)", status: .ready, createdAt: Timestamp(secondsSinceEpoch: 0), containerPID: pid)
+        if dhcp { a.lease = freshLease(a.address!, router: a.gateway) }
         state.upsert(a)
         makeHealthy(a, pid: pid)
         return a
+    }
+
+    func freshLease(_ address: IPv4CIDR, router: IPv4Address?) -> Lease {
+        Lease(address: address, router: router, serverID: IPv4Address(10, 0, 0, 254), leaseSeconds: 3600, renewSeconds: 1800,
+              rebindSeconds: 3150, obtainedAt: now, renewAt: now.adding(seconds: 1800), rebindAt: now.adding(seconds: 3150))
     }
 
     mutating func makeHealthy(_ a: NetkeepCore.Attachment, pid: Int32) {
@@ -37,8 +44,8 @@ struct World {
         hostLinks?[a.hostIfname] = ObservedLink(name: a.hostIfname, index: nextIndex, kind: "veth", mac: nil, mtu: a.mtu, isUp: true)
         var network = networks[a.containerID] ?? ContainerNetwork(links: [:], addresses: [:], defaultRoutes: [])
         network.links[a.ifname] = ObservedLink(name: a.ifname, index: nextIndex + 1, kind: "veth", mac: a.mac, mtu: a.mtu, isUp: true)
-        network.addresses[a.ifname] = a.address.map { [$0] } ?? []
-        if let gw = a.gateway { network.defaultRoutes.append(.init(gateway: gw, ifname: a.ifname)) }
+        network.addresses[a.ifname] = a.expectedAddress(at: now).map { [$0] } ?? []
+        if let gw = a.expectedGateway(at: now) { network.defaultRoutes.append(.init(gateway: gw, ifname: a.ifname)) }
         networks[a.containerID] = network
         ovs?.ports[a.hostIfname] = ObservedPort(name: a.hostIfname, bridge: a.bridge, tag: a.vlan, ofport: 5, error: nil, type: "",
                                                externalIDs: ["netkeep-attachment": a.id, "container_id": a.containerID, "container_iface": a.ifname])
@@ -48,7 +55,7 @@ struct World {
     var observed: ObservedHost {
         ObservedHost(docker: dockerReachable ? .answered(containers: containers, removed: removed) : .unreachable("connection refused"),
                      ovs: ovs, ovsError: ovs == nil ? "connection refused" : nil, hostLinks: hostLinks,
-                     containerNetworks: networks, netns: netns, bootID: bootID)
+                     containerNetworks: networks, netns: netns, bootID: bootID, now: now)
     }
 
     var plan: Plan { NetkeepCore.plan(desired: state, observed: observed) }

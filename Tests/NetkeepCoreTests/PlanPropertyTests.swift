@@ -13,7 +13,8 @@ extension World {
             let pick = all.isEmpty ? nil : all[arg % all.count]
             switch op {
             case 0...3:
-                addHealthy(arg % 6 + 1, ifname: arg % 3 == 0 ? "eth2" : "eth1", vlan: arg % 4 == 0 ? 10 : nil, gateway: arg % 5 != 0)
+                addHealthy(arg % 6 + 1, ifname: arg % 3 == 0 ? "eth2" : "eth1", vlan: arg % 4 == 0 ? 10 : nil, gateway: arg % 5 != 0,
+                           dhcp: arg % 7 >= 5)
             case 4:
                 guard let a = pick, containers[a.containerID] != nil else { continue }
                 containers[a.containerID]!.pid += 1000
@@ -82,6 +83,14 @@ extension World {
                 case 1: netns?[name] = NetnsEntry(name: name, kind: .procLink(pid: Int32(5000 + arg), alive: true))
                 default: netns?[name] = NetnsEntry(name: name, kind: .other)
                 }
+            case 18 where arg % 8 >= 5:
+                // Time passes: DHCP leases may expire; or a lease is lost.
+                if arg % 8 == 7, var a = pick, a.mode == .dhcp {
+                    a.lease = nil
+                    state.upsert(a)
+                } else {
+                    now = now.adding(seconds: Int64(arg) * 200)
+                }
             case 18:
                 switch arg % 8 {
                 case 0: dockerReachable = false
@@ -106,10 +115,22 @@ extension World {
                 hostLinks?[a.hostIfname] = m.hostLinks?[a.hostIfname]
                 var network = networks[a.containerID] ?? ContainerNetwork(links: [:], addresses: [:], defaultRoutes: [])
                 network.links[a.ifname] = m.networks[a.containerID]!.links[a.ifname]
-                network.addresses[a.ifname] = a.address.map { [$0] } ?? []
+                // A DHCP interface comes up without an address: the lease brings it.
+                network.addresses[a.ifname] = a.mode == .static ? (a.address.map { [$0] } ?? []) : []
                 network.defaultRoutes.removeAll { $0.ifname == a.ifname }
-                if let gw = a.gateway { network.defaultRoutes.append(.init(gateway: gw, ifname: a.ifname)) }
+                if a.mode == .static, let gw = a.gateway { network.defaultRoutes.append(.init(gateway: gw, ifname: a.ifname)) }
                 networks[a.containerID] = network
+            case .obtainLease(let a, _, _):
+                guard var current = state.attachments.first(where: { $0.id == a.id }) else { continue }
+                let lease = freshLease(a.lease?.address ?? a.address ?? (try! IPv4CIDR(address: IPv4Address(10, 9, 9, 9), prefixLength: 24)),
+                                       router: IPv4Address(10, 9, 9, 1))
+                current.lease = lease
+                current.address = lease.address
+                current.gateway = lease.router
+                state.upsert(current)
+                networks[a.containerID]?.addresses[a.ifname] = [lease.address]
+                networks[a.containerID]?.defaultRoutes.removeAll { $0.ifname == a.ifname }
+                networks[a.containerID]?.defaultRoutes.append(.init(gateway: lease.router, ifname: a.ifname))
             case .configureInterface(let a, _, let fixes, _):
                 for fix in fixes {
                     switch fix {
@@ -138,10 +159,11 @@ extension World {
                 hostLinks?[name] = nil
             case .removeNetnsLink(let name, let pid, _):
                 if case .procLink(pid, _)? = netns?[name]?.kind { netns?[name] = nil }
-            case .markReady(var a, let pid, _):
-                a.status = .ready
-                a.containerPID = pid
-                state.upsert(a)
+            case .markReady(let a, let pid, _):
+                guard var current = state.attachments.first(where: { $0.id == a.id }) else { continue }
+                current.status = .ready
+                current.containerPID = pid
+                state.upsert(current)
             }
         }
     }
@@ -208,8 +230,10 @@ extension World {
         if let inside = network.links[a.ifname] {
             if !inside.isUp || inside.mtu != a.mtu { out.append("inside down or wrong MTU") }
         } else { out.append("inside missing") }
-        if let address = a.address, !(network.addresses[a.ifname] ?? []).contains(address) { out.append("address missing") }
-        if let gw = a.gateway, !network.defaultRoutes.contains(.init(gateway: gw, ifname: a.ifname)) { out.append("route missing") }
+        let record = state.attachments.first { $0.id == a.id } ?? a
+        if record.mode == .dhcp, !(record.lease?.isValid(at: now) ?? false) { out.append("no valid lease") }
+        if let address = record.expectedAddress(at: now), !(network.addresses[a.ifname] ?? []).contains(address) { out.append("address missing") }
+        if let gw = record.expectedGateway(at: now), !network.defaultRoutes.contains(.init(gateway: gw, ifname: a.ifname)) { out.append("route missing") }
         if let ovs, ovs.bridges[a.bridge] != nil {
             if let port = ovs.ports[a.hostIfname] {
                 if port.isInError || port.tag != a.vlan || port.bridge != a.bridge { out.append("port unhealthy") }

@@ -1,0 +1,200 @@
+import NetkeepCore
+
+/// What a server granted: the address with its prefix, router, server, times.
+public struct LeaseGrant: Equatable, Sendable {
+    public var address: IPv4CIDR
+    public var router: IPv4Address?
+    public var serverID: IPv4Address
+    public var leaseSeconds: UInt32
+    public var renewSeconds: UInt32
+    public var rebindSeconds: UInt32
+    public var dnsServers: [IPv4Address]
+}
+
+/// Retransmission (RFC 2131 4.1): the k-th wait is `initial * 2^(k-1)`, capped
+/// at `maximum`, plus a uniform jitter in -1...+1 s; `attempts` sends in all.
+public struct RetransmitPolicy: Equatable, Sendable {
+    public var initial: Double
+    public var maximum: Double
+    public var attempts: Int
+
+    public init(initial: Double = 4, maximum: Double = 64, attempts: Int) {
+        self.initial = initial
+        self.maximum = maximum
+        self.attempts = attempts
+    }
+
+    public func delay(attempt: Int, jitter: Double) -> Double {
+        max(0.5, min(initial * Double(1 << min(attempt - 1, 16)), maximum) + jitter)
+    }
+}
+
+/// One DHCP exchange as a pure state machine: it is told the time and what
+/// arrived, and answers with what to send, when to wake it, and how it ended.
+/// Randomness (xid, jitter) comes from outside, so tests are exact.
+public struct ClientMachine: Sendable {
+    public enum Goal: Equatable, Sendable {
+        /// INIT: DISCOVER, OFFER, REQUEST, ACK.
+        case discover
+        /// INIT-REBOOT (RFC 2131 4.3.2): REQUEST for a known address, broadcast, no server id.
+        case initReboot(IPv4Address)
+        /// RENEWING at T1: REQUEST unicast to the server that granted the lease.
+        case renew(address: IPv4Address, server: IPv4Address)
+        /// REBINDING at T2: REQUEST broadcast to any server.
+        case rebind(address: IPv4Address)
+        /// DHCPRELEASE, unicast, no answer expected.
+        case release(address: IPv4Address, server: IPv4Address)
+    }
+
+    public enum Destination: Equatable, Sendable { case broadcast, server(IPv4Address) }
+
+    public enum Outcome: Equatable, Sendable {
+        case bound(LeaseGrant)
+        case nak(server: IPv4Address?)
+        case noAnswer
+        case released
+    }
+
+    public struct Step: Equatable, Sendable {
+        public var send: DHCPMessage?
+        public var destination: Destination = .broadcast
+        /// Monotonic seconds at which `timeout` must be called.
+        public var wakeAt: Double?
+        public var outcome: Outcome?
+    }
+
+    enum Phase: Equatable, Sendable { case idle, selecting, requesting, waiting, done }
+
+    public let goal: Goal
+    public let mac: MACAddress
+    public let xid: UInt32
+    public let policy: RetransmitPolicy
+    private var jitter: [Double]
+    private var phase = Phase.idle
+    private var attempt = 0
+    private var current: DHCPMessage?
+    private var destination = Destination.broadcast
+    private var started = 0.0
+
+    /// `jitter` supplies the random part of each wait (values in -1...1), cycled.
+    public init(goal: Goal, mac: MACAddress, xid: UInt32, policy: RetransmitPolicy, jitter: [Double]) {
+        self.goal = goal
+        self.mac = mac
+        self.xid = xid
+        self.policy = policy
+        self.jitter = jitter.isEmpty ? [0] : jitter
+    }
+
+    public var isDone: Bool { phase == .done }
+
+    public mutating func start(now: Double) -> Step {
+        started = now
+        switch goal {
+        case .discover:
+            phase = .selecting
+            return send(request(.discover, broadcast: true), to: .broadcast, now: now)
+        case .initReboot(let address):
+            var m = request(.request, broadcast: true)
+            m.options.requestedAddress = address
+            phase = .waiting
+            return send(m, to: .broadcast, now: now)
+        case .renew(let address, let server):
+            var m = request(.request, broadcast: false)
+            m.ciaddr = address
+            phase = .waiting
+            return send(m, to: .server(server), now: now)
+        case .rebind(let address):
+            var m = request(.request, broadcast: false)
+            m.ciaddr = address
+            phase = .waiting
+            return send(m, to: .broadcast, now: now)
+        case .release(let address, let server):
+            var m = request(.release, broadcast: false)
+            m.ciaddr = address
+            m.options.serverID = server
+            m.options.parameterRequestList = []
+            phase = .done
+            return Step(send: m, destination: .server(server), wakeAt: nil, outcome: .released)
+        }
+    }
+
+    /// A received message; nil when it is not for this exchange (another
+    /// xid or chaddr, a request, an unexpected type): it is ignored.
+    public mutating func receive(_ m: DHCPMessage, now: Double) -> Step? {
+        guard phase != .done, phase != .idle, m.op == DHCPMessage.bootReply, m.xid == xid, m.chaddr == mac else { return nil }
+        switch (phase, m.messageType) {
+        case (.selecting, .offer?):
+            guard let server = m.options.serverID, m.yiaddr.value != 0 else { return nil }
+            var r = request(.request, broadcast: true)
+            r.options.requestedAddress = m.yiaddr
+            r.options.serverID = server
+            phase = .requesting
+            attempt = 0
+            return send(r, to: .broadcast, now: now)
+        case (.requesting, .ack?), (.waiting, .ack?):
+            guard let grant = Self.grant(from: m, fallbackServer: current?.options.serverID) else { return nil }
+            phase = .done
+            return Step(send: nil, wakeAt: nil, outcome: .bound(grant))
+        case (.requesting, .nak?), (.waiting, .nak?):
+            phase = .done
+            return Step(send: nil, wakeAt: nil, outcome: .nak(server: m.options.serverID))
+        default:
+            return nil
+        }
+    }
+
+    /// The wait ran out: send again, or give up after `policy.attempts` sends.
+    public mutating func timeout(now: Double) -> Step {
+        guard phase != .done, let current else { return Step(send: nil, wakeAt: nil, outcome: nil) }
+        guard attempt < policy.attempts else {
+            phase = .done
+            return Step(send: nil, wakeAt: nil, outcome: .noAnswer)
+        }
+        var again = current
+        again.secs = UInt16(clamping: Int(now - started))
+        return send(again, to: destination, now: now)
+    }
+
+    private mutating func send(_ m: DHCPMessage, to destination: Destination, now: Double) -> Step {
+        attempt += 1
+        current = m
+        self.destination = destination
+        let wait = policy.delay(attempt: attempt, jitter: jitter[(attempt - 1) % jitter.count])
+        return Step(send: m, destination: destination, wakeAt: now + wait, outcome: nil)
+    }
+
+    private func request(_ type: DHCPMessage.MessageType, broadcast: Bool) -> DHCPMessage {
+        var options = DHCPOptions()
+        options.messageType = type
+        options.clientID = [1] + mac.bytes
+        options.parameterRequestList = [DHCPOptions.Code.subnetMask, DHCPOptions.Code.router, DHCPOptions.Code.dns,
+                                        DHCPOptions.Code.leaseTime, DHCPOptions.Code.serverID,
+                                        DHCPOptions.Code.renewalTime, DHCPOptions.Code.rebindingTime]
+        var m = DHCPMessage(op: DHCPMessage.bootRequest, xid: xid, chaddr: mac, options: options)
+        // Without an address the client cannot take unicast replies: ask for broadcast.
+        if broadcast { m.flags = DHCPMessage.broadcastFlag }
+        return m
+    }
+
+    /// The lease in an ACK; T1 and T2 default to 1/2 and 7/8 of the lease (RFC 2131 4.4.5).
+    static func grant(from ack: DHCPMessage, fallbackServer: IPv4Address?) -> LeaseGrant? {
+        guard ack.yiaddr.value != 0, let server = ack.options.serverID ?? fallbackServer else { return nil }
+        let lease = ack.options.leaseTime ?? 3600
+        var t1 = ack.options.renewalTime ?? lease / 2
+        var t2 = ack.options.rebindingTime ?? UInt32(UInt64(lease) * 7 / 8)
+        if t2 > lease { t2 = UInt32(UInt64(lease) * 7 / 8) }
+        if t1 > t2 { t1 = t2 / 2 }
+        let prefix = ack.options.subnetMask.flatMap(prefixLength) ?? 32
+        guard let cidr = try? IPv4CIDR(address: ack.yiaddr, prefixLength: prefix) else { return nil }
+        let router = ack.options.routers.first.flatMap { cidr.contains($0) && $0 != ack.yiaddr ? $0 : nil }
+        return LeaseGrant(address: cidr, router: router, serverID: server, leaseSeconds: lease,
+                          renewSeconds: t1, rebindSeconds: t2, dnsServers: ack.options.dnsServers)
+    }
+
+    /// The prefix length of a contiguous netmask; nil for a non-contiguous one.
+    static func prefixLength(_ mask: IPv4Address) -> Int? {
+        let ones = mask.value.leadingZeroBitCount == 0 ? (~mask.value).leadingZeroBitCount : 0
+        guard ones > 0, ones <= 32, mask.value == (ones == 32 ? UInt32.max : ~(UInt32.max >> ones)) else { return nil }
+        return ones
+    }
+}

@@ -1,0 +1,98 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import HostIO
+import NetkeepCore
+
+/// Runs many DHCP exchanges at once on one thread: one poll() over every
+/// socket, woken by the earliest timer. The daemon drives the same loop.
+public final class ExchangeLoop {
+    public struct Session {
+        public let id: String
+        public let socket: DHCPSocket
+        public var machine: ClientMachine
+        public var wakeAt: Double?
+        public var outcome: ClientMachine.Outcome?
+        public var error: String?
+
+        public init(id: String, socket: DHCPSocket, machine: ClientMachine) {
+            self.id = id
+            self.socket = socket
+            self.machine = machine
+        }
+    }
+
+    public private(set) var sessions: [Session] = []
+    /// Called with every packet sent and received, for tests and tracing.
+    public var trace: ((String, Bool, [UInt8]) -> Void)?
+
+    public init() {}
+
+    public static func now() -> Double { Double(monotonicNanoseconds()) / 1e9 }
+
+    public func add(_ session: Session) {
+        var session = session
+        apply(session.machine.start(now: Self.now()), to: &session)
+        sessions.append(session)
+    }
+
+    /// Runs until every exchange has ended or `deadline` passes; returns the
+    /// outcome (or error) of each, by id.
+    public func run(until deadline: Double) -> [String: Result<ClientMachine.Outcome, ExchangeError>] {
+        while sessions.contains(where: { $0.outcome == nil && $0.error == nil }) {
+            let now = Self.now()
+            if now >= deadline { break }
+            let open = sessions.indices.filter { sessions[$0].outcome == nil && sessions[$0].error == nil }
+            let wake = open.compactMap { sessions[$0].wakeAt }.min() ?? deadline
+            let timeout = max(0, min(wake, deadline) - now)
+            var fds = open.map { pollfd(fd: sessions[$0].socket.fd, events: Int16(POLLIN), revents: 0) }
+            let ready = poll(&fds, nfds_t(fds.count), Int32(min(timeout * 1000, 60_000).rounded(.up)))
+            if ready < 0 && errno != EINTR { break }
+            let later = Self.now()
+            for (k, i) in open.enumerated() {
+                if fds[k].revents & Int16(POLLIN) != 0 {
+                    while sessions[i].outcome == nil, let bytes = sessions[i].socket.receive() {
+                        trace?(sessions[i].id, false, bytes)
+                        guard let message = try? DHCPMessage.decode(bytes),
+                              let step = sessions[i].machine.receive(message, now: later) else { continue }
+                        apply(step, to: &sessions[i])
+                    }
+                }
+                if sessions[i].outcome == nil, sessions[i].error == nil, let at = sessions[i].wakeAt, at <= later {
+                    apply(sessions[i].machine.timeout(now: later), to: &sessions[i])
+                }
+            }
+        }
+        var results: [String: Result<ClientMachine.Outcome, ExchangeError>] = [:]
+        for s in sessions {
+            if let outcome = s.outcome { results[s.id] = .success(outcome) } else { results[s.id] = .failure(ExchangeError(s.error ?? "no answer before the deadline")) }
+        }
+        return results
+    }
+
+    private func apply(_ step: ClientMachine.Step, to session: inout Session) {
+        if let message = step.send {
+            let bytes = message.encode()
+            let target: IPv4Address
+            switch step.destination {
+            case .broadcast: target = IPv4Address(255, 255, 255, 255)
+            case .server(let server): target = server
+            }
+            do {
+                try session.socket.send(bytes, to: target)
+                trace?(session.id, true, bytes)
+            } catch {
+                // A lost send is retried by the timer like a lost packet,
+                // unless nothing can be sent at all.
+                if error.errno != EAGAIN && error.errno != ENOBUFS && error.errno != ENETUNREACH { session.error = error.description }
+            }
+        }
+        session.wakeAt = step.wakeAt
+        if let outcome = step.outcome { session.outcome = outcome }
+    }
+}
+
+public struct ExchangeError: Error, Equatable, Sendable, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
