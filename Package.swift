@@ -27,7 +27,7 @@ let package = Package(
         .target(
             name: "NetkeepService",
             dependencies: [
-                "NetkeepCore", "NetkeepState", "OVSDB", "Netlink", "DockerEngine", "HostIO",
+                "NetkeepCore", "NetkeepState", "OVSDB", "Netlink", "DockerEngine", "DHCP", "HostIO",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

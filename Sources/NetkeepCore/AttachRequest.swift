@@ -6,21 +6,28 @@ public struct AttachRequest: Equatable, Sendable {
     public var container: String
     public var bridge: String
     public var ifname: String
-    public var address: IPv4CIDR
+    /// nil with `dhcp`.
+    public var address: IPv4CIDR?
+    public var dhcp: Bool
     public var gateway: IPv4Address?
     public var mac: MACAddress?
     public var mtu: Int
     public var vlan: Int?
 
     /// Parses the raw command-line values; the first problem found is thrown.
-    public static func parse(container: String, bridge: String, ifname: String?, ip: String,
+    public static func parse(container: String, bridge: String, ifname: String?, ip: String?, dhcp: Bool = false,
                              gateway: String?, mac: String?, mtu: String?, vlan: String?) throws(InputError) -> AttachRequest {
         let container = try Names.containerReference(container)
         let bridge = try Names.bridge(bridge)
         let ifname = try Names.interface(ifname ?? defaultIfname)
-        let address = try IPv4CIDR(parsing: ip)
+        if dhcp {
+            if let ip { throw InputError(object: "--ip \(quoted(ip))", cause: "cannot be combined with --dhcp") }
+            if let gateway { throw InputError(object: "--gateway \(quoted(gateway))", cause: "cannot be combined with --dhcp (the lease names the router)") }
+        }
+        guard dhcp || ip != nil else { throw InputError(object: "attach", cause: "needs --ip CIDR or --dhcp") }
+        let address = try ip.map { text throws(InputError) in try IPv4CIDR(parsing: text) }
         var gatewayAddress: IPv4Address?
-        if let gateway {
+        if let gateway, let address {
             let gw = try IPv4Address(parsing: gateway)
             guard address.contains(gw) else {
                 throw InputError(object: "gateway \(gw)", cause: "is outside the subnet \(address.network)/\(address.prefixLength) of --ip \(address)")
@@ -33,7 +40,7 @@ public struct AttachRequest: Equatable, Sendable {
         let macAddress = try mac.map { text throws(InputError) in try MACAddress(parsing: text).validatedForInterface() }
         let mtuValue = try mtu.map { text throws(InputError) in try validateMTU(parseInt(text, what: "MTU")) } ?? defaultMTU
         let vlanValue = try vlan.map { text throws(InputError) in try validateVLAN(parseInt(text, what: "VLAN")) }
-        return AttachRequest(container: container, bridge: bridge, ifname: ifname, address: address,
+        return AttachRequest(container: container, bridge: bridge, ifname: ifname, address: address, dhcp: dhcp,
                              gateway: gatewayAddress, mac: macAddress, mtu: mtuValue, vlan: vlanValue)
     }
 

@@ -69,7 +69,7 @@ public struct Attach {
         var attachment = Attachment(
             containerID: container.id, containerName: container.name, ifname: request.ifname, bridge: bridge.name,
             mac: request.mac ?? MACAddress.randomLocal(using: &generator), mtu: request.mtu, vlan: request.vlan,
-            mode: .static, address: request.address, gateway: request.gateway, netnsLink: container.name,
+            mode: request.dhcp ? .dhcp : .static, address: request.address, gateway: request.gateway, netnsLink: container.name,
             status: .pending, createdAt: HostEnvironment.now())
 
         // Intent first.
@@ -87,6 +87,12 @@ public struct Attach {
             FaultPoint.attachPortAdded.check()
             if try !vswitch.waitApplied(nextConfig) {
                 logger.warning("\(context): ovs-vswitchd has not applied the new port yet (is it running?); it will when it runs")
+            }
+            if request.dhcp {
+                let result = LeaseKeeper(logger: logger).run([.init(attachment: attachment, pid: container.pid, goal: .discover)],
+                                                             now: HostEnvironment.now())[0]
+                if let error = result.error { throw Failure.failed("\(context): no lease on bridge \(bridge.name): \(error)") }
+                attachment = result.attachment
             }
         } catch {
             rollBack(attachment, host: links.host, vswitch: vswitch, portAdded: portAdded)

@@ -1,3 +1,4 @@
+import DHCP
 import DockerEngine
 import Logging
 import NetkeepCore
@@ -55,6 +56,17 @@ public struct Detach {
         }
         try environment.saveState(state)
         FaultPoint.detachMarked.check()
+
+        // Give the addresses back before the interfaces go.
+        if let running {
+            let releases = targets.compactMap { a -> LeaseKeeper.Job? in
+                guard a.mode == .dhcp, let lease = a.lease, lease.isValid(at: HostEnvironment.now()) else { return nil }
+                return LeaseKeeper.Job(attachment: a, pid: running.pid, goal: .release(address: lease.address.address, server: lease.serverID))
+            }
+            for result in LeaseKeeper(logger: logger).run(releases, now: HostEnvironment.now()) where result.error != nil {
+                logger.warning("\(context): DHCPRELEASE of \(result.attachment.ifname) not sent: \(result.error!)")
+            }
+        }
 
         let vswitch = try environment.vswitch()
         defer { vswitch.close() }

@@ -101,6 +101,21 @@ struct Executor {
         }
         FaultPoint.reconcilePortsAdded.check()
 
+        // DHCP, once the ports pass traffic: all exchanges together.
+        let leaseJobs = actions.indices.compactMap { i -> (Int, LeaseKeeper.Job)? in
+            guard case .obtainLease(let planned, let pid, _) = actions[i], failures[i] == nil,
+                  let a = state.attachments.first(where: { $0.id == planned.id }) else { return nil }
+            return (i, LeaseKeeper.Job(attachment: a, pid: pid, goal: a.lease.map { .initReboot($0.address.address) } ?? .discover))
+        }
+        if !leaseJobs.isEmpty {
+            if let vswitch, let config = nextConfig, (try? vswitch.waitApplied(config)) == true { nextConfig = nil }
+            let results = timings.measure("execute dhcp") { LeaseKeeper(logger: logger).run(leaseJobs.map(\.1), now: HostEnvironment.now()) }
+            for ((i, _), result) in zip(leaseJobs, results) {
+                state.upsert(result.attachment)
+                if let error = result.error { fail(i, error) }
+            }
+        }
+
         // netns links.
         let links = environment.netnsLinks
         for (i, action) in actions.enumerated() {
@@ -119,8 +134,9 @@ struct Executor {
         let failedAttachments = Set(failures.keys.compactMap { actions[$0].attachment?.id })
         for (i, action) in actions.enumerated() {
             switch action {
-            case .markReady(var a, let pid, _):
-                if failedAttachments.contains(a.id) { fail(i, "an earlier step for this attachment failed") ; continue }
+            case .markReady(let planned, let pid, _):
+                if failedAttachments.contains(planned.id) { fail(i, "an earlier step for this attachment failed") ; continue }
+                guard var a = state.attachments.first(where: { $0.id == planned.id }) else { continue }
                 a.status = .ready
                 a.containerPID = pid
                 state.upsert(a)

@@ -35,7 +35,12 @@ public struct HostEnvironment: Sendable {
     public var netnsLinks: NetnsLinks { NetnsLinks(directory: netnsDirectory) }
 
     /// The wall clock, read here and passed down: the core never reads it.
-    public static func now() -> Timestamp { Timestamp(secondsSinceEpoch: Int64(time(nil))) }
+    /// NETKEEP_TIME_OFFSET (seconds) moves it, so tests can make a lease due
+    /// without waiting for it.
+    public static func now() -> Timestamp {
+        let offset = getenv("NETKEEP_TIME_OFFSET").flatMap { Int64(String(cString: $0)) } ?? 0
+        return Timestamp(secondsSinceEpoch: Int64(time(nil)) + offset)
+    }
 
     /// /proc/sys/kernel/random/boot_id: differs after every reboot.
     public static func bootID() -> String? {

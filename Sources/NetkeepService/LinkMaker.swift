@@ -42,10 +42,14 @@ struct LinkMaker {
         }
     }
 
-    /// Applies `fixes`, or everything a new link needs when nil.
+    /// Applies `fixes`, or everything a new link needs when nil (for DHCP only
+    /// "up": the address comes with the lease).
     func configureInside(_ a: Attachment, fixes: [InterfaceFix]?) throws {
         let link = try requireLink(inside, a.ifname)
-        let all = fixes ?? [.containerUp] + (a.address.map { [.address($0)] } ?? []) + (a.gateway.map { [.defaultRoute($0)] } ?? [])
+        var all = fixes ?? [.containerUp]
+        if fixes == nil, a.mode == .static {
+            all += (a.address.map { [.address($0)] } ?? []) + (a.gateway.map { [.defaultRoute($0)] } ?? [])
+        }
         for fix in all {
             switch fix {
             case .containerMTU: try inside.configure(index: link.index, name: a.ifname, mtu: a.mtu)

@@ -10,6 +10,8 @@ public struct ListEntry: Encodable, Sendable {
         case id, ifname, bridge, mac, mtu, vlan, mode, address, gateway, status
         case containerID = "container_id", containerName = "container_name", hostIfname = "host_ifname"
         case netnsLink = "netns_link"
+        case leaseExpiresAt = "lease_expires_at"
+        case lease
     }
 
     /// Every key is always present (null when unset), so consumers need not guess.
@@ -30,15 +32,17 @@ public struct ListEntry: Encodable, Sendable {
         try c.encode(a.gateway, forKey: .gateway)
         try c.encode(a.netnsLink, forKey: .netnsLink)
         try c.encode(a.status, forKey: .status)
+        try c.encode(a.lease?.expiresAt, forKey: .leaseExpiresAt)
+        try c.encode(a.lease, forKey: .lease)
     }
 
-    static let columns = ["CONTAINER", "IFNAME", "BRIDGE", "HOST-IF", "MAC", "MTU", "VLAN", "MODE", "ADDRESS", "GATEWAY", "STATUS"]
+    static let columns = ["CONTAINER", "IFNAME", "BRIDGE", "HOST-IF", "MAC", "MTU", "VLAN", "MODE", "ADDRESS", "GATEWAY", "LEASE-EXPIRES", "STATUS"]
 
     var cells: [String] {
         let a = attachment
         return [a.containerName, a.ifname, a.bridge, a.hostIfname, a.mac.description, String(a.mtu),
                 a.vlan.map(String.init) ?? "-", a.mode.rawValue, a.address?.description ?? "-",
-                a.gateway?.description ?? "-", a.status.rawValue]
+                a.gateway?.description ?? "-", a.lease.map { $0.expiresAt.description } ?? "-", a.status.rawValue]
     }
 
     /// An aligned table with a header line.

@@ -42,7 +42,7 @@ struct Observer {
         let netns = timings.measure("observe netns") { observeNetns() }
         return Observation(
             host: ObservedHost(docker: docker, ovs: ovs, ovsError: ovsError, hostLinks: hostLinks, containerNetworks: networks,
-                               netns: netns, bootID: HostEnvironment.bootID()),
+                               netns: netns, bootID: HostEnvironment.bootID(), now: HostEnvironment.now()),
             snapshot: snapshot)
     }
 

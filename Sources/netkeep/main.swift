@@ -59,14 +59,14 @@ struct Netkeep: ParsableCommand {
           4   Docker or OVSDB could not be reached (nothing was removed)
           64  the command line could not be parsed
         """,
-        subcommands: [AttachCommand.self, DetachCommand.self, ListCommand.self, ReconcileCommand.self, AdoptCommand.self]
+        subcommands: [AttachCommand.self, DetachCommand.self, ListCommand.self, ReconcileCommand.self, AdoptCommand.self, DHCPRenewCommand.self]
     )
 }
 
 struct AttachCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "attach",
-        abstract: "Attach a running container to an OVS bridge with a static address.",
+        abstract: "Attach a running container to an OVS bridge, with a static address or by DHCP.",
         discussion: """
         Creates a veth pair (host end nk<12 hex>, derived from the container id and IFNAME), \
         adds the host end to BRIDGE in one OVSDB transaction, creates the other end inside the \
@@ -74,14 +74,21 @@ struct AttachCommand: ParsableCommand {
         /var/run/netns/<container name> at the container's namespace. Nothing is changed when \
         a check fails.
 
-        Example: netkeep attach web1 --bridge br0 --ip 10.1.2.10/24 --gateway 10.1.2.1 --vlan 10
+        With --dhcp the lease comes from netkeep's own DHCP client, from a socket inside the \
+        container's namespace (client id 0x01+MAC); it is recorded, asked for again after a \
+        restart or reboot (INIT-REBOOT) and renewed by `netkeep dhcp-renew` or the daemon.
+
+        Examples:
+          netkeep attach web1 --bridge br0 --ip 10.1.2.10/24 --gateway 10.1.2.1 --vlan 10
+          netkeep attach web2 --bridge br0 --dhcp
         """
     )
 
     @Argument(help: "Container name or id.") var container: String
     @Option(help: ArgumentHelp("OVS bridge to attach to.", valueName: "bridge")) var bridge: String
     @Option(help: ArgumentHelp("Interface name inside the container.", valueName: "name")) var ifname: String = "eth1"
-    @Option(help: ArgumentHelp("Static address with prefix length, e.g. 10.1.2.10/24.", valueName: "cidr")) var ip: String
+    @Option(help: ArgumentHelp("Static address with prefix length, e.g. 10.1.2.10/24.", valueName: "cidr")) var ip: String?
+    @Flag(help: "Take the address, prefix and default route from a DHCP server instead of --ip.") var dhcp = false
     @Option(help: ArgumentHelp("Default gateway, inside the --ip subnet.", valueName: "ip")) var gateway: String?
     @Option(help: ArgumentHelp("MAC address (default: a random locally administered one, kept for good).", valueName: "mac")) var mac: String?
     @Option(help: ArgumentHelp("MTU of both veth ends (68-65535, default 1500).", valueName: "n")) var mtu: String?
@@ -92,13 +99,14 @@ struct AttachCommand: ParsableCommand {
         try runReporting { () throws(Failure) in
             let request: AttachRequest
             do {
-                request = try AttachRequest.parse(container: container, bridge: bridge, ifname: ifname, ip: ip,
+                request = try AttachRequest.parse(container: container, bridge: bridge, ifname: ifname, ip: ip, dhcp: dhcp,
                                                   gateway: gateway, mac: mac, mtu: mtu, vlan: vlan)
             } catch {
                 throw Failure.badInput("attach \(container): \(error)")
             }
             let attachment = try Attach(environment: options.environment, logger: options.logger).run(request)
-            print("attached \(attachment.containerName) \(attachment.ifname) to \(attachment.bridge) as \(attachment.hostIfname) (\(attachment.address.map(\.description) ?? "-"), mac \(attachment.mac))")
+            let how = attachment.lease.map { "\($0.address) by DHCP from \($0.serverID) until \($0.expiresAt)" } ?? attachment.address.map(\.description) ?? "-"
+            print("attached \(attachment.containerName) \(attachment.ifname) to \(attachment.bridge) as \(attachment.hostIfname) (\(how), mac \(attachment.mac))")
         }
     }
 }
@@ -206,6 +214,35 @@ struct AdoptCommand: ParsableCommand {
             for line in outcome.skipped { print("skipped \(line)") }
             if outcome.adopted.isEmpty && outcome.skipped.isEmpty { print("nothing to adopt") }
             if !outcome.skipped.isEmpty { throw Failure.exit(1) }
+        }
+    }
+}
+
+struct DHCPRenewCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dhcp-renew",
+        abstract: "Renew the DHCP leases that are due (the daemon does this on its own).",
+        discussion: """
+        At T1 a lease is renewed with a unicast REQUEST to its server, at T2 rebound with a \
+        broadcast REQUEST; an address applied without a server's answer is confirmed \
+        (INIT-REBOOT); a refused address starts over with DISCOVER and the change is reported. \
+        Exit 1 when a lease could not be renewed and has expired.
+        """
+    )
+
+    @Flag(help: "Renew every lease now, due or not.") var all = false
+    @OptionGroup var options: GlobalOptions
+
+    func run() throws {
+        try runReporting { () throws(Failure) in
+            let outcomes = try RenewLeases(environment: options.environment, logger: options.logger).run(all: all)
+            if outcomes.isEmpty { print("no lease is due") }
+            for o in outcomes {
+                let a = o.attachment
+                let lease = a.lease.map { "\($0.address) until \($0.expiresAt)" } ?? "no lease"
+                print("\(a.containerName) \(a.ifname) (\(o.due)): \(o.error.map { "FAILED: \($0)" } ?? lease)")
+            }
+            if outcomes.contains(where: { $0.error != nil }) { throw Failure.exit(1) }
         }
     }
 }

@@ -1,0 +1,171 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import DHCP
+import Logging
+import NetkeepCore
+import Netlink
+
+/// Obtains, confirms, renews and releases the DHCP leases of attachments:
+/// every exchange of one call runs together in one ExchangeLoop (one thread,
+/// one poll), then each result is applied to its interface through netlink.
+struct LeaseKeeper {
+    let logger: Logger
+
+    /// What to do for one attachment.
+    struct Job {
+        var attachment: Attachment
+        var pid: Int32
+        var goal: ClientMachine.Goal
+    }
+
+    /// How one job ended, with the attachment as it must now be recorded.
+    struct Result {
+        var attachment: Attachment
+        /// nil when the interface now carries what the record says.
+        var error: String?
+    }
+
+    /// Retransmission budgets. DISCOVER waits for dnsmasq's ping of a new
+    /// address (about 3 s); an INIT-REBOOT gives up sooner and, while the
+    /// lease is valid, applies the recorded address anyway.
+    static let discoverPolicy = RetransmitPolicy(attempts: 4)
+    static let confirmPolicy = RetransmitPolicy(attempts: 2)
+    static let renewPolicy = RetransmitPolicy(attempts: 2)
+
+    func run(_ jobs: [Job], now: Timestamp) -> [Result] {
+        guard !jobs.isEmpty else { return [] }
+        var goals = jobs.map(\.goal)
+        var outcomes = exchange(jobs, goals: goals)
+        // A NAK (or an expired lease that no server confirmed) starts over with DISCOVER.
+        let again = jobs.indices.filter { i in
+            if case .success(.nak)? = outcomes[i], goals[i] != .discover { return true }
+            return false
+        }
+        if !again.isEmpty {
+            for i in again { goals[i] = .discover }
+            let second = exchange(again.map { jobs[$0] }, goals: again.map { _ in .discover })
+            for (k, i) in again.enumerated() { outcomes[i] = second[k] }
+        }
+        return jobs.indices.map { i in apply(outcomes[i], to: jobs[i], now: now) }
+    }
+
+    private func exchange(_ jobs: [Job], goals: [ClientMachine.Goal]) -> [Swift.Result<ClientMachine.Outcome, ExchangeError>?] {
+        let loop = ExchangeLoop()
+        var rng = SystemRandomNumberGenerator()
+        var opened: [Int: String] = [:]
+        var longest = 0.0
+        for (i, job) in jobs.enumerated() {
+            do {
+                let namespace = try NetworkNamespace(pid: job.pid)
+                let ifname = job.attachment.ifname
+                let socket = try NamespaceThread.run(in: namespace) { try DHCPSocket(interface: ifname) }
+                let policy = Self.policy(for: goals[i])
+                longest = max(longest, (1...policy.attempts).reduce(0) { $0 + policy.delay(attempt: $1, jitter: 1) })
+                let machine = ClientMachine(goal: goals[i], mac: job.attachment.mac, xid: UInt32.random(in: 1...UInt32.max, using: &rng),
+                                            policy: policy, jitter: (0..<8).map { _ in Double.random(in: -1...1, using: &rng) })
+                loop.add(ExchangeLoop.Session(id: String(i), socket: socket, machine: machine))
+            } catch {
+                opened[i] = "DHCP socket in \(job.attachment.containerName) \(job.attachment.ifname): \(error)"
+            }
+        }
+        let results = loop.run(until: ExchangeLoop.now() + longest + 1)
+        return jobs.indices.map { i in
+            if let error = opened[i] { return .failure(ExchangeError(error)) }
+            return results[String(i)]
+        }
+    }
+
+    static func policy(for goal: ClientMachine.Goal) -> RetransmitPolicy {
+        switch goal {
+        case .discover: return discoverPolicy
+        case .initReboot: return confirmPolicy
+        default: return renewPolicy
+        }
+    }
+
+    private func apply(_ outcome: Swift.Result<ClientMachine.Outcome, ExchangeError>?, to job: Job, now: Timestamp) -> Result {
+        var a = job.attachment
+        let name = "\(a.containerName) \(a.ifname)"
+        switch outcome {
+        case .success(.bound(let grant))?:
+            if let old = a.lease?.address, old != grant.address {
+                logger.warning("\(name): DHCP address changed \(old) → \(grant.address) (the server refused the old one)")
+            }
+            a.lease = Self.lease(from: grant, now: now)
+            a.address = grant.address
+            a.gateway = grant.router
+            return Result(attachment: a, error: configure(a, pid: job.pid, address: grant.address, router: grant.router))
+        case .success(.released)?:
+            return Result(attachment: a, error: nil)
+        case .success(.nak)?:
+            return Result(attachment: a, error: "the DHCP server refused the address and offered none")
+        case .success(.noAnswer)?, .failure?, nil:
+            let why: String
+            if case .failure(let e)? = outcome { why = e.description } else { why = "no DHCP server answered" }
+            guard var lease = a.lease else { return Result(attachment: a, error: why) }
+            if lease.isValid(at: now) {
+                // Keep the address while the lease lasts; ask again soon.
+                switch job.goal {
+                case .initReboot:
+                    lease.confirmed = false
+                    lease.renewAt = min(lease.expiresAt, now.adding(seconds: 30))
+                    a.lease = lease
+                    logger.warning("\(name): \(why); keeping \(lease.address) until \(lease.expiresAt) and asking again")
+                    return Result(attachment: a, error: configure(a, pid: job.pid, address: lease.address, router: lease.router))
+                case .renew:
+                    // RFC 2131 4.4.5: try again after half the time left until T2 (at least a minute).
+                    lease.renewAt = min(lease.rebindAt, now.adding(seconds: max(60, (lease.rebindAt.secondsSinceEpoch - now.secondsSinceEpoch) / 2)))
+                case .rebind:
+                    lease.rebindAt = min(lease.expiresAt, now.adding(seconds: max(60, (lease.expiresAt.secondsSinceEpoch - now.secondsSinceEpoch) / 2)))
+                default:
+                    break
+                }
+                a.lease = lease
+                logger.warning("\(name): \(why); \(lease.address) stays until \(lease.expiresAt)")
+                return Result(attachment: a, error: nil)
+            }
+            logger.warning("\(name): \(why) and the lease of \(lease.address) expired at \(lease.expiresAt); the interface is left without an address")
+            _ = configure(a, pid: job.pid, address: nil, router: nil)
+            return Result(attachment: a, error: "\(why); lease expired")
+        }
+    }
+
+    /// The lease as recorded: T1 and T2 get up to 5 % jitter (at most 5 min),
+    /// so leases obtained together do not renew together.
+    static func lease(from grant: LeaseGrant, now: Timestamp) -> Lease {
+        var rng = SystemRandomNumberGenerator()
+        func jitter(_ seconds: UInt32) -> Int64 { Int64.random(in: 0...max(0, min(300, Int64(seconds) / 20)), using: &rng) }
+        let t1 = Int64(grant.renewSeconds), t2 = Int64(grant.rebindSeconds)
+        return Lease(address: grant.address, router: grant.router, serverID: grant.serverID, leaseSeconds: Int64(grant.leaseSeconds),
+                     renewSeconds: t1, rebindSeconds: t2, obtainedAt: now,
+                     renewAt: now.adding(seconds: min(t1 + jitter(grant.renewSeconds), t2)),
+                     rebindAt: now.adding(seconds: min(t2 + jitter(grant.rebindSeconds), Int64(grant.leaseSeconds))),
+                     dnsServers: grant.dnsServers, confirmed: true)
+    }
+
+    /// Makes `address` the interface's only IPv4 address and `router` its
+    /// default route (nil: none).
+    private func configure(_ a: Attachment, pid: Int32, address: IPv4CIDR?, router: IPv4Address?) -> String? {
+        do {
+            let namespace = try NetworkNamespace(pid: pid)
+            let session = try NetlinkSession.open(in: namespace)
+            guard let link = try session.link(named: a.ifname) else { return "\(a.ifname) is missing" }
+            for existing in try session.addresses() where existing.index == link.index && existing.cidr != address {
+                try session.deleteAddress(existing.cidr, index: link.index, name: a.ifname)
+            }
+            if let address, try !session.addresses().contains(InterfaceAddress(index: link.index, cidr: address)) {
+                try session.addAddress(address, index: link.index, name: a.ifname)
+            }
+            let defaults = try session.routes().filter { $0.isDefault && $0.outputIndex == link.index }
+            if let router, !defaults.contains(where: { $0.gateway == router }) {
+                if try session.routes().contains(where: \.isDefault) == false {
+                    try session.addDefaultRoute(via: router, index: link.index, name: a.ifname)
+                }
+            }
+            return nil
+        } catch {
+            return "\(error)"
+        }
+    }
+}
