@@ -56,7 +56,12 @@ struct Executor {
             timings.measure("execute ovsdb") {
                 guard let vswitch else { return deletions.forEach { fail($0.0, "OVSDB unreachable") } }
                 do {
-                    try vswitch.deletePorts(named: deletions.map(\.1), comment: "netkeep: reconcile", in: snapshot)
+                    let deleted = try vswitch.deletePorts(named: deletions.map(\.1), comment: "netkeep: reconcile", in: snapshot)
+                    // ovs-vswitchd restores the old device's flags when it lets a port go, by
+                    // name: a veth made again before it has done so would be set down.
+                    if try !vswitch.waitApplied(deleted.nextConfig) {
+                        logger.warning("ovs-vswitchd has not applied the port deletions yet (is it running?)")
+                    }
                 } catch {
                     deletions.forEach { fail($0.0, "\(error)") }
                 }

@@ -1,0 +1,121 @@
+@testable import DHCP
+import NetkeepCore
+import Testing
+
+@Suite struct ClientMachineTests {
+    let mac = MACAddress(bytes: [2, 0, 0, 0, 0, 7])!
+    let server = IPv4Address(10, 1, 2, 1)
+    let address = IPv4Address(10, 1, 2, 150)
+
+    func reply(_ type: DHCPMessage.MessageType, xid: UInt32, yiaddr: IPv4Address? = nil, lease: UInt32? = 3600,
+               mac: MACAddress? = nil) -> DHCPMessage {
+        var o = DHCPOptions()
+        o.messageType = type
+        o.serverID = server
+        o.subnetMask = IPv4Address(255, 255, 255, 0)
+        o.routers = [server]
+        o.leaseTime = lease
+        var m = DHCPMessage(op: DHCPMessage.bootReply, xid: xid, chaddr: mac ?? self.mac, options: o)
+        m.yiaddr = yiaddr ?? address
+        return m
+    }
+
+    @Test func discoverOfferRequestAck() throws {
+        var m = ClientMachine(goal: .discover, mac: mac, xid: 42, policy: RetransmitPolicy(attempts: 3), jitter: [0.5])
+        let start = m.start(now: 100)
+        #expect(start.send?.messageType == .discover)
+        #expect(start.send?.options.clientID == [1, 2, 0, 0, 0, 0, 7])
+        #expect(start.send?.flags == DHCPMessage.broadcastFlag)
+        #expect(start.destination == .broadcast)
+        #expect(start.wakeAt == 104.5)
+        let requestStep = m.receive(reply(.offer, xid: 42), now: 101)
+        let request = try #require(requestStep)
+        #expect(request.send?.messageType == .request)
+        #expect(request.send?.options.requestedAddress == address)
+        #expect(request.send?.options.serverID == server)
+        let boundStep = m.receive(reply(.ack, xid: 42), now: 101.01)
+        let bound = try #require(boundStep)
+        guard case .bound(let grant)? = bound.outcome else { Issue.record("not bound: \(bound)"); return }
+        #expect(grant.address.description == "10.1.2.150/24")
+        #expect(grant.router == server)
+        #expect(grant.renewSeconds == 1800 && grant.rebindSeconds == 3150 && grant.leaseSeconds == 3600)
+        #expect(m.isDone)
+    }
+
+    @Test func repliesForOthersAreIgnored() {
+        var m = ClientMachine(goal: .initReboot(address), mac: mac, xid: 7, policy: RetransmitPolicy(attempts: 2), jitter: [0])
+        _ = m.start(now: 0)
+        do { let step = m.receive(reply(.ack, xid: 8), now: 1); #expect(step == nil, "other xid") }
+        do { let step = m.receive(reply(.ack, xid: 7, mac: MACAddress(bytes: [2, 9, 9, 9, 9, 9])!), now: 1); #expect(step == nil, "other chaddr") }
+        do { let step = m.receive(reply(.offer, xid: 7), now: 1); #expect(step == nil, "an OFFER while rebooting") }
+        var request = reply(.ack, xid: 7)
+        request.op = DHCPMessage.bootRequest
+        do { let step = m.receive(request, now: 1); #expect(step == nil, "a request is not a reply") }
+        do { let step = m.receive(reply(.ack, xid: 7, yiaddr: IPv4Address(0)), now: 1); #expect(step == nil, "an ACK without an address") }
+        #expect(!m.isDone)
+    }
+
+    @Test func initRebootAsksForTheSameAddressWithoutServerID() throws {
+        var m = ClientMachine(goal: .initReboot(address), mac: mac, xid: 9, policy: RetransmitPolicy(attempts: 2), jitter: [0])
+        let s = m.start(now: 0)
+        #expect(s.send?.messageType == .request)
+        #expect(s.send?.options.requestedAddress == address)
+        #expect(s.send?.options.serverID == nil)
+        #expect(s.send?.ciaddr.value == 0)
+        let nakStep = m.receive(reply(.nak, xid: 9), now: 0.1)
+        let nak = try #require(nakStep)
+        #expect(nak.outcome == .nak(server: server))
+    }
+
+    @Test func renewIsUnicastWithCiaddrAndRebindIsBroadcast() {
+        var renew = ClientMachine(goal: .renew(address: address, server: server), mac: mac, xid: 1, policy: RetransmitPolicy(attempts: 2), jitter: [0])
+        let r = renew.start(now: 0)
+        #expect(r.destination == .server(server))
+        #expect(r.send?.ciaddr == address && r.send?.options.requestedAddress == nil && r.send?.flags == 0)
+        var rebind = ClientMachine(goal: .rebind(address: address), mac: mac, xid: 2, policy: RetransmitPolicy(attempts: 2), jitter: [0])
+        let b = rebind.start(now: 0)
+        #expect(b.destination == .broadcast)
+        #expect(b.send?.ciaddr == address && b.send?.options.serverID == nil)
+    }
+
+    @Test func releaseEndsAtOnce() {
+        var m = ClientMachine(goal: .release(address: address, server: server), mac: mac, xid: 3, policy: RetransmitPolicy(attempts: 1), jitter: [0])
+        let s = m.start(now: 0)
+        #expect(s.send?.messageType == .release)
+        #expect(s.send?.options.serverID == server && s.send?.ciaddr == address)
+        #expect(s.outcome == .released && s.wakeAt == nil && m.isDone)
+    }
+
+    @Test func retransmissionsBackOffExponentiallyWithJitterThenGiveUp() {
+        var m = ClientMachine(goal: .discover, mac: mac, xid: 5, policy: RetransmitPolicy(initial: 4, maximum: 64, attempts: 4),
+                              jitter: [0.5, -1, 1, 0])
+        var wake = m.start(now: 0).wakeAt!
+        #expect(wake == 4.5)
+        var waits: [Double] = []
+        for _ in 0..<3 {
+            let step = m.timeout(now: wake)
+            #expect(step.send?.messageType == .discover)
+            #expect(step.send?.secs == UInt16(Int(wake)))
+            waits.append(step.wakeAt! - wake)
+            wake = step.wakeAt!
+        }
+        #expect(waits == [7, 17, 32])
+        let last = m.timeout(now: wake)
+        #expect(last.outcome == .noAnswer)
+        #expect(RetransmitPolicy(initial: 4, maximum: 64, attempts: 9).delay(attempt: 8, jitter: 0) == 64)
+    }
+
+    @Test func leaseDefaultsAndMasks() {
+        var ack = reply(.ack, xid: 1)
+        ack.options.renewalTime = nil
+        ack.options.rebindingTime = 99999
+        let grant = ClientMachine.grant(from: ack, fallbackServer: nil)!
+        #expect(grant.renewSeconds == 1800 && grant.rebindSeconds == 3150)
+        #expect(ClientMachine.prefixLength(IPv4Address(255, 255, 240, 0)) == 20)
+        #expect(ClientMachine.prefixLength(IPv4Address(255, 255, 255, 255)) == 32)
+        #expect(ClientMachine.prefixLength(IPv4Address(255, 0, 255, 0)) == nil)
+        #expect(ClientMachine.prefixLength(IPv4Address(0)) == nil)
+        ack.options.routers = [IPv4Address(192, 168, 0, 1)]
+        #expect(ClientMachine.grant(from: ack, fallbackServer: nil)?.router == nil, "a router outside the subnet is ignored")
+    }
+}
