@@ -114,6 +114,8 @@ func sample(_ ifname: String = "eth1") -> NetkeepCore.Attachment {
         let state = try StateCodec.decode(readBytes(stateFixtures + "/example.json")!, path: "example.json")
         #expect(state.attachments.count == 2)
         #expect(state.attachments[0].vlan == 10)
+        #expect(state.attachments[1].mode == .dhcp && state.attachments[1].lease?.leaseSeconds == 3600)
+        #expect(state.attachments[1].lease?.expiresAt.description == "2026-11-27T05:00:00Z")
         // Encoding what was decoded gives a file that decodes to the same state.
         #expect(try StateCodec.decode(StateCodec.encode(state), path: "re-encoded") == state)
     }
