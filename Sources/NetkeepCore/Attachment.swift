@@ -6,10 +6,12 @@ public enum AddressMode: String, Codable, Sendable, CaseIterable {
 
 /// Where an attachment is in its life. `pending` is written before the host is
 /// changed and `ready` after, so a crash leaves a record of what may be half-made.
+/// `down`: the container is stopped; everything is kept for when it starts.
 public enum AttachmentStatus: String, Codable, Sendable, CaseIterable {
     case pending
     case ready
     case removing
+    case down
 }
 
 /// One container interface attached to an OVS bridge: everything needed to
@@ -106,6 +108,9 @@ public struct State: Codable, Equatable, Sendable {
     /// /proc/sys/kernel/random/boot_id when the state was last written.
     public var bootID: String?
     public var attachments: [Attachment]
+    /// Time (ns since the epoch) of the last Docker event the daemon handled:
+    /// after a restart it resumes the event stream from there.
+    public var lastEventNano: Int64?
 
     public init(bootID: String? = nil, attachments: [Attachment] = []) {
         self.version = Self.currentVersion
@@ -116,6 +121,7 @@ public struct State: Codable, Equatable, Sendable {
     enum CodingKeys: String, CodingKey {
         case version, attachments
         case bootID = "boot_id"
+        case lastEventNano = "last_event_nano"
     }
 
     public func attachment(containerID: String, ifname: String) -> Attachment? {

@@ -21,12 +21,14 @@ public enum Action: Hashable, Sendable {
     case removeNetnsLink(name: String, pid: Int32, reason: Reason)
     /// Record the attachment as made for this container process.
     case markReady(Attachment, pid: Int32, reason: Reason)
+    /// Record that the container is stopped (nothing is removed).
+    case markDown(Attachment, reason: Reason)
 
     public var reason: Reason {
         switch self {
         case .createVeth(_, _, let r), .recreateVeth(_, _, let r), .configureInterface(_, _, _, let r), .obtainLease(_, _, let r),
              .addPort(_, let r), .replacePort(_, let r), .setVLAN(_, let r), .linkNetns(_, _, let r),
-             .removeAttachment(_, let r), .removePort(_, _, let r), .removeNetnsLink(_, _, let r), .markReady(_, _, let r):
+             .removeAttachment(_, let r), .removePort(_, _, let r), .removeNetnsLink(_, _, let r), .markReady(_, _, let r), .markDown(_, let r):
             return r
         }
     }
@@ -34,7 +36,8 @@ public enum Action: Hashable, Sendable {
     public var attachment: Attachment? {
         switch self {
         case .createVeth(let a, _, _), .recreateVeth(let a, _, _), .configureInterface(let a, _, _, _), .obtainLease(let a, _, _), .addPort(let a, _),
-             .replacePort(let a, _), .setVLAN(let a, _), .linkNetns(let a, _, _), .removeAttachment(let a, _), .markReady(let a, _, _):
+             .replacePort(let a, _), .setVLAN(let a, _), .linkNetns(let a, _, _), .removeAttachment(let a, _), .markReady(let a, _, _),
+             .markDown(let a, _):
             return a
         case .removePort, .removeNetnsLink:
             return nil
@@ -56,6 +59,7 @@ public enum Action: Hashable, Sendable {
         case .removePort: return "remove-port"
         case .removeNetnsLink: return "remove-netns-link"
         case .markReady: return "mark-ready"
+        case .markDown: return "mark-down"
         }
     }
 
@@ -101,6 +105,7 @@ public enum Action: Hashable, Sendable {
             case .linkNetns: what = "link /var/run/netns/\(a.netnsLink ?? "")"
             case .removeAttachment: what = "remove port and veth \(a.hostIfname) and the record"
             case .markReady: what = "record as ready"
+            case .markDown: what = "record as down"
             default: what = kind
             }
         }

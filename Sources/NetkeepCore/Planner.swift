@@ -73,8 +73,12 @@ struct Planner {
             notices.append(Notice(.info, "\(name): container \(a.shortContainerID) not listed by Docker; left as it is"))
             return
         }
-        guard container.running, container.pid > 0, let network = observed.containerNetworks[container.id] else {
-            notices.append(Notice(.info, "\(name): container is not running; attachment kept for when it starts"))
+        guard container.running, container.pid > 0 else {
+            if a.status == .ready { actions.append(.markDown(a, reason: .containerStopped)) }
+            return
+        }
+        guard let network = observed.containerNetworks[container.id] else {
+            notices.append(Notice(.info, "\(name): the container's namespace could not be read; left as it is"))
             return
         }
         if let link = a.netnsLink { claimedLinks.insert(link) }

@@ -27,6 +27,7 @@ public enum Reason: Hashable, Sendable, CustomStringConvertible {
     case leaseExpired
     /// The interface was made again: ask for the same address (INIT-REBOOT).
     case leaseReboot
+    case containerStopped
 
     public var code: String {
         switch self {
@@ -51,6 +52,7 @@ public enum Reason: Hashable, Sendable, CustomStringConvertible {
         case .leaseMissing: return "lease-missing"
         case .leaseExpired: return "lease-expired"
         case .leaseReboot: return "lease-reboot"
+        case .containerStopped: return "container-stopped"
         }
     }
 
@@ -78,6 +80,7 @@ public enum Reason: Hashable, Sendable, CustomStringConvertible {
         case .leaseMissing: return "no DHCP lease yet"
         case .leaseExpired: return "DHCP lease expired"
         case .leaseReboot: return "interface made again: ask for the same address (INIT-REBOOT)"
+        case .containerStopped: return "container stopped; its attachment is kept"
         }
     }
 }

@@ -147,6 +147,10 @@ struct Executor {
                 state.upsert(a)
             case .removeAttachment(let a, _):
                 if !failedAttachments.contains(a.id) { state.remove(id: a.id) }
+            case .markDown(let planned, _):
+                guard var a = state.attachments.first(where: { $0.id == planned.id }) else { continue }
+                a.status = .down
+                state.upsert(a)
             default: break
             }
         }
@@ -168,7 +172,7 @@ struct Executor {
 
     static func touchesRecord(_ action: Action) -> Bool {
         switch action {
-        case .markReady, .removeAttachment: return true
+        case .markReady, .markDown, .removeAttachment: return true
         default: return false
         }
     }

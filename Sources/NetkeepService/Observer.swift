@@ -16,10 +16,17 @@ public struct Observation: Sendable {
     public var snapshot: VSwitchSnapshot?
 }
 
+/// What one pass looks at: the whole host, or one container's attachments
+/// (the daemon's answer to a Docker event).
+public enum ReconcileScope: Equatable, Sendable {
+    case host
+    case container(String)
+}
+
 struct Observer {
     let environment: HostEnvironment
 
-    func observe(_ state: State, vswitch: VSwitchClient?, timings: inout PhaseTimings) -> Observation {
+    func observe(_ state: State, scope: ReconcileScope = .host, vswitch: VSwitchClient?, timings: inout PhaseTimings) -> Observation {
         var snapshot: VSwitchSnapshot?
         var ovsError: String?
         timings.measure("observe ovsdb") {
@@ -27,11 +34,24 @@ struct Observer {
             do { snapshot = try vswitch.snapshot() } catch { ovsError = "\(error)" }
         }
         let ovs = snapshot.map(Self.view)
-        let docker = timings.measure("observe docker") { observeDocker(state, ovs: ovs) }
+        let docker = timings.measure("observe docker") { () -> DockerView in
+            if case .container(let id) = scope { return observeContainer(id) }
+            return observeDocker(state, ovs: ovs)
+        }
         var hostLinks: [String: ObservedLink]?
         var networks: [String: ContainerNetwork] = [:]
         timings.measure("observe netlink") {
-            hostLinks = try? NetlinkSession.open().links().reduce(into: [:]) { $0[$1.name] = Self.observed($1) }
+            if case .container = scope {
+                // Only the attachments' own host ends: a GETLINK each instead of a dump.
+                hostLinks = try? {
+                    let session = try NetlinkSession.open()
+                    var links: [String: ObservedLink] = [:]
+                    for a in state.attachments { if let link = try session.link(named: a.hostIfname) { links[link.name] = Self.observed(link) } }
+                    return links
+                }()
+            } else {
+                hostLinks = try? NetlinkSession.open().links().reduce(into: [:]) { $0[$1.name] = Self.observed($1) }
+            }
             if case .answered(let containers, _) = docker {
                 let wanted = Set(state.attachments.filter { $0.status != .removing }.map(\.containerID))
                 let running = containers.values.filter { wanted.contains($0.id) && $0.running && $0.pid > 0 }.sorted { $0.id < $1.id }
@@ -39,7 +59,10 @@ struct Observer {
                 for (id, network) in looked { if let network { networks[id] = network } }
             }
         }
-        let netns = timings.measure("observe netns") { observeNetns() }
+        let netns = timings.measure("observe netns") { () -> [String: NetnsEntry]? in
+            if case .container = scope { return observeNetns(names: Set(state.attachments.compactMap(\.netnsLink))) }
+            return observeNetns()
+        }
         return Observation(
             host: ObservedHost(docker: docker, ovs: ovs, ovsError: ovsError, hostLinks: hostLinks, containerNetworks: networks,
                                netns: netns, bootID: HostEnvironment.bootID(), now: HostEnvironment.now()),
@@ -86,6 +109,19 @@ struct Observer {
         return .answered(containers: containers, removed: removed)
     }
 
+    /// One container: inspect only; a 404 is the evidence for its removal.
+    func observeContainer(_ id: String) -> DockerView {
+        do {
+            let c = try environment.docker.inspect(id)
+            return .answered(containers: [c.id: ObservedContainer(id: c.id, name: c.name, running: c.running, pid: c.pid)], removed: [])
+        } catch {
+            switch error {
+            case .noSuchContainer: return .answered(containers: [:], removed: [id])
+            default: return .unreachable(error.description)
+            }
+        }
+    }
+
     static func network(pid: Int32) -> ContainerNetwork? {
         guard let namespace = try? NetworkNamespace(pid: pid), let session = try? NetlinkSession.open(in: namespace),
               let links = try? session.links(), let addresses = try? session.addresses(), let routes = try? session.routes() else {
@@ -100,7 +136,20 @@ struct Observer {
         return ContainerNetwork(links: links.reduce(into: [:]) { $0[$1.name] = observed($1) }, addresses: byName, defaultRoutes: defaults)
     }
 
-    func observeNetns() -> [String: NetnsEntry]? {
+    /// /var/run/netns, or only the given names of it.
+    func observeNetns(names: Set<String>? = nil) -> [String: NetnsEntry]? {
+        let links = environment.netnsLinks
+        if let names {
+            var entries: [String: NetnsEntry] = [:]
+            for name in names {
+                if let pid = links.linkedPID(name) {
+                    entries[name] = NetnsEntry(name: name, kind: .procLink(pid: pid, alive: NetnsLinks.processExists(pid)))
+                } else if Files.kind(links.path(name)) != .missing {
+                    entries[name] = NetnsEntry(name: name, kind: .other)
+                }
+            }
+            return entries
+        }
         let directory = environment.netnsDirectory
         guard let dir = opendir(directory) else { return errno == ENOENT ? [:] : nil }
         defer { closedir(dir) }
@@ -108,7 +157,6 @@ struct Observer {
         while let entry = readdir(dir) {
             let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
             if name == "." || name == ".." || name.hasPrefix(".") { continue }
-            let links = environment.netnsLinks
             if let pid = links.linkedPID(name) {
                 entries[name] = NetnsEntry(name: name, kind: .procLink(pid: pid, alive: NetnsLinks.processExists(pid)))
             } else {

@@ -35,17 +35,24 @@ public struct Reconcile {
         self.logger = logger
     }
 
-    public func run(dryRun: Bool) throws(Failure) -> ReconcileReport {
+    /// One pass. `scope` narrows it to one container's attachments (only its
+    /// own things can then be collected); `verify` looks again afterwards.
+    public func run(dryRun: Bool, scope: ReconcileScope = .host, verify: Bool = true) throws(Failure) -> ReconcileReport {
         var timings = PhaseTimings()
         let lock = try environment.lockState(logger: logger)
         defer { lock.release() }
         var state = try environment.loadState()
+        var desired = state
+        if case .container(let id) = scope {
+            desired.attachments = state.attachments.filter { $0.containerID == id }
+            if desired.attachments.isEmpty { return ReconcileReport(dryRun: dryRun, plan: Plan(), results: [], remaining: [], timings: timings, unreachable: false) }
+        }
         let vswitch = try? VSwitchClient(socketPath: environment.ovsdbSocket)
         defer { vswitch?.close() }
         let observer = Observer(environment: environment)
 
-        let observation = observer.observe(state, vswitch: vswitch, timings: &timings)
-        let thePlan = timings.measure("plan") { plan(desired: state, observed: observation.host) }
+        let observation = observer.observe(desired, scope: scope, vswitch: vswitch, timings: &timings)
+        let thePlan = timings.measure("plan") { plan(desired: desired, observed: observation.host) }
         var report = ReconcileReport(dryRun: dryRun, plan: thePlan, results: nil, remaining: [], timings: timings,
                                      unreachable: Self.unreachable(observation.host))
         guard !dryRun else { return report }
@@ -53,18 +60,14 @@ public struct Reconcile {
 
         let results = Executor(environment: environment, logger: logger)
             .execute(thePlan, state: &state, snapshot: observation.snapshot, vswitch: vswitch, timings: &timings)
-        for result in results {
-            if let error = result.error {
-                logger.error("\(result.action.summary): failed: \(error)")
-            } else {
-                logger.info("\(result.action.summary): done")
-            }
-        }
-        var verifyTimings = PhaseTimings()
-        let again = observer.observe(state, vswitch: vswitch, timings: &verifyTimings)
-        timings.add("verify", verifyTimings.values.reduce(0) { $0 + $1.1 })
         report.results = results
-        report.remaining = plan(desired: state, observed: again.host).actions
+        if verify {
+            var verifyTimings = PhaseTimings()
+            if case .container(let id) = scope { desired.attachments = state.attachments.filter { $0.containerID == id } } else { desired = state }
+            let again = observer.observe(desired, scope: scope, vswitch: vswitch, timings: &verifyTimings)
+            timings.add("verify", verifyTimings.values.reduce(0) { $0 + $1.1 })
+            report.remaining = plan(desired: desired, observed: again.host).actions
+        }
         report.timings = timings
         return report
     }

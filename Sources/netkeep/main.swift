@@ -1,4 +1,5 @@
 import ArgumentParser
+import ServiceLifecycle
 import FoundationEssentials
 import HostIO
 import Logging
@@ -43,7 +44,7 @@ func runReporting(_ body: () throws(Failure) -> Void) throws {
 }
 
 @main
-struct Netkeep: ParsableCommand {
+struct Netkeep: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "netkeep",
         abstract: "Keeps Docker containers attached to Open vSwitch bridges across restarts, reboots and removal.",
@@ -59,7 +60,7 @@ struct Netkeep: ParsableCommand {
           4   Docker or OVSDB could not be reached (nothing was removed)
           64  the command line could not be parsed
         """,
-        subcommands: [AttachCommand.self, DetachCommand.self, ListCommand.self, ReconcileCommand.self, AdoptCommand.self, DHCPRenewCommand.self]
+        subcommands: [AttachCommand.self, DetachCommand.self, ListCommand.self, ReconcileCommand.self, AdoptCommand.self, DHCPRenewCommand.self, DaemonCommand.self, HookCommand.self]
     )
 }
 
@@ -244,5 +245,61 @@ struct DHCPRenewCommand: ParsableCommand {
             }
             if outcomes.contains(where: { $0.error != nil }) { throw Failure.exit(1) }
         }
+    }
+}
+
+struct DaemonCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "daemon",
+        abstract: "Keep every attachment in place: Docker events, DHCP renewals, periodic resync.",
+        discussion: """
+        Starts with a full reconcile, then follows the Docker event stream: a container's `start` \
+        repairs its attachments, `destroy` collects them, `die`/`stop` records it as down. The time of \
+        the last event handled is kept in the state file, so a restarted daemon resumes from there; \
+        after every (re)connect to Docker a full reconcile runs. DHCP leases are renewed at T1 and \
+        rebound at T2; a full reconcile runs every --resync-interval seconds. When Docker or OVSDB \
+        cannot be reached it keeps running, retries with capped backoff and removes nothing. \
+        SIGTERM finishes the action in progress and exits 0; nothing is torn down.
+        """
+    )
+
+    @Option(help: ArgumentHelp("Seconds between full reconciles.", valueName: "seconds")) var resyncInterval: Double = 60
+    @OptionGroup var options: GlobalOptions
+
+    func run() async throws {
+        guard resyncInterval >= 1 else { throw ValidationError("--resync-interval must be at least 1 second") }
+        let logger = options.logger
+        let daemon = Daemon(environment: options.environment, logger: logger,
+                            options: Daemon.Options(resyncInterval: resyncInterval))
+        let group = ServiceGroup(configuration: .init(
+            services: [.init(service: daemon)],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger))
+        do {
+            try await group.run()
+        } catch let error as Failure {
+            writeToStandardError("netkeep: daemon: \(error)\n")
+            throw ExitCode(error.exitCode)
+        }
+    }
+}
+
+struct HookCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "hook",
+        abstract: "Repair containers named by Docker events read from standard input.",
+        discussion: """
+        For your own event pipeline: docker events --filter type=container --format '{{json .}}' | netkeep hook
+        Each container event of an attached container repairs (or collects) that container's \
+        attachments, as the daemon does. A malformed line gets a warning with its line number and is \
+        skipped; the hook ends when its input does.
+        """
+    )
+
+    @OptionGroup var options: GlobalOptions
+
+    func run() throws {
+        let summary = Hook(environment: options.environment, logger: options.logger).run()
+        options.logger.info("hook: \(summary.lines) lines, \(summary.malformed) malformed, \(summary.repairs) actions, \(summary.failures) failed")
     }
 }

@@ -172,3 +172,56 @@ func hostFingerprint(containers: [TestContainer]) -> String {
 /// directory, Docker), so they run one at a time, and only with the test bed.
 @Suite(.serialized, .enabled(if: Testbed.enabled, Testbed.skipReason))
 enum IntegrationSuite {}
+
+/// A process started in the background (the daemon), output to a file.
+final class BackgroundProcess: @unchecked Sendable {
+    let pid: pid_t
+    let logPath: String
+
+    init(_ arguments: [String], environment: [String: String] = [:]) throws {
+        logPath = FileManager.default.temporaryDirectory.appendingPathComponent("nkbg-\(UUID().uuidString.prefix(8)).log").path
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, logPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var empty = sigset_t(), all = sigset_t()
+        sigemptyset(&empty)
+        sigfillset(&all)
+        posix_spawnattr_setsigmask(&attributes, &empty)
+        posix_spawnattr_setsigdefault(&attributes, &all)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        let env = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }.map { "\($0)=\($1)" }
+        let argv = arguments.map { strdup($0) } + [nil], envp = env.map { strdup($0) } + [nil]
+        defer { (argv + envp).forEach { free($0) } }
+        var pid: pid_t = 0
+        let rc = posix_spawnp(&pid, arguments[0], &actions, &attributes, argv, envp)
+        guard rc == 0 else { throw Testbed.TestbedMissing("spawn \(arguments[0]): \(rc)") }
+        self.pid = pid
+    }
+
+    var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+
+    /// Sends `signal` and waits for the exit; returns the exit status (or 128+signal).
+    @discardableResult
+    func stop(_ signal: Int32 = SIGTERM, within seconds: Double = 20) -> Int32 {
+        kill(pid, signal)
+        let deadline = Date().addingTimeInterval(seconds)
+        var status: Int32 = 0
+        while waitpid(pid, &status, WNOHANG) == 0 {
+            if Date() > deadline { kill(pid, SIGKILL); waitpid(pid, &status, 0); return -1 }
+            usleep(10_000)
+        }
+        return (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+    }
+
+    deinit {
+        var status: Int32 = 0
+        if waitpid(pid, &status, WNOHANG) == 0 { kill(pid, SIGKILL); waitpid(pid, &status, 0) }
+        try? FileManager.default.removeItem(atPath: logPath)
+    }
+}

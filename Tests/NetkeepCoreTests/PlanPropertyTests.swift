@@ -159,6 +159,10 @@ extension World {
                 hostLinks?[name] = nil
             case .removeNetnsLink(let name, let pid, _):
                 if case .procLink(pid, _)? = netns?[name]?.kind { netns?[name] = nil }
+            case .markDown(let a, _):
+                guard var current = state.attachments.first(where: { $0.id == a.id }) else { continue }
+                current.status = .down
+                state.upsert(current)
             case .markReady(let a, let pid, _):
                 guard var current = state.attachments.first(where: { $0.id == a.id }) else { continue }
                 current.status = .ready

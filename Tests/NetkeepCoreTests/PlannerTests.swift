@@ -144,9 +144,19 @@ import Testing
         w.networks[a.containerID] = nil
         w.hostLinks![a.hostIfname] = nil
         w.netns!["c1"] = NetnsEntry(name: "c1", kind: .procLink(pid: 1001, alive: false))
-        // The dangling link may go; the attachment and its port stay.
-        #expect(w.plan.actions == [.removeNetnsLink(name: "c1", pid: 1001, reason: .danglingNetnsLink(pid: 1001))])
+        // Recorded as down; the dangling link may go; the attachment and its port stay.
+        #expect(w.plan.actions == [.markDown(a, reason: .containerStopped),
+                                   .removeNetnsLink(name: "c1", pid: 1001, reason: .danglingNetnsLink(pid: 1001))])
         #expect(!w.plan.hasErrors)
+        var down = a
+        down.status = .down
+        w.state.upsert(down)
+        #expect(w.plan.actions == [.removeNetnsLink(name: "c1", pid: 1001, reason: .danglingNetnsLink(pid: 1001))])
+        // When it runs again it is repaired and recorded as ready.
+        w.containers[a.containerID]!.running = true
+        w.containers[a.containerID]!.pid = 3001
+        w.networks[a.containerID] = ContainerNetwork(links: [:], addresses: [:], defaultRoutes: [])
+        #expect(w.plan.actions.map(\.kind) == ["create-veth", "replace-port", "link-netns", "mark-ready"])
     }
 
     @Test func removedContainerIsCollectedOnlyWithA404() {

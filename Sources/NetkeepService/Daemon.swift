@@ -1,0 +1,304 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Dispatch
+import DockerEngine
+import HostIO
+import Logging
+import NetkeepCore
+import NetkeepState
+import ServiceLifecycle
+import Synchronization
+
+/// `netkeep daemon`: a full reconcile at start, then Docker events (repair on
+/// `start`, collect on `destroy`, record `die`/`stop` as down), DHCP lease
+/// timers, and a full reconcile every `resyncInterval`. Blocking work runs on
+/// one worker thread, one item at a time, under the state lock the CLI also
+/// takes. Graceful shutdown (SIGTERM) finishes the item in progress and tears
+/// nothing down.
+public final class Daemon: Service, @unchecked Sendable {
+    public struct Options: Sendable {
+        public var resyncInterval: Double
+        public var maxBackoff: Double
+
+        public init(resyncInterval: Double = 60, maxBackoff: Double = 30) {
+            self.resyncInterval = resyncInterval
+            self.maxBackoff = maxBackoff
+        }
+    }
+
+    /// What the daemon tells a supervisor (systemd, in a later step).
+    public struct Hooks: Sendable {
+        public var ready: @Sendable () -> Void = {}
+        public var status: @Sendable (String) -> Void = { _ in }
+        public var stopping: @Sendable () -> Void = {}
+        public init() {}
+    }
+
+    let environment: HostEnvironment
+    let logger: Logger
+    let options: Options
+    let hooks: Hooks
+    let queue = WorkQueue()
+    private let worker = DispatchQueue(label: "netkeep.worker")
+    private let index: AttachmentIndex
+    private let counters = Mutex(Counters())
+
+    struct Counters {
+        var repairs = 0
+        var docker = "connecting"
+        var lastFullAt = 0.0
+        var fullRetry: Double?
+        var fullFailures = 0
+    }
+
+    public init(environment: HostEnvironment, logger: Logger, options: Options = Options(), hooks: Hooks = Hooks()) {
+        self.environment = environment
+        self.logger = logger
+        self.options = options
+        self.hooks = hooks
+        self.index = AttachmentIndex(store: environment.store)
+    }
+
+    public func run() async throws {
+        // Unreadable state: refuse to start, touch nothing.
+        let state = try environment.loadState()
+        logger.notice("starting with \(state.attachments.count) attachments in \(environment.store.statePath)")
+        await perform(.full)
+        hooks.ready()
+        updateStatus()
+
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await untilGracefulShutdown { await self.followEvents() } }
+            group.addTask { await untilGracefulShutdown { await self.runTimers() } }
+            group.addTask {
+                await withGracefulShutdownHandler {
+                    while let work = await self.queue.next() { await self.perform(work) }
+                } onGracefulShutdown: {
+                    Task { await self.queue.close() }
+                }
+            }
+            await group.waitForAll()
+        }
+        hooks.stopping()
+        logger.notice("stopped; attachments are left as they are")
+    }
+
+    // MARK: Docker events
+
+    func followEvents() async {
+        var backoff = 0.1
+        while !Task.isCancelled {
+            let since = index.lastEventNano()
+            do {
+                let stream = try await onWorkerless { () throws(DockerError) in try DockerEventStream(client: self.environment.docker, sinceNano: since) }
+                backoff = 0.1
+                counters.withLock { $0.docker = "connected" }
+                logger.notice("following Docker events\(since.map { " since \($0 / 1_000_000_000)" } ?? "")")
+                // Subscribed first, then a full pass: nothing falls in between.
+                await queue.submit(.full)
+                updateStatus()
+                try await withTaskCancellationHandler {
+                    for try await event in Self.events(of: stream) { await handle(event) }
+                } onCancel: {
+                    stream.close()
+                }
+                if !Task.isCancelled { logger.warning("the Docker event stream ended; reconnecting") }
+            } catch {
+                counters.withLock { $0.docker = "unreachable" }
+                updateStatus()
+                logger.warning("Docker events unavailable (\(error)); retrying in \(formatSeconds(backoff)); nothing is removed meanwhile")
+            }
+            try? await Task.sleep(nanoseconds: UInt64(backoff * 1e9))
+            backoff = min(backoff * 2, options.maxBackoff)
+        }
+    }
+
+    /// A container event costs nothing beyond parsing unless an attachment
+    /// names the container.
+    func handle(_ event: DockerEvent) async {
+        guard event.type == "container", index.contains(event.actorID) else { return }
+        switch event.action {
+        case "start", "restart", "unpause", "destroy", "die", "stop", "kill", "oom":
+            logger.info("Docker event \(event.action) for \(event.name ?? String(event.actorID.prefix(12)))")
+            await queue.submit(.container(event.actorID, eventNano: event.timeNano))
+        default:
+            return
+        }
+    }
+
+    /// The stream's blocking reads, on a thread of their own, as an async sequence.
+    static func events(of stream: DockerEventStream) -> AsyncThrowingStream<DockerEvent, any Error> {
+        AsyncThrowingStream { continuation in
+            DispatchQueue(label: "netkeep.docker-events").async {
+                do {
+                    while let event = try stream.next() { continuation.yield(event) }
+                    continuation.finish()
+                } catch {
+                    continuation.finish(throwing: error)
+                }
+            }
+        }
+    }
+
+    // MARK: Timers
+
+    /// Resync every `resyncInterval`, DHCP leases when due, and retries of a
+    /// failed full pass with capped backoff; one sleep for all of them.
+    func runTimers() async {
+        while !Task.isCancelled {
+            let now = ExchangeClock.now()
+            let (lastFull, retry) = counters.withLock { ($0.lastFullAt, $0.fullRetry) }
+            var wake = lastFull + options.resyncInterval
+            if let retry { wake = min(wake, retry) }
+            var leaseDue = false
+            if let state = try? environment.store.load(), let next = LeaseSchedule.nextWake(in: state) {
+                let seconds = Double(next.secondsSinceEpoch - HostEnvironment.now().secondsSinceEpoch)
+                if seconds <= 0 { leaseDue = true } else { wake = min(wake, now + seconds) }
+            }
+            if leaseDue {
+                await queue.submit(.leases)
+                wake = min(wake, now + 1)
+            } else if wake <= now {
+                await queue.submit(.full)
+                counters.withLock { $0.fullRetry = nil; $0.lastFullAt = now }
+                continue
+            }
+            try? await Task.sleep(nanoseconds: UInt64(max(0.05, min(wake - now, 60)) * 1e9))
+        }
+    }
+
+    // MARK: Work
+
+    func perform(_ work: Work) async {
+        await onWorker { self.performNow(work) }
+        updateStatus()
+    }
+
+    private func performNow(_ work: Work) {
+        let reconcile = Reconcile(environment: environment, logger: logger)
+        do {
+            switch work {
+            case .full:
+                let report = try reconcile.run(dryRun: false)
+                log(report)
+                counters.withLock { c in
+                    c.lastFullAt = ExchangeClock.now()
+                    if report.unreachable {
+                        c.fullFailures += 1
+                        c.fullRetry = c.lastFullAt + min(options.maxBackoff, 0.5 * Double(1 << min(c.fullFailures, 10)))
+                    } else {
+                        c.fullFailures = 0
+                        c.fullRetry = nil
+                    }
+                }
+                if report.unreachable {
+                    logger.warning("a source is unreachable: nothing removed; retrying with backoff")
+                }
+            case .container(let id, let nano):
+                let report = try reconcile.run(dryRun: false, scope: .container(id), verify: false)
+                log(report)
+                index.recordEvent(nano)
+                try recordLastEvent(nano)
+            case .leases:
+                for outcome in try RenewLeases(environment: environment, logger: logger).run(all: false) {
+                    let a = outcome.attachment
+                    if let error = outcome.error {
+                        logger.warning("lease of \(a.containerName) \(a.ifname) (\(outcome.due)): \(error)")
+                    } else {
+                        logger.info("lease of \(a.containerName) \(a.ifname) (\(outcome.due)): \(a.lease.map { "\($0.address) until \($0.expiresAt)" } ?? "-")")
+                    }
+                }
+            }
+        } catch {
+            logger.error("\(error)")
+        }
+    }
+
+    private func log(_ report: ReconcileReport) {
+        for result in report.results ?? [] {
+            if let error = result.error {
+                logger.error("\(result.action.summary): failed: \(error)")
+            } else {
+                logger.notice("\(result.action.summary)")
+            }
+        }
+        let repaired = report.results?.filter { $0.error == nil }.count ?? 0
+        counters.withLock { $0.repairs += repaired }
+        for notice in report.plan.notices where notice.severity == .error { logger.warning("\(notice.message)") }
+    }
+
+    /// The event time goes into the state file so that a restarted daemon
+    /// resumes the stream from there.
+    private func recordLastEvent(_ nano: Int64) throws(Failure) {
+        let lock = try environment.lockState(logger: logger)
+        defer { lock.release() }
+        var state = try environment.loadState()
+        guard (state.lastEventNano ?? 0) < nano else { return }
+        state.lastEventNano = nano
+        try environment.saveState(state)
+    }
+
+    private func updateStatus() {
+        let (repairs, docker) = counters.withLock { ($0.repairs, $0.docker) }
+        hooks.status("\(index.count) attachments, \(repairs) repairs since start, Docker \(docker)")
+    }
+
+    /// Runs blocking work on the worker thread.
+    private func onWorker<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
+        await withCheckedContinuation { continuation in worker.async { continuation.resume(returning: body()) } }
+    }
+
+    /// Blocking calls that must not wait behind the worker (connecting to Docker).
+    private func onWorkerless<T: Sendable>(_ body: @escaping @Sendable () throws(DockerError) -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue(label: "netkeep.connect").async { continuation.resume(with: Result { () throws(DockerError) -> T in try body() }) }
+        }
+    }
+}
+
+/// Runs `body` and cancels it when graceful shutdown begins.
+func untilGracefulShutdown(_ body: @escaping @Sendable () async -> Void) async {
+    try? await cancelWhenGracefulShutdown { await body() }
+}
+
+enum ExchangeClock {
+    static func now() -> Double { Double(monotonicNanoseconds()) / 1e9 }
+}
+
+func formatSeconds(_ s: Double) -> String { s < 1 ? "\(Int(s * 1000)) ms" : "\(Int(s)) s" }
+
+/// Which containers have attachments, read again only when the state file
+/// changes (a stat per event).
+final class AttachmentIndex: @unchecked Sendable {
+    private let store: StateStore
+    private let lock = Mutex<(key: [UInt64], ids: Set<String>, last: Int64?)>(([], [], nil))
+
+    init(store: StateStore) { self.store = store }
+
+    func contains(_ containerID: String) -> Bool { refresh().contains(containerID) }
+
+    var count: Int { lock.withLock { $0.ids.count } }
+
+    func lastEventNano() -> Int64? {
+        _ = refresh()
+        return lock.withLock { $0.last }
+    }
+
+    func recordEvent(_ nano: Int64) { lock.withLock { $0.last = max($0.last ?? 0, nano) } }
+
+    private func refresh() -> Set<String> {
+        var st = stat()
+        let key: [UInt64] = stat(store.statePath, &st) == 0
+            ? [UInt64(st.st_ino), UInt64(st.st_size), UInt64(st.st_mtim.tv_sec), UInt64(st.st_mtim.tv_nsec)] : []
+        if let ids = lock.withLock({ $0.key == key && !key.isEmpty ? $0.ids : nil }) { return ids }
+        let state = try? store.load()
+        let ids = Set(state?.attachments.map(\.containerID) ?? [])
+        lock.withLock {
+            $0.key = key
+            $0.ids = ids
+            if let last = state?.lastEventNano { $0.last = max($0.last ?? 0, last) }
+        }
+        return ids
+    }
+}
