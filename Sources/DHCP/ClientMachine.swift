@@ -12,20 +12,24 @@ public struct LeaseGrant: Equatable, Sendable {
 }
 
 /// Retransmission (RFC 2131 4.1): the k-th wait is `initial * 2^(k-1)`, capped
-/// at `maximum`, plus a uniform jitter in -1...+1 s; `attempts` sends in all.
+/// at `maximum`, plus a uniform jitter of up to ±`jitter` seconds (RFC: 4 s
+/// and ±1 s); `attempts` sends in all.
 public struct RetransmitPolicy: Equatable, Sendable {
     public var initial: Double
     public var maximum: Double
     public var attempts: Int
+    public var jitter: Double
 
-    public init(initial: Double = 4, maximum: Double = 64, attempts: Int) {
+    public init(initial: Double = 4, maximum: Double = 64, attempts: Int, jitter: Double = 1) {
         self.initial = initial
         self.maximum = maximum
         self.attempts = attempts
+        self.jitter = jitter
     }
 
-    public func delay(attempt: Int, jitter: Double) -> Double {
-        max(0.5, min(initial * Double(1 << min(attempt - 1, 16)), maximum) + jitter)
+    /// `random` is a uniform value in -1...1.
+    public func delay(attempt: Int, jitter random: Double) -> Double {
+        max(0.1, min(initial * Double(1 << min(attempt - 1, 16)), maximum) + random * jitter)
     }
 }
 

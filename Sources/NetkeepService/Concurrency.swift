@@ -22,7 +22,7 @@ public struct PhaseTimings: Sendable, Equatable {
 
     public static func == (a: PhaseTimings, b: PhaseTimings) -> Bool { a.values.map(\.0) == b.values.map(\.0) }
 
-    public mutating func measure<T>(_ phase: String, _ body: () throws -> T) rethrows -> T {
+    public mutating func measure<T, E: Error>(_ phase: String, _ body: () throws(E) -> T) throws(E) -> T {
         let start = DispatchTime.now().uptimeNanoseconds
         defer { add(phase, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6) }
         return try body()

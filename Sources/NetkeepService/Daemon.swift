@@ -7,6 +7,7 @@ import HostIO
 import Logging
 import NetkeepCore
 import NetkeepState
+import OVSDB
 import ServiceLifecycle
 import Synchronization
 
@@ -43,6 +44,8 @@ public final class Daemon: Service, @unchecked Sendable {
     private let worker = DispatchQueue(label: "netkeep.worker")
     private let index: AttachmentIndex
     private let counters = Mutex(Counters())
+    /// The OVSDB connection of the worker thread, kept between repairs.
+    private var vswitch: VSwitchClient?
 
     struct Counters {
         var repairs = 0
@@ -50,6 +53,8 @@ public final class Daemon: Service, @unchecked Sendable {
         var lastFullAt = 0.0
         var fullRetry: Double?
         var fullFailures = 0
+        var persistedEventNano: Int64 = 0
+        var persistedAt = 0.0
     }
 
     public init(environment: HostEnvironment, logger: Logger, options: Options = Options(), hooks: Hooks = Hooks()) {
@@ -80,6 +85,7 @@ public final class Daemon: Service, @unchecked Sendable {
             }
             await group.waitForAll()
         }
+        await onWorker { self.performNow(.persistEventTime) }
         hooks.stopping()
         logger.notice("stopped; attachments are left as they are")
     }
@@ -118,13 +124,16 @@ public final class Daemon: Service, @unchecked Sendable {
     /// names the container.
     func handle(_ event: DockerEvent) async {
         guard event.type == "container", index.contains(event.actorID) else { return }
+        // Asking Docker about a container between its `die` and its next `start`
+        // blocks until the start is done: a stop is recorded from the event alone.
+        let work: Work
         switch event.action {
-        case "start", "restart", "unpause", "destroy", "die", "stop", "kill", "oom":
-            logger.info("Docker event \(event.action) for \(event.name ?? String(event.actorID.prefix(12)))")
-            await queue.submit(.container(event.actorID, eventNano: event.timeNano))
-        default:
-            return
+        case "start", "restart", "unpause", "destroy": work = .container(event.actorID, eventNano: event.timeNano)
+        case "die", "stop": work = .containerDown(event.actorID, eventNano: event.timeNano)
+        default: return
         }
+        logger.info("Docker event \(event.action) for \(event.name ?? String(event.actorID.prefix(12)))")
+        await queue.submit(work)
     }
 
     /// The stream's blocking reads, on a thread of their own, as an async sequence.
@@ -156,6 +165,11 @@ public final class Daemon: Service, @unchecked Sendable {
                 let seconds = Double(next.secondsSinceEpoch - HostEnvironment.now().secondsSinceEpoch)
                 if seconds <= 0 { leaseDue = true } else { wake = min(wake, now + seconds) }
             }
+            if let handled = index.lastEventNano(), handled > counters.withLock({ $0.persistedEventNano }),
+               now - counters.withLock({ $0.persistedAt }) >= 5 {
+                counters.withLock { $0.persistedEventNano = handled; $0.persistedAt = now }
+                await queue.submit(.persistEventTime)
+            }
             if leaseDue {
                 await queue.submit(.leases)
                 wake = min(wake, now + 1)
@@ -164,7 +178,7 @@ public final class Daemon: Service, @unchecked Sendable {
                 counters.withLock { $0.fullRetry = nil; $0.lastFullAt = now }
                 continue
             }
-            try? await Task.sleep(nanoseconds: UInt64(max(0.05, min(wake - now, 60)) * 1e9))
+            try? await Task.sleep(nanoseconds: UInt64(max(0.05, min(wake - now, 5)) * 1e9))
         }
     }
 
@@ -195,11 +209,23 @@ public final class Daemon: Service, @unchecked Sendable {
                 if report.unreachable {
                     logger.warning("a source is unreachable: nothing removed; retrying with backoff")
                 }
+            case .persistEventTime:
+                if let nano = index.lastEventNano() { try recordLastEvent(nano) }
             case .container(let id, let nano):
-                let report = try reconcile.run(dryRun: false, scope: .container(id), verify: false)
+                var report = try reconcile.run(dryRun: false, scope: .container(id), verify: false, vswitch: connection())
+                if report.unreachable {
+                    // The kept connection may be the one that broke: once more with a new one.
+                    dropConnection()
+                    report = try reconcile.run(dryRun: false, scope: .container(id), verify: false, vswitch: connection())
+                }
                 log(report)
+                if !report.plan.actions.isEmpty {
+                    logger.info("repair of \(id.prefix(12)) after the event: \(report.timings.summary)")
+                }
                 index.recordEvent(nano)
-                try recordLastEvent(nano)
+            case .containerDown(let id, let nano):
+                index.recordEvent(nano)
+                try recordDown(id, eventNano: nano)
             case .leases:
                 for outcome in try RenewLeases(environment: environment, logger: logger).run(all: false) {
                     let a = outcome.attachment
@@ -213,6 +239,17 @@ public final class Daemon: Service, @unchecked Sendable {
         } catch {
             logger.error("\(error)")
         }
+    }
+
+    /// The kept OVSDB connection, opened again when it was lost.
+    private func connection() -> VSwitchClient? {
+        if vswitch == nil { vswitch = try? VSwitchClient(socketPath: environment.ovsdbSocket) }
+        return vswitch
+    }
+
+    private func dropConnection() {
+        vswitch?.close()
+        vswitch = nil
     }
 
     private func log(_ report: ReconcileReport) {
@@ -231,12 +268,34 @@ public final class Daemon: Service, @unchecked Sendable {
     /// The event time goes into the state file so that a restarted daemon
     /// resumes the stream from there.
     private func recordLastEvent(_ nano: Int64) throws(Failure) {
+        try updateState { state in
+            guard (state.lastEventNano ?? 0) < nano else { return false }
+            state.lastEventNano = nano
+            return true
+        }
+    }
+
+    /// A `die`/`stop`: the container's ready attachments are recorded as down
+    /// (the event time rides along; alone it is written only now and then).
+    private func recordDown(_ id: String, eventNano: Int64) throws(Failure) {
+        try updateState { state in
+            var changed = false
+            for var a in state.attachments where a.containerID == id && a.status == .ready {
+                a.status = .down
+                state.upsert(a)
+                changed = true
+                logger.notice("\(a.containerName) \(a.ifname): record as down (container stopped; its attachment is kept)")
+            }
+            if changed, (state.lastEventNano ?? 0) < eventNano { state.lastEventNano = eventNano }
+            return changed
+        }
+    }
+
+    private func updateState(_ change: (inout State) -> Bool) throws(Failure) {
         let lock = try environment.lockState(logger: logger)
         defer { lock.release() }
         var state = try environment.loadState()
-        guard (state.lastEventNano ?? 0) < nano else { return }
-        state.lastEventNano = nano
-        try environment.saveState(state)
+        if change(&state) { try environment.saveState(state) }
     }
 
     private func updateStatus() {

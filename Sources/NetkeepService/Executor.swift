@@ -25,23 +25,10 @@ struct Executor {
         let actions = plan.actions
         func fail(_ i: Int, _ message: String) { if failures[i] == nil { failures[i] = message } }
 
-        // Intent: attachments whose veth is about to be made again are pending
-        // until done, so a crash in between still replaces their OVS row next time.
-        var intent = state
-        for action in actions {
-            switch action {
-            case .createVeth(var a, _, _), .recreateVeth(var a, _, _):
-                a.status = .pending
-                intent.upsert(a)
-            default: break
-            }
-        }
-        if intent != state {
-            do { try environment.saveState(intent) } catch {
-                return actions.map { ActionResult(action: $0, error: "state not written: \(error)") }
-            }
-            state = intent
-        }
+        // No intent write is needed here: a veth is only made again after its
+        // old OVS row is gone (first transaction below), so a crash at any point
+        // leaves either no row (added next time) or no veth (made next time),
+        // never a stale row in front of a new veth.
         FaultPoint.reconcileIntentWritten.check()
 
         // OVSDB, first transaction: rows to delete.
@@ -52,16 +39,12 @@ struct Executor {
             default: return nil
             }
         }
+        var deletionConfig: Int64?
         if !deletions.isEmpty {
             timings.measure("execute ovsdb") {
                 guard let vswitch else { return deletions.forEach { fail($0.0, "OVSDB unreachable") } }
                 do {
-                    let deleted = try vswitch.deletePorts(named: deletions.map(\.1), comment: "netkeep: reconcile", in: snapshot)
-                    // ovs-vswitchd restores the old device's flags when it lets a port go, by
-                    // name: a veth made again before it has done so would be set down.
-                    if try !vswitch.waitApplied(deleted.nextConfig) {
-                        logger.warning("ovs-vswitchd has not applied the port deletions yet (is it running?)")
-                    }
+                    deletionConfig = try vswitch.deletePorts(named: deletions.map(\.1), comment: "netkeep: reconcile", in: snapshot).nextConfig
                 } catch {
                     deletions.forEach { fail($0.0, "\(error)") }
                 }
@@ -69,17 +52,56 @@ struct Executor {
         }
         FaultPoint.reconcilePortsDeleted.check()
 
-        // Netlink, grouped by container, on all cores.
+        // Netlink, grouped by container, on all cores. A veth whose old OVS row
+        // is being deleted stays down on the host side for now: ovs-vswitchd
+        // restores the old device's flags by name when it lets the port go.
+        let replaced = Set(deletions.map(\.1))
         let userspace = Set(snapshot?.bridges.filter(\.isUserspace).map(\.name) ?? [])
         let linkWork = Dictionary(grouping: actions.indices.filter { Self.isLinkWork(actions[$0]) }) { i in
             actions[i].attachment?.containerID ?? actions[i].port ?? ""
         }
         let groups = linkWork.keys.sorted().map { linkWork[$0]! }
+        // A veth whose old row could not be deleted is not made again (see above).
+        let rowsKept = Set(deletions.filter { failures[$0.0] != nil }.map(\.1))
+        for i in actions.indices {
+            switch actions[i] {
+            case .createVeth(let a, _, _), .recreateVeth(let a, _, _):
+                if rowsKept.contains(a.hostIfname) { fail(i, "the old OVS row of \(a.hostIfname) could not be deleted") }
+            default: break
+            }
+        }
         let skip = failures
         let outcomes = timings.measure("execute netlink") {
-            concurrentMap(groups) { group in Self.runLinkWork(group.filter { skip[$0] == nil }.map { ($0, actions[$0]) }, userspace: userspace) }
+            concurrentMap(groups) { group in
+                Self.runLinkWork(group.filter { skip[$0] == nil }.map { ($0, actions[$0]) }, userspace: userspace, hostDown: replaced)
+            }
         }
         for outcome in outcomes { for (i, message) in outcome { fail(i, message) } }
+        let waiting = actions.indices.filter { i in
+            guard failures[i] == nil, let a = actions[i].attachment, replaced.contains(a.hostIfname) else { return false }
+            switch actions[i] {
+            case .createVeth, .recreateVeth: return true
+            default: return false
+            }
+        }
+        if !waiting.isEmpty {
+            timings.measure("execute ovsdb") {
+                if let vswitch, (try? vswitch.waitApplied(deletionConfig)) != true {
+                    logger.warning("ovs-vswitchd has not applied the port deletions yet (is it running?)")
+                }
+            }
+            timings.measure("execute netlink") {
+                if let host = try? NetlinkSession.open() {
+                    for i in waiting {
+                        let a = actions[i].attachment!
+                        do {
+                            guard let link = try host.link(named: a.hostIfname) else { fail(i, "\(a.hostIfname) vanished"); continue }
+                            try host.setUp(index: link.index, name: a.hostIfname)
+                        } catch { fail(i, "\(error)") }
+                    }
+                }
+            }
+        }
         FaultPoint.reconcileLinksRepaired.check()
 
         // OVSDB, second transaction: rows to add, tags to set.
@@ -154,7 +176,7 @@ struct Executor {
             default: break
             }
         }
-        do { try environment.saveState(state) } catch {
+        do { try timings.measure("save") { () throws(Failure) in try environment.saveState(state) } } catch {
             for i in actions.indices where Self.touchesRecord(actions[i]) { fail(i, "state not written: \(error)") }
         }
         if let vswitch, let nextConfig, (try? vswitch.waitApplied(nextConfig)) != true {
@@ -178,7 +200,7 @@ struct Executor {
     }
 
     /// The netlink part of one container's actions (or of one orphan port).
-    static func runLinkWork(_ work: [(Int, Action)], userspace: Set<String>) -> [(Int, String)] {
+    static func runLinkWork(_ work: [(Int, Action)], userspace: Set<String>, hostDown: Set<String>) -> [(Int, String)] {
         var errors: [(Int, String)] = []
         var maker: (pid: Int32, maker: LinkMaker)?
         func linkMaker(_ pid: Int32) throws -> LinkMaker {
@@ -191,11 +213,11 @@ struct Executor {
             do {
                 switch action {
                 case .createVeth(let a, let pid, _):
-                    try linkMaker(pid).create(a, userspaceBridge: userspace.contains(a.bridge))
+                    try linkMaker(pid).create(a, userspaceBridge: userspace.contains(a.bridge), hostUp: !hostDown.contains(a.hostIfname))
                 case .recreateVeth(let a, let pid, _):
                     let m = try linkMaker(pid)
                     try m.delete(a)
-                    try m.create(a, userspaceBridge: userspace.contains(a.bridge))
+                    try m.create(a, userspaceBridge: userspace.contains(a.bridge), hostUp: !hostDown.contains(a.hostIfname))
                 case .configureInterface(let a, let pid, let fixes, _):
                     try linkMaker(pid).configureInside(a, fixes: fixes)
                 case .removeAttachment(let a, _):

@@ -7,30 +7,45 @@ import Netlink
 /// Makes and mends the veth pair of an attachment: the same code for
 /// `attach` and for reconcile's repairs, so a repaired interface is exactly
 /// what attach made.
-struct LinkMaker {
+final class LinkMaker {
     let host: NetlinkSession
     let inside: NetlinkSession
     let namespace: NetworkNamespace
+    /// An AF_INET socket inside the container for ethtool, opened on the same
+    /// namespace thread as the netlink socket.
+    private let insideControl: Int32
 
     /// Opens the sessions: host (this thread's namespace) and the container's.
     init(pid: Int32) throws {
         namespace = try NetworkNamespace(pid: pid)
-        inside = try NetlinkSession.open(in: namespace)
+        let (socket, control) = try NamespaceThread.run(in: namespace) { () throws -> (RouteSocket, Int32) in
+            let route = try RouteSocket()
+            return (route, try Ethtool.controlSocket())
+        }
+        inside = NetlinkSession(socket: socket)
+        insideControl = control
         host = try NetlinkSession.open()
     }
 
+    deinit { close(insideControl) }
+
     /// `ip link add` with the peer created inside the container under its
-    /// final name, MAC and MTU; offload off on a userspace bridge; both ends up;
-    /// address and default route.
-    func create(_ a: Attachment, userspaceBridge: Bool) throws {
+    /// final name, MAC and MTU; offload off on a userspace bridge; the inside
+    /// end up with its address and default route; the host end up unless
+    /// `hostUp` is false (the caller brings it up later).
+    func create(_ a: Attachment, userspaceBridge: Bool, hostUp: Bool = true) throws {
         try host.createVeth(name: a.hostIfname, mtu: a.mtu, peerName: a.ifname, peerMAC: a.mac, peerMTU: a.mtu, peerNamespace: namespace)
         if userspaceBridge {
             try Ethtool.setTxChecksum(false, interface: a.hostIfname, in: nil)
-            try Ethtool.setTxChecksum(false, interface: a.ifname, in: namespace)
+            try Ethtool.setTxChecksum(false, interface: a.ifname, socket: insideControl)
         }
+        try configureInside(a, fixes: nil)
+        if hostUp { try setHostUp(a) }
+    }
+
+    func setHostUp(_ a: Attachment) throws {
         let hostLink = try requireLink(host, a.hostIfname)
         try host.setUp(index: hostLink.index, name: a.hostIfname)
-        try configureInside(a, fixes: nil)
     }
 
     /// Deletes the host end (which takes its peer along) and a leftover inside

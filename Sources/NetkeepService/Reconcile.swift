@@ -37,18 +37,20 @@ public struct Reconcile {
 
     /// One pass. `scope` narrows it to one container's attachments (only its
     /// own things can then be collected); `verify` looks again afterwards.
-    public func run(dryRun: Bool, scope: ReconcileScope = .host, verify: Bool = true) throws(Failure) -> ReconcileReport {
+    /// `vswitch`: an open OVSDB connection to use (the daemon keeps one); nil opens one.
+    public func run(dryRun: Bool, scope: ReconcileScope = .host, verify: Bool = true,
+                    vswitch shared: VSwitchClient? = nil) throws(Failure) -> ReconcileReport {
         var timings = PhaseTimings()
-        let lock = try environment.lockState(logger: logger)
+        let lock = try timings.measure("lock") { () throws(Failure) in try environment.lockState(logger: logger) }
         defer { lock.release() }
-        var state = try environment.loadState()
+        var state = try timings.measure("load") { () throws(Failure) in try environment.loadState() }
         var desired = state
         if case .container(let id) = scope {
             desired.attachments = state.attachments.filter { $0.containerID == id }
             if desired.attachments.isEmpty { return ReconcileReport(dryRun: dryRun, plan: Plan(), results: [], remaining: [], timings: timings, unreachable: false) }
         }
-        let vswitch = try? VSwitchClient(socketPath: environment.ovsdbSocket)
-        defer { vswitch?.close() }
+        let vswitch = shared ?? (try? VSwitchClient(socketPath: environment.ovsdbSocket))
+        defer { if shared == nil { vswitch?.close() } }
         let observer = Observer(environment: environment)
 
         let observation = observer.observe(desired, scope: scope, vswitch: vswitch, timings: &timings)

@@ -2,15 +2,22 @@
 /// one container is one repair; many resync requests are one pass.
 enum Work: Equatable, Sendable {
     case full
+    /// Repair (or collect) one container's attachments.
     case container(String, eventNano: Int64)
+    /// The container stopped: record its attachments as down, nothing else.
+    case containerDown(String, eventNano: Int64)
     case leases
+    /// Write the time of the last event handled into the state file.
+    case persistEventTime
 }
 
 actor WorkQueue {
     private var full = false
     private var leases = false
-    /// Containers in the order their first pending event arrived, with the latest event time.
-    private var containers: [(String, Int64)] = []
+    private var persist = false
+    /// Containers in the order their first pending event arrived; the latest
+    /// event decides what is done (a `die` then a `start` is one repair).
+    private var containers: [(id: String, down: Bool, nano: Int64)] = []
     private var waiter: CheckedContinuation<Work?, Never>?
     private var closed = false
 
@@ -19,8 +26,16 @@ actor WorkQueue {
         switch work {
         case .full: full = true
         case .leases: leases = true
-        case .container(let id, let nano):
-            if let i = containers.firstIndex(where: { $0.0 == id }) { containers[i].1 = max(containers[i].1, nano) } else { containers.append((id, nano)) }
+        case .persistEventTime: persist = true
+        case .container(let id, let nano), .containerDown(let id, let nano):
+            let down: Bool
+            if case .containerDown = work { down = true } else { down = false }
+            if let i = containers.firstIndex(where: { $0.id == id }) {
+                if nano >= containers[i].nano { containers[i].down = down }
+                containers[i].nano = max(containers[i].nano, nano)
+            } else {
+                containers.append((id, down, nano))
+            }
         }
         if let waiter, let next = take() {
             self.waiter = nil
@@ -43,15 +58,16 @@ actor WorkQueue {
         waiter = nil
     }
 
-    var pendingCount: Int { containers.count + (full ? 1 : 0) + (leases ? 1 : 0) }
+    var pendingCount: Int { containers.count + (full ? 1 : 0) + (leases ? 1 : 0) + (persist ? 1 : 0) }
 
     private func take() -> Work? {
         if !containers.isEmpty {
-            let (id, nano) = containers.removeFirst()
-            return .container(id, eventNano: nano)
+            let next = containers.removeFirst()
+            return next.down ? .containerDown(next.id, eventNano: next.nano) : .container(next.id, eventNano: next.nano)
         }
         if full { full = false; return .full }
         if leases { leases = false; return .leases }
+        if persist { persist = false; return .persistEventTime }
         return nil
     }
 }

@@ -9,11 +9,21 @@ import NetkeepCore
 public enum Ethtool {
     /// `ethtool -K NAME tx off` (or on) in `namespace` (nil: the calling thread's).
     public static func setTxChecksum(_ on: Bool, interface name: String, in namespace: NetworkNamespace?) throws(SystemError) {
-        try withControlSocket(in: namespace) { sock throws(SystemError) in
-            if nk_ethtool_set_tx_csum(sock, name, on ? 1 : 0) != 0 {
-                throw SystemError("ethtool -K \(name) tx \(on ? "on" : "off")", "", errno: errno)
-            }
+        try withControlSocket(in: namespace) { sock throws(SystemError) in try setTxChecksum(on, interface: name, socket: sock) }
+    }
+
+    /// The same through `socket`, an AF_INET socket of the interface's namespace.
+    public static func setTxChecksum(_ on: Bool, interface name: String, socket sock: Int32) throws(SystemError) {
+        if nk_ethtool_set_tx_csum(sock, name, on ? 1 : 0) != 0 {
+            throw SystemError("ethtool -K \(name) tx \(on ? "on" : "off")", "", errno: errno)
         }
+    }
+
+    /// An AF_INET datagram socket of the calling thread's namespace, for ioctls.
+    public static func controlSocket() throws(SystemError) -> Int32 {
+        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw SystemError("socket(AF_INET)", "", errno: errno) }
+        return fd
     }
 
     /// `ethtool -k NAME | grep tx-checksumming`.

@@ -103,6 +103,9 @@ import Testing
         let last = m.timeout(now: wake)
         #expect(last.outcome == .noAnswer)
         #expect(RetransmitPolicy(initial: 4, maximum: 64, attempts: 9).delay(attempt: 8, jitter: 0) == 64)
+        let fast = RetransmitPolicy(initial: 0.5, maximum: 8, attempts: 4, jitter: 0.1)
+        #expect((1...4).map { fast.delay(attempt: $0, jitter: 0) } == [0.5, 1, 2, 4])
+        #expect(fast.delay(attempt: 1, jitter: -1) == 0.4)
     }
 
     @Test func leaseDefaultsAndMasks() {

@@ -47,6 +47,10 @@ extension IntegrationSuite {
             #expect(daemon.stop() == 0, "\(daemon.log)")
             #expect(hasAddress(a, "\(net).10/24"))
             #expect(daemon.log.contains("stopped; attachments are left as they are"))
+            // The last event handled is kept for the next start (since=).
+            let state = try JSONSerialization.jsonObject(with: netkeep.stateBytes ?? Data()) as? [String: Any]
+            let last = try #require(state?["last_event_nano"] as? Int64)
+            #expect(last > Int64(Date().timeIntervalSince1970 - 120) * 1_000_000_000)
         }
 
         @Test func whatHappenedWhileTheDaemonWasStoppedIsCaughtUp() throws {
