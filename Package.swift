@@ -19,6 +19,8 @@ let package = Package(
     ],
     targets: [
         .target(name: "CLinux"),
+        .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
+        .target(name: "Systemd", dependencies: ["CSystemd", .product(name: "Logging", package: "swift-log")]),
         .target(name: "NetkeepCore"),
         .target(name: "HostIO", dependencies: ["NetkeepCore"]),
         .target(name: "NetkeepState", dependencies: ["NetkeepCore", "HostIO"]),
@@ -29,7 +31,7 @@ let package = Package(
         .target(
             name: "NetkeepService",
             dependencies: [
-                "NetkeepCore", "NetkeepState", "OVSDB", "Netlink", "DockerEngine", "DHCP", "HostIO",
+                "NetkeepCore", "NetkeepState", "OVSDB", "Netlink", "DockerEngine", "DHCP", "HostIO", "Systemd",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
@@ -37,7 +39,7 @@ let package = Package(
         .executableTarget(
             name: "netkeep",
             dependencies: [
-                "NetkeepCore", "NetkeepState", "NetkeepService", "HostIO",
+                "NetkeepCore", "NetkeepState", "NetkeepService", "HostIO", "Systemd",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -51,6 +53,7 @@ let package = Package(
         .testTarget(name: "OVSDBTests", dependencies: ["OVSDB", "NetkeepCore"]),
         .testTarget(name: "NetlinkTests", dependencies: ["Netlink", "CLinux", "NetkeepCore"]),
         .testTarget(name: "DockerEngineTests", dependencies: ["DockerEngine", "NetkeepCore"]),
+        .testTarget(name: "SystemdTests", dependencies: ["Systemd", "NetkeepCore"]),
         .testTarget(name: "DHCPTests", dependencies: ["DHCP", "NetkeepCore"], resources: [.copy("Fixtures")]),
         .testTarget(
             name: "IntegrationTests",

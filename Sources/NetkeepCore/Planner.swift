@@ -78,7 +78,7 @@ struct Planner {
             return
         }
         guard let network = observed.containerNetworks[container.id] else {
-            notices.append(Notice(.info, "\(name): the container's namespace could not be read; left as it is"))
+            notices.append(Notice(.error, "\(name): the namespace of the running container could not be read (permissions?); not repaired"))
             return
         }
         if let link = a.netnsLink { claimedLinks.insert(link) }

@@ -52,6 +52,10 @@ public struct Adopt {
             try vswitch.addExternalIDs(outcome.adopted.map { ($0.hostIfname, ["netkeep-attachment": $0.id]) }, comment: "netkeep: adopt")
         } catch { throw Failure.component("adopt", error) }
         try environment.saveState(state)
+        environment.audit.record(outcome.adopted.map { a in
+            AuditEvent(kind: .adopt, message: "\(a.containerName) \(a.ifname): ovs-docker port \(a.hostIfname) on \(a.bridge) adopted (mac \(a.mac), \(a.address.map(\.description) ?? "no address"))",
+                       attachment: a)
+        })
         for a in outcome.adopted {
             if case .skipped(let why)? = try? environment.netnsLinks.link(a.netnsLink!, pid: a.containerPID!) {
                 logger.warning("adopt \(a.containerName) \(a.ifname): netns link not made: \(why)")

@@ -111,6 +111,13 @@ public struct Attach {
         attachment.containerPID = container.pid
         state.upsert(attachment)
         try environment.saveState(state)
+        var events = [AuditEvent(kind: .create, message: "\(attachment.containerName) \(attachment.ifname): attached to \(attachment.bridge) as \(attachment.hostIfname) (mac \(attachment.mac), \(attachment.address.map(\.description) ?? "no address"))",
+                                 attachment: attachment)]
+        if let lease = attachment.lease {
+            events.append(AuditEvent(kind: .leaseObtained, message: "\(attachment.containerName) \(attachment.ifname): DHCP lease of \(lease.address) from \(lease.serverID) until \(lease.expiresAt)",
+                                     attachment: attachment, ip: lease.address.description))
+        }
+        environment.audit.record(events)
         return attachment
     }
 

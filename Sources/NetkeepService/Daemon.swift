@@ -28,10 +28,13 @@ public final class Daemon: Service, @unchecked Sendable {
         }
     }
 
-    /// What the daemon tells a supervisor (systemd, in a later step).
+    /// What the daemon tells its supervisor (systemd's sd_notify).
     public struct Hooks: Sendable {
         public var ready: @Sendable () -> Void = {}
         public var status: @Sendable (String) -> Void = { _ in }
+        /// From the working loop, at least every `watchdogInterval` seconds.
+        public var watchdog: @Sendable () -> Void = {}
+        public var watchdogInterval: Double?
         public var stopping: @Sendable () -> Void = {}
         public init() {}
     }
@@ -50,6 +53,7 @@ public final class Daemon: Service, @unchecked Sendable {
     struct Counters {
         var repairs = 0
         var docker = "connecting"
+        var ovsdb = "connecting"
         var lastFullAt = 0.0
         var fullRetry: Double?
         var fullFailures = 0
@@ -70,6 +74,7 @@ public final class Daemon: Service, @unchecked Sendable {
         let state = try environment.loadState()
         logger.notice("starting with \(state.attachments.count) attachments in \(environment.store.statePath)")
         await perform(.full)
+        hooks.watchdog()
         hooks.ready()
         updateStatus()
 
@@ -78,15 +83,19 @@ public final class Daemon: Service, @unchecked Sendable {
             group.addTask { await untilGracefulShutdown { await self.runTimers() } }
             group.addTask {
                 await withGracefulShutdownHandler {
-                    while let work = await self.queue.next() { await self.perform(work) }
+                    // The working loop: it alone feeds the watchdog, so a stuck repair stops the pings.
+                    while let work = await self.queue.next(within: self.hooks.watchdogInterval) {
+                        if work != .idle { await self.perform(work) }
+                        self.hooks.watchdog()
+                    }
                 } onGracefulShutdown: {
+                    self.hooks.stopping()
                     Task { await self.queue.close() }
                 }
             }
             await group.waitForAll()
         }
         await onWorker { self.performNow(.persistEventTime) }
-        hooks.stopping()
         logger.notice("stopped; attachments are left as they are")
     }
 
@@ -206,6 +215,7 @@ public final class Daemon: Service, @unchecked Sendable {
                         c.fullRetry = nil
                     }
                 }
+                counters.withLock { $0.ovsdb = report.ovsdbReachable ? "connected" : "unreachable" }
                 if report.unreachable {
                     logger.warning("a source is unreachable: nothing removed; retrying with backoff")
                 }
@@ -226,6 +236,8 @@ public final class Daemon: Service, @unchecked Sendable {
             case .containerDown(let id, let nano):
                 index.recordEvent(nano)
                 try recordDown(id, eventNano: nano)
+            case .idle:
+                break
             case .leases:
                 for outcome in try RenewLeases(environment: environment, logger: logger).run(all: false) {
                     let a = outcome.attachment
@@ -299,8 +311,8 @@ public final class Daemon: Service, @unchecked Sendable {
     }
 
     private func updateStatus() {
-        let (repairs, docker) = counters.withLock { ($0.repairs, $0.docker) }
-        hooks.status("\(index.count) attachments, \(repairs) repairs since start, Docker \(docker)")
+        let (repairs, docker, ovsdb) = counters.withLock { ($0.repairs, $0.docker, $0.ovsdb) }
+        hooks.status("\(index.count) attachments, \(repairs) repairs since start, Docker \(docker), OVSDB \(ovsdb)")
     }
 
     /// Runs blocking work on the worker thread.

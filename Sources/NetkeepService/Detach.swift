@@ -63,8 +63,14 @@ public struct Detach {
                 guard a.mode == .dhcp, let lease = a.lease, lease.isValid(at: HostEnvironment.now()) else { return nil }
                 return LeaseKeeper.Job(attachment: a, pid: running.pid, goal: .release(address: lease.address.address, server: lease.serverID))
             }
-            for result in LeaseKeeper(logger: logger).run(releases, now: HostEnvironment.now()) where result.error != nil {
-                logger.warning("\(context): DHCPRELEASE of \(result.attachment.ifname) not sent: \(result.error!)")
+            for result in LeaseKeeper(logger: logger).run(releases, now: HostEnvironment.now()) {
+                let a = result.attachment
+                if let error = result.error {
+                    logger.warning("\(context): DHCPRELEASE of \(a.ifname) not sent: \(error)")
+                } else {
+                    environment.audit.record(AuditEvent(kind: .leaseReleased, message: "\(a.containerName) \(a.ifname): DHCP lease of \(a.lease!.address) released",
+                                                        attachment: a, ip: a.lease!.address.description))
+                }
             }
         }
 
@@ -97,6 +103,9 @@ public struct Detach {
             environment.netnsLinks.remove(link, ifPointsAt: running?.pid)
         }
         try environment.saveState(state)
+        environment.audit.record(targets.map { a in
+            AuditEvent(kind: .detach, message: "\(a.containerName) \(a.ifname): detached from \(a.bridge) (port and veth \(a.hostIfname) removed)", attachment: a)
+        })
         return targets
     }
 

@@ -14,6 +14,8 @@ public struct HostEnvironment: Sendable {
     public var dockerSocket: String
     public var ovsdbSocket: String
     public var netnsDirectory: String
+    /// Where audit entries go (journald when it runs).
+    public var audit = Audit()
 
     public init(stateDirectory: String = StateStore.defaultDirectory,
                 dockerSocket: String = DockerClient.defaultSocket,

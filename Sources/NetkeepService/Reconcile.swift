@@ -14,6 +14,7 @@ public struct ReconcileReport: Sendable {
     public var timings: PhaseTimings
     /// Docker or OVSDB could not be reached.
     public var unreachable: Bool
+    public var ovsdbReachable = true
 
     public var failed: [ActionResult] { results?.filter { $0.error != nil } ?? [] }
 
@@ -57,11 +58,18 @@ public struct Reconcile {
         let thePlan = timings.measure("plan") { plan(desired: desired, observed: observation.host) }
         var report = ReconcileReport(dryRun: dryRun, plan: thePlan, results: nil, remaining: [], timings: timings,
                                      unreachable: Self.unreachable(observation.host))
+        report.ovsdbReachable = observation.host.ovs != nil
         guard !dryRun else { return report }
         if thePlan.actions.isEmpty { return report }
 
+        let before = state
         let results = Executor(environment: environment, logger: logger)
             .execute(thePlan, state: &state, snapshot: observation.snapshot, vswitch: vswitch, timings: &timings)
+        let after = state
+        environment.audit.record(AuditEvent.of(
+            reconciled: thePlan.actions, succeeded: { results[$0].error == nil },
+            leaseBefore: { id in before.attachments.first { $0.id == id }?.lease?.address },
+            recorded: { id in after.attachments.first { $0.id == id } }))
         report.results = results
         if verify {
             var verifyTimings = PhaseTimings()

@@ -52,6 +52,22 @@ public struct RenewLeases {
         }
         let results = LeaseKeeper(logger: logger).run(jobs.map(\.0), now: now)
         for result in results { state.upsert(result.attachment) }
+        var events: [AuditEvent] = []
+        for ((job, _), result) in zip(jobs, results) {
+            let a = result.attachment
+            guard let before = job.attachment.lease, let after = a.lease else { continue }
+            if after.address != before.address {
+                events.append(AuditEvent(kind: .leaseChanged, message: "\(a.containerName) \(a.ifname): DHCP address changed from \(before.address) to \(after.address)",
+                                         reason: "lease-refused", attachment: a, ip: after.address.description))
+            } else if result.error != nil, !after.isValid(at: now) {
+                events.append(AuditEvent(kind: .leaseExpired, message: "\(a.containerName) \(a.ifname): DHCP lease of \(after.address) expired; the address was removed",
+                                         attachment: a, ip: after.address.description))
+            } else if after.obtainedAt != before.obtainedAt {
+                events.append(AuditEvent(kind: .leaseRenewed, message: "\(a.containerName) \(a.ifname): DHCP lease of \(after.address) renewed until \(after.expiresAt)",
+                                         attachment: a, ip: after.address.description))
+            }
+        }
+        environment.audit.record(events)
         if !results.isEmpty { try environment.saveState(state) }
         return zip(jobs, results).map { Outcome(attachment: $1.attachment, due: $0.1, error: $1.error) }
     }

@@ -9,6 +9,8 @@ enum Work: Equatable, Sendable {
     case leases
     /// Write the time of the last event handled into the state file.
     case persistEventTime
+    /// Nothing came within the wait: time to tell the watchdog the loop lives.
+    case idle
 }
 
 actor WorkQueue {
@@ -19,6 +21,7 @@ actor WorkQueue {
     /// event decides what is done (a `die` then a `start` is one repair).
     private var containers: [(id: String, down: Bool, nano: Int64)] = []
     private var waiter: CheckedContinuation<Work?, Never>?
+    private var waiterToken = 0
     private var closed = false
 
     func submit(_ work: Work) {
@@ -27,6 +30,7 @@ actor WorkQueue {
         case .full: full = true
         case .leases: leases = true
         case .persistEventTime: persist = true
+        case .idle: return
         case .container(let id, let nano), .containerDown(let id, let nano):
             let down: Bool
             if case .containerDown = work { down = true } else { down = false }
@@ -49,6 +53,26 @@ actor WorkQueue {
         if let work = take() { return work }
         if closed { return nil }
         return await withCheckedContinuation { waiter = $0 }
+    }
+
+    /// As `next()`, but returns `.idle` when nothing comes within `seconds`.
+    func next(within seconds: Double?) async -> Work? {
+        guard let seconds else { return await next() }
+        if let work = take() { return work }
+        if closed { return nil }
+        waiterToken += 1
+        let token = waiterToken
+        Task {
+            try? await Task.sleep(nanoseconds: UInt64(seconds * 1e9))
+            self.expire(token)
+        }
+        return await withCheckedContinuation { waiter = $0 }
+    }
+
+    private func expire(_ token: Int) {
+        guard token == waiterToken, let waiter else { return }
+        self.waiter = nil
+        waiter.resume(returning: .idle)
     }
 
     /// No more work is taken; a waiting `next()` returns nil.

@@ -1,5 +1,6 @@
 import ArgumentParser
 import ServiceLifecycle
+import Systemd
 import FoundationEssentials
 import HostIO
 import Logging
@@ -260,17 +261,33 @@ struct DaemonCommand: AsyncParsableCommand {
         rebound at T2; a full reconcile runs every --resync-interval seconds. When Docker or OVSDB \
         cannot be reached it keeps running, retries with capped backoff and removes nothing. \
         SIGTERM finishes the action in progress and exits 0; nothing is torn down.
+
+        Under systemd (Type=notify) it sends READY=1 once the first reconcile is done, STATUS= \
+        lines, WATCHDOG=1 from its working loop when WatchdogSec= is set, and STOPPING=1. It logs \
+        to journald when journald runs, otherwise (or with --foreground) to standard error.
         """
     )
 
     @Option(help: ArgumentHelp("Seconds between full reconciles.", valueName: "seconds")) var resyncInterval: Double = 60
+    @Flag(help: "Log to standard error even when journald runs.") var foreground = false
     @OptionGroup var options: GlobalOptions
 
     func run() async throws {
         guard resyncInterval >= 1 else { throw ValidationError("--resync-interval must be at least 1 second") }
-        let logger = options.logger
+        // journald when it runs (under systemd, always), the terminal otherwise.
+        let level: Logger.Level = options.verbose ? .info : .notice
+        let logger = Journal.isAvailable && !foreground
+            ? Logger(label: "netkeep") { _ in JournaldLogHandler(identifier: "netkeep", level: level) }
+            : options.logger
+        let notifier = Notifier()
+        var hooks = Daemon.Hooks()
+        hooks.ready = { notifier.ready(status: "ready") }
+        hooks.status = { notifier.status($0) }
+        hooks.watchdog = { notifier.watchdog() }
+        hooks.watchdogInterval = notifier.watchdogInterval
+        hooks.stopping = { notifier.stopping() }
         let daemon = Daemon(environment: options.environment, logger: logger,
-                            options: Daemon.Options(resyncInterval: resyncInterval))
+                            options: Daemon.Options(resyncInterval: resyncInterval), hooks: hooks)
         let group = ServiceGroup(configuration: .init(
             services: [.init(service: daemon)],
             gracefulShutdownSignals: [.sigterm, .sigint],
