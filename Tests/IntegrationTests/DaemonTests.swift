@@ -5,7 +5,7 @@ import Testing
 extension IntegrationSuite {
     @Suite struct DaemonTests {
         func startDaemon(_ netkeep: Netkeep, _ extra: [String] = []) throws -> BackgroundProcess {
-            let daemon = try BackgroundProcess([Testbed.netkeepBinary, "daemon", "-v", "--state-dir", netkeep.stateDirectory] + extra)
+            let daemon = try BackgroundProcess([Testbed.netkeepBinary, "daemon", "-v", "--foreground", "--state-dir", netkeep.stateDirectory] + extra)
             #expect(eventually(within: 20) { daemon.log.contains("following Docker events") }, "daemon did not start: \(daemon.log)")
             return daemon
         }
