@@ -133,3 +133,17 @@ extension IntegrationSuite {
         }
     }
 }
+
+extension IntegrationSuite {
+    /// The short version of scripts/chaos: one round of every fault drill.
+    @Suite struct ChaosTests {
+        @Test func oneRoundOfEveryFaultLosesNothing() throws {
+            try Testbed.check()
+            let r = run([Testbed.packageRoot + "/scripts/chaos", "1"], environment: ["NETKEEP_BIN": Testbed.netkeepBinary])
+            #expect(r.status == 0, "\(r.stdout)\n\(r.stderr)")
+            let rows = r.stdout.split(separator: "\n").filter { $0.range(of: #"\s+1\s+\d+\s+\d+$"#, options: .regularExpression) != nil }
+            #expect(rows.count == 6, "\(r.stdout)")
+            #expect(rows.allSatisfy { $0.hasSuffix(" 0") }, "\(r.stdout)")
+        }
+    }
+}

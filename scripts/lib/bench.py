@@ -60,9 +60,13 @@ class BenchNetwork:
         sh("ip", "netns", "del", NS, check=False)
 
 
+ALL_CONTAINERS = []
+
+
 class Containers:
     def __init__(self, prefix, n):
         self.names = [f"nkbench-{TAG}-{prefix}-{i}" for i in range(n)]
+        ALL_CONTAINERS.append(self)
         for name in self.names:
             sh("docker", "run", "-d", "--net=none", "--restart=always", "--name", name, "netkeep-test/busybox", "sleep", "1000000")
 
@@ -112,8 +116,12 @@ def recovery(n):
     daemon = subprocess.Popen([NETKEEP, "daemon", "--foreground", "--state-dir", state], env={**os.environ, "NOTIFY_SOCKET": path},
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     sock.settimeout(300)
-    while b"READY=1" not in sock.recv(4096):
-        pass
+    try:
+        while b"READY=1" not in sock.recv(4096):
+            pass
+    except TimeoutError:
+        daemon.kill()
+        raise RuntimeError("the daemon sent no READY=1 within 300 s (is NETKEEP_BIN up to date?)")
     netkeep_s = time.monotonic() - t0
     pids = cs.pids()
     netkeep_ok = sum(address_of(pids[name]) == recorded[name][0] for name in cs.names)
@@ -233,6 +241,7 @@ def idle(n, seconds):
 def main():
     sizes = [20] if QUICK else [50, 200]
     with BenchNetwork():
+      try:
         for n in sizes:
             nk, nk_ok, man, man_ok = recovery(n)
             rows.append((f"recovery of {n} DHCP attachments after a reboot", f"{nk:.2f} s ({nk_ok}/{n} verified)",
@@ -249,6 +258,9 @@ def main():
         cpu, rss, peak = idle(n, 20 if QUICK else 60)
         rows.append((f"daemon idle with {n} attachments, {20 if QUICK else 60} s", f"RSS {rss:.1f} MiB (peak {peak:.1f}), CPU {cpu:.2f} %", "-", "-",
                      "RSS <= 30 MB, CPU <= 0.5 %"))
+      finally:
+        for cs in ALL_CONTAINERS:
+            cs.remove()
     print(f"netkeep benchmarks, {os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}, {NETKEEP}")
     print(f"| measurement | netkeep | manual (seed) | ratio | target |")
     print(f"|---|---|---|---|---|")
