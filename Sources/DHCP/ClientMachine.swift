@@ -27,9 +27,27 @@ public struct RetransmitPolicy: Equatable, Sendable {
         self.jitter = jitter
     }
 
-    /// `random` is a uniform value in -1...1.
+    /// For `count` exchanges started together: the first wait grows by
+    /// `perExchange` for each exchange beyond the first (a server answers them
+    /// one by one), and the attempts are as many as fit in `budget` seconds of
+    /// waiting without jitter, at least 3.
+    public func forBatch(_ count: Int, perExchange: Double, budget: Double) -> RetransmitPolicy {
+        var policy = self
+        policy.initial += perExchange * Double(max(0, count - 1))
+        var total = 0.0
+        var fit = 0
+        while fit < 16 {
+            total += policy.delay(attempt: fit + 1, jitter: 0)
+            if total > budget + 1e-9 { break }
+            fit += 1
+        }
+        policy.attempts = max(3, fit)
+        return policy
+    }
+
+    /// `random` is a uniform value in -1...1. Never less than 10 ms.
     public func delay(attempt: Int, jitter random: Double) -> Double {
-        max(0.1, min(initial * Double(1 << min(attempt - 1, 16)), maximum) + random * jitter)
+        max(0.01, min(initial * Double(1 << min(attempt - 1, 16)), maximum) + random * jitter)
     }
 }
 

@@ -289,17 +289,41 @@ public final class Daemon: Service, @unchecked Sendable {
 
     /// A `die`/`stop`: the container's ready attachments are recorded as down
     /// (the event time rides along; alone it is written only now and then).
+    ///
+    /// The OVS rows of attachments whose recorded process has exited are
+    /// unplugged now: their veth goes with the namespace, the row would only
+    /// report "could not open network device", and the next `start` then adds
+    /// the port in one step instead of deleting a dead row and waiting for
+    /// ovs-vswitchd first. A stale event (replayed after a restart of the
+    /// daemon, its container already repaired) names a process that runs, and
+    /// nothing is unplugged.
     private func recordDown(_ id: String, eventNano: Int64) throws(Failure) {
-        try updateState { state in
-            var changed = false
-            for var a in state.attachments where a.containerID == id && a.status == .ready {
-                a.status = .down
-                state.upsert(a)
-                changed = true
-                logger.notice("\(a.containerName) \(a.ifname): record as down (container stopped; its attachment is kept)")
+        let lock = try environment.lockState(logger: logger)
+        defer { lock.release() }
+        var state = try environment.loadState()
+        var changed = false
+        var unplug: [Attachment] = []
+        for var a in state.attachments where a.containerID == id && (a.status == .ready || a.status == .down) {
+            if let pid = a.containerPID, !NetnsLinks.processExists(pid) { unplug.append(a) }
+            guard a.status == .ready else { continue }
+            a.status = .down
+            state.upsert(a)
+            changed = true
+            logger.notice("\(a.containerName) \(a.ifname): record as down (container stopped; its attachment is kept)")
+        }
+        if changed, (state.lastEventNano ?? 0) < eventNano { state.lastEventNano = eventNano }
+        if changed { try environment.saveState(state) }
+        guard !unplug.isEmpty, let vswitch = connection() else { return }
+        do {
+            let (deleted, nextConfig) = try vswitch.deletePorts(named: unplug.map(\.hostIfname), comment: "netkeep: container stopped")
+            for a in unplug where deleted.contains(a.hostIfname) {
+                logger.notice("\(a.containerName) \(a.ifname): unplug port \(a.hostIfname) from \(a.bridge) (container stopped; its veth went with its namespace)")
             }
-            if changed, (state.lastEventNano ?? 0) < eventNano { state.lastEventNano = eventNano }
-            return changed
+            // Applied before the next start adds the same name again.
+            if try !vswitch.waitApplied(nextConfig) { logger.warning("ovs-vswitchd has not applied the unplug yet (is it running?)") }
+        } catch {
+            dropConnection()
+            logger.info("ports of stopped \(id.prefix(12)) left for the next start: \(error)")
         }
     }
 

@@ -85,7 +85,7 @@ struct Executor {
             }
         }
         if !waiting.isEmpty {
-            timings.measure("execute ovsdb") {
+            timings.measure("wait vswitchd") {
                 if let vswitch, (try? vswitch.waitApplied(deletionConfig)) != true {
                     logger.warning("ovs-vswitchd has not applied the port deletions yet (is it running?)")
                 }
@@ -135,7 +135,9 @@ struct Executor {
             return (i, LeaseKeeper.Job(attachment: a, pid: pid, goal: a.lease.map { .initReboot($0.address.address) } ?? .discover))
         }
         if !leaseJobs.isEmpty {
-            if let vswitch, let config = nextConfig, (try? vswitch.waitApplied(config)) == true { nextConfig = nil }
+            timings.measure("wait vswitchd") {
+                if let vswitch, let config = nextConfig, (try? vswitch.waitApplied(config)) == true { nextConfig = nil }
+            }
             let results = timings.measure("execute dhcp") { LeaseKeeper(logger: logger).run(leaseJobs.map(\.1), now: HostEnvironment.now()) }
             for ((i, _), result) in zip(leaseJobs, results) {
                 state.upsert(result.attachment)

@@ -106,6 +106,16 @@ import Testing
         let fast = RetransmitPolicy(initial: 0.5, maximum: 8, attempts: 4, jitter: 0.1)
         #expect((1...4).map { fast.delay(attempt: $0, jitter: 0) } == [0.5, 1, 2, 4])
         #expect(fast.delay(attempt: 1, jitter: -1) == 0.4)
+        let confirm = RetransmitPolicy(initial: 0.025, maximum: 4, attempts: 8, jitter: 0.005)
+        #expect((1...8).map { confirm.delay(attempt: $0, jitter: 0) } == [0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2])
+        #expect(RetransmitPolicy(initial: 0.001, maximum: 1, attempts: 2, jitter: 0.5).delay(attempt: 1, jitter: -1) == 0.01)
+        // A batch: the first wait grows with it, the waiting budget holds.
+        #expect(confirm.forBatch(1, perExchange: 0.001, budget: 6.4) == confirm)
+        let big = confirm.forBatch(201, perExchange: 0.001, budget: 6.4)
+        #expect(abs(big.initial - 0.225) < 1e-9)
+        #expect(big.attempts == 4)
+        #expect((1...big.attempts).reduce(0) { $0 + big.delay(attempt: $1, jitter: 0) } <= 6.4)
+        #expect(RetransmitPolicy(initial: 10, maximum: 64, attempts: 9).forBatch(5, perExchange: 1, budget: 6).attempts == 3)
     }
 
     @Test func leaseDefaultsAndMasks() {

@@ -53,6 +53,32 @@ extension IntegrationSuite {
             #expect(last > Int64(Date().timeIntervalSince1970 - 120) * 1_000_000_000)
         }
 
+        @Test func stopRecordsDownAndUnplugsTheDeadPortStartBringsItBack() throws {
+            try Testbed.check()
+            let netkeep = Netkeep()
+            let a = try TestContainer()
+            let net = randomSubnet()
+            #expect(netkeep("attach", a.name, "--bridge", Testbed.bridge, "--ip", "\(net).10/24").status == 0)
+            defer { netkeep("detach", a.name) }
+            let entry = try #require(try netkeep.list().first)
+            let host = try #require(entry["host_ifname"] as? String)
+            let mac = try #require(entry["mac"] as? String)
+            let daemon = try startDaemon(netkeep)
+            defer { daemon.stop() }
+
+            #expect(run(["docker", "stop", "-t", "0", a.name]).status == 0)
+            #expect(eventually(within: 10) { (try? netkeep.list().first?["status"] as? String) == "down" }, "\(daemon.log)")
+            #expect(eventually(within: 10) { !run(["ovs-vsctl", "list-ports", Testbed.bridge]).lines.contains(host) },
+                    "dead port row left while the container is stopped: \(daemon.log)")
+            #expect(try netkeep.list().count == 1, "the attachment of a stopped container is kept")
+
+            #expect(run(["docker", "start", a.name]).status == 0)
+            #expect(eventually(within: 10) { hasAddress(a, "\(net).10/24") }, "not repaired after start: \(daemon.log)")
+            #expect(eventually(within: 10) { run(["ovs-vsctl", "list-ports", Testbed.bridge]).lines.contains(host) })
+            #expect(a.exec("cat", "/sys/class/net/eth1/address").stdout.trimmingCharacters(in: .whitespacesAndNewlines) == mac)
+            #expect(run(["ovs-vsctl", "get", "Interface", host, "ofport"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines) != "-1")
+        }
+
         @Test func whatHappenedWhileTheDaemonWasStoppedIsCaughtUp() throws {
             try Testbed.check()
             let netkeep = Netkeep()
