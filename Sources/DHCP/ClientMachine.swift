@@ -58,7 +58,8 @@ public struct ClientMachine: Sendable {
     public enum Goal: Equatable, Sendable {
         /// INIT: DISCOVER, OFFER, REQUEST, ACK.
         case discover
-        /// INIT-REBOOT (RFC 2131 4.3.2): REQUEST for a known address, broadcast, no server id.
+        /// INIT-REBOOT (RFC 2131 4.3.2): REQUEST for a known address, broadcast, no
+        /// server id. The reply is asked for by broadcast unless `addressInPlace`.
         case initReboot(IPv4Address)
         /// RENEWING at T1: REQUEST unicast to the server that granted the lease.
         case renew(address: IPv4Address, server: IPv4Address)
@@ -99,12 +100,20 @@ public struct ClientMachine: Sendable {
     private var started = 0.0
 
     /// `jitter` supplies the random part of each wait (values in -1...1), cycled.
-    public init(goal: Goal, mac: MACAddress, xid: UInt32, policy: RetransmitPolicy, jitter: [Double]) {
+    /// The address asked for by INIT-REBOOT is already on the interface (an
+    /// unexpired lease): the client can take a unicast ACK, so it does not ask
+    /// for a broadcast one (RFC 2131 4.1: the BROADCAST bit is for clients that
+    /// cannot), and the server's replies reach this client only. A NAK is
+    /// broadcast all the same.
+    public let addressInPlace: Bool
+
+    public init(goal: Goal, mac: MACAddress, xid: UInt32, policy: RetransmitPolicy, jitter: [Double], addressInPlace: Bool = false) {
         self.goal = goal
         self.mac = mac
         self.xid = xid
         self.policy = policy
         self.jitter = jitter.isEmpty ? [0] : jitter
+        self.addressInPlace = addressInPlace
     }
 
     public var isDone: Bool { phase == .done }
@@ -116,7 +125,7 @@ public struct ClientMachine: Sendable {
             phase = .selecting
             return send(request(.discover, broadcast: true), to: .broadcast, now: now)
         case .initReboot(let address):
-            var m = request(.request, broadcast: true)
+            var m = request(.request, broadcast: !addressInPlace)
             m.options.requestedAddress = address
             phase = .waiting
             return send(m, to: .broadcast, now: now)

@@ -128,17 +128,22 @@ struct Executor {
         }
         FaultPoint.reconcilePortsAdded.check()
 
-        // DHCP, once the ports pass traffic: all exchanges together.
+        // DHCP: unexpired leases applied at once, then, once the ports pass
+        // traffic, all exchanges together.
         let leaseJobs = actions.indices.compactMap { i -> (Int, LeaseKeeper.Job)? in
             guard case .obtainLease(let planned, let pid, _) = actions[i], failures[i] == nil,
                   let a = state.attachments.first(where: { $0.id == planned.id }) else { return nil }
             return (i, LeaseKeeper.Job(attachment: a, pid: pid, goal: a.lease.map { .initReboot($0.address.address) } ?? .discover))
         }
         if !leaseJobs.isEmpty {
+            let keeper = LeaseKeeper(logger: logger)
+            let now = HostEnvironment.now()
+            // Unexpired leases go on the interfaces now; the exchanges confirm them.
+            let jobs = timings.measure("execute dhcp") { keeper.prepare(leaseJobs.map(\.1), now: now) }
             timings.measure("wait vswitchd") {
                 if let vswitch, let config = nextConfig, (try? vswitch.waitApplied(config)) == true { nextConfig = nil }
             }
-            let results = timings.measure("execute dhcp") { LeaseKeeper(logger: logger).run(leaseJobs.map(\.1), now: HostEnvironment.now()) }
+            let results = timings.measure("execute dhcp") { keeper.run(jobs, now: now) }
             for ((i, _), result) in zip(leaseJobs, results) {
                 state.upsert(result.attachment)
                 if let error = result.error { fail(i, error) }

@@ -34,7 +34,7 @@ struct Observer {
             do { snapshot = try vswitch.snapshot() } catch { ovsError = "\(error)" }
         }
         let ovs = snapshot.map(Self.view)
-        let docker = timings.measure("observe docker") { () -> DockerView in
+        var docker = timings.measure("observe docker") { () -> DockerView in
             if case .container(let id) = scope { return observeContainer(id) }
             return observeDocker(state, ovs: ovs)
         }
@@ -56,7 +56,17 @@ struct Observer {
                 let wanted = Set(state.attachments.filter { $0.status != .removing }.map(\.containerID))
                 let running = containers.values.filter { wanted.contains($0.id) && $0.running && $0.pid > 0 }.sorted { $0.id < $1.id }
                 let looked = concurrentMap(running) { container in (container.id, Self.network(pid: container.pid)) }
-                for (id, network) in looked { if let network { networks[id] = network } }
+                var exited = Set<String>()
+                for (container, (id, network)) in zip(running, looked) {
+                    if let network { networks[id] = network } else if !NetnsLinks.processExists(container.pid) { exited.insert(id) }
+                }
+                // Stopped between Docker's answer and this look (a stop or a
+                // restart right behind the event): it counts as not running,
+                // and the event that follows brings it back.
+                if !exited.isEmpty, case .answered(var containers, let removed) = docker {
+                    for id in exited { containers[id]?.running = false }
+                    docker = .answered(containers: containers, removed: removed)
+                }
             }
         }
         let netns = timings.measure("observe netns") { () -> [String: NetnsEntry]? in

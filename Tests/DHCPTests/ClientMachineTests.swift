@@ -62,9 +62,27 @@ import Testing
         #expect(s.send?.options.requestedAddress == address)
         #expect(s.send?.options.serverID == nil)
         #expect(s.send?.ciaddr.value == 0)
+        #expect(s.send?.flags == DHCPMessage.broadcastFlag, "without an address only a broadcast reply can arrive")
+        #expect(s.destination == .broadcast)
         let nakStep = m.receive(reply(.nak, xid: 9), now: 0.1)
         let nak = try #require(nakStep)
         #expect(nak.outcome == .nak(server: server))
+    }
+
+    @Test func initRebootWithTheAddressInPlaceAsksForAUnicastReply() throws {
+        var m = ClientMachine(goal: .initReboot(address), mac: mac, xid: 9, policy: RetransmitPolicy(attempts: 2), jitter: [0], addressInPlace: true)
+        let s = m.start(now: 0)
+        #expect(s.send?.flags == 0)
+        #expect(s.send?.ciaddr.value == 0, "INIT-REBOOT keeps ciaddr zero (RFC 2131 4.3.2)")
+        #expect(s.send?.options.requestedAddress == address)
+        #expect(s.destination == .broadcast)
+        // The retransmission is the same message.
+        let again = m.timeout(now: 5)
+        #expect(again.send?.flags == 0)
+        let received = m.receive(reply(.ack, xid: 9), now: 5.1)
+        let ack = try #require(received)
+        guard case .bound(let grant)? = ack.outcome else { Issue.record("no lease: \(ack)"); return }
+        #expect(grant.address.address == address)
     }
 
     @Test func renewIsUnicastWithCiaddrAndRebindIsBroadcast() {

@@ -155,6 +155,7 @@ extension IntegrationSuite {
             #expect(r.stderr.contains("DHCP address changed 10.1.2.99/24 → \(granted)"), "\(r.stderr)")
             #expect(try Self.address(netkeep, c) == granted)
             #expect(c.exec("ip", "-o", "addr", "show", "eth1").stdout.contains(" \(granted) "))
+            #expect(!c.exec("ip", "-o", "addr", "show", "eth1").stdout.contains("10.1.2.99"), "the refused address is still in use")
         }
     }
 }

@@ -113,8 +113,10 @@ def recovery(n):
     cs.wait_running()
     sock, path = notify_socket()
     t0 = time.monotonic()
-    daemon = subprocess.Popen([NETKEEP, "daemon", "--foreground", "--state-dir", state], env={**os.environ, "NOTIFY_SOCKET": path},
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # Its log (with the phase timings of the first reconcile) stays in WORK.
+    daemon_log = open(f"{WORK}/daemon-recovery-{n}.log", "w")
+    daemon = subprocess.Popen([NETKEEP, "daemon", "--foreground", "-v", "--state-dir", state], env={**os.environ, "NOTIFY_SOCKET": path},
+                              stdout=daemon_log, stderr=daemon_log)
     sock.settimeout(300)
     try:
         while b"READY=1" not in sock.recv(4096):
@@ -123,6 +125,7 @@ def recovery(n):
         daemon.kill()
         raise RuntimeError("the daemon sent no READY=1 within 300 s (is NETKEEP_BIN up to date?)")
     netkeep_s = time.monotonic() - t0
+    log(f"recovery N={n}: READY=1 after {netkeep_s:.2f} s (daemon log: {WORK}/daemon-recovery-{n}.log)")
     pids = cs.pids()
     netkeep_ok = sum(address_of(pids[name]) == recorded[name][0] for name in cs.names)
     daemon.send_signal(signal.SIGTERM)
@@ -268,4 +271,5 @@ def main():
         print("| " + " | ".join(r) + " |")
 
 
-main()
+if __name__ == "__main__":
+    main()
