@@ -26,24 +26,55 @@ public final class ExchangeLoop {
     /// Called with every packet sent and received, for tests and tracing.
     public var trace: ((String, Bool, [UInt8]) -> Void)?
 
-    public init() {}
-
     public static func now() -> Double { Double(monotonicNanoseconds()) / 1e9 }
 
+    /// At most this many exchanges are under way at once; the others start
+    /// as those end. Every first request of an INIT-REBOOT or DISCOVER is a
+    /// broadcast that OVS floods to every port of the bridge: 200 at once
+    /// overflow the server's and ovs-vswitchd's socket buffers, and the lost
+    /// packets come back as retransmissions, flooded again.
+    public var window: Int
+
+    private var started = 0
+
+    public init(window: Int = Int.max) { self.window = max(1, window) }
+
+    /// Queues an exchange; it starts (sends its first message) in `run`.
     public func add(_ session: Session) {
-        var session = session
-        apply(session.machine.start(now: Self.now()), to: &session)
         sessions.append(session)
     }
 
+    private func startQueued() {
+        let open = sessions[..<started].filter { $0.outcome == nil && $0.error == nil }.count
+        var room = window - open
+        while room > 0, started < sessions.count {
+            apply(sessions[started].machine.start(now: Self.now()), to: &sessions[started])
+            started += 1
+            room -= 1
+        }
+    }
+
+    /// While a server keeps answering (an answer within this many seconds),
+    /// no request is sent again: it is working through a queue that a
+    /// repetition would only lengthen, and each repetition costs it another
+    /// lease-file write. After a reboot, 200 confirmations reach dnsmasq
+    /// together; it answers about one every 3 ms (it rewrites and fsyncs its
+    /// lease file for each), and ovs-vswitchd, busy with 200 new ports,
+    /// delivers the answers in bursts about 100 ms apart.
+    public static let busyWindow = 0.15
+
     /// Runs until every exchange has ended or `deadline` passes; returns the
-    /// outcome (or error) of each, by id.
+    /// outcome (or error) of each, by id. Retransmissions wait while answers
+    /// keep arriving (`busyWindow`).
     public func run(until deadline: Double) -> [String: Result<ClientMachine.Outcome, ExchangeError>] {
+        var lastAnswer = -Double.infinity
+        startQueued()
         while sessions.contains(where: { $0.outcome == nil && $0.error == nil }) {
             let now = Self.now()
             if now >= deadline { break }
-            let open = sessions.indices.filter { sessions[$0].outcome == nil && sessions[$0].error == nil }
-            let wake = open.compactMap { sessions[$0].wakeAt }.min() ?? deadline
+            let open = sessions.indices[..<started].filter { sessions[$0].outcome == nil && sessions[$0].error == nil }
+            let busyUntil = lastAnswer + Self.busyWindow
+            let wake = open.compactMap { sessions[$0].wakeAt.map { max($0, busyUntil) } }.min() ?? deadline
             let timeout = max(0, min(wake, deadline) - now)
             var fds = open.map { pollfd(fd: sessions[$0].socket.fd, events: Int16(POLLIN), revents: 0) }
             let ready = poll(&fds, nfds_t(fds.count), Int32(min(timeout * 1000, 60_000).rounded(.up)))
@@ -55,13 +86,18 @@ public final class ExchangeLoop {
                         trace?(sessions[i].id, false, bytes)
                         guard let message = try? DHCPMessage.decode(bytes),
                               let step = sessions[i].machine.receive(message, now: later) else { continue }
+                        lastAnswer = later
                         apply(step, to: &sessions[i])
                     }
                 }
-                if sessions[i].outcome == nil, sessions[i].error == nil, let at = sessions[i].wakeAt, at <= later {
+            }
+            let busy = later < lastAnswer + Self.busyWindow
+            for i in open {
+                if !busy, sessions[i].outcome == nil, sessions[i].error == nil, let at = sessions[i].wakeAt, at <= later {
                     apply(sessions[i].machine.timeout(now: later), to: &sessions[i])
                 }
             }
+            startQueued()
         }
         var results: [String: Result<ClientMachine.Outcome, ExchangeError>] = [:]
         for s in sessions {

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import DHCP
+import HostIO
 import Logging
 import NetkeepCore
 import Netlink
@@ -40,6 +41,8 @@ struct LeaseKeeper {
     static let discoverPolicy = RetransmitPolicy(attempts: 4)
     static let confirmPolicy = RetransmitPolicy(initial: 0.025, maximum: 4, attempts: 8, jitter: 0.005)
     static let renewPolicy = RetransmitPolicy(attempts: 2)
+    /// Exchanges under way at once (see ExchangeLoop.window).
+    static let window = 32
 
     /// Before an INIT-REBOOT: an unexpired lease's address and route go on the
     /// interface at once, as they would if no server answered (RFC 2131 3.2
@@ -87,7 +90,16 @@ struct LeaseKeeper {
     }
 
     private func exchange(_ jobs: [Job], goals: [ClientMachine.Goal]) -> [Swift.Result<ClientMachine.Outcome, ExchangeError>?] {
-        let loop = ExchangeLoop()
+        let loop = ExchangeLoop(window: Self.window)
+        if getenv("NETKEEP_DHCP_TRACE") != nil {
+            // Debugging aid: every packet of the exchanges, with its time.
+            let start = ExchangeLoop.now()
+            loop.trace = { id, sent, bytes in
+                let m = try? DHCPMessage.decode(bytes)
+                let what = m.map { "\($0.messageType.map { "\($0)" } ?? "?") xid \(String($0.xid, radix: 16)) \($0.chaddr)" } ?? "\(bytes.count) bytes"
+                writeToStandardError("dhcp \(Int((ExchangeLoop.now() - start) * 1e4) / 10) ms #\(id) \(sent ? "sent" : "received") \(what)\n")
+            }
+        }
         var rng = SystemRandomNumberGenerator()
         var opened: [Int: String] = [:]
         var longest = 0.0
@@ -96,7 +108,7 @@ struct LeaseKeeper {
                 let namespace = try NetworkNamespace(pid: job.pid)
                 let ifname = job.attachment.ifname
                 let socket = try NamespaceThread.run(in: namespace) { try DHCPSocket(interface: ifname) }
-                let policy = Self.policy(for: goals[i], batch: jobs.count)
+                let policy = Self.policy(for: goals[i], batch: min(jobs.count, Self.window))
                 longest = max(longest, (1...policy.attempts).reduce(0) { $0 + policy.delay(attempt: $1, jitter: 1) })
                 let machine = ClientMachine(goal: goals[i], mac: job.attachment.mac, xid: UInt32.random(in: 1...UInt32.max, using: &rng),
                                             policy: policy, jitter: (0..<8).map { _ in Double.random(in: -1...1, using: &rng) },
@@ -106,21 +118,25 @@ struct LeaseKeeper {
                 opened[i] = "DHCP socket in \(job.attachment.containerName) \(job.attachment.ifname): \(error)"
             }
         }
-        let results = loop.run(until: ExchangeLoop.now() + longest + 1)
+        // Queued exchanges start as others end; 10 ms more per exchange covers
+        // a server that answers. One that does not leaves the queued ones
+        // unstarted at the deadline: an unexpired lease is kept and asked for
+        // again by the lease timer, as when nothing answers.
+        let results = loop.run(until: ExchangeLoop.now() + longest + 1 + 0.01 * Double(jobs.count))
         return jobs.indices.map { i in
             if let error = opened[i] { return .failure(ExchangeError(error)) }
             return results[String(i)]
         }
     }
 
-    /// For INIT-REBOOT the first wait grows by 1 ms per exchange of the batch
-    /// (a server answers one request in about that): after a reboot, 200
-    /// confirmations at once wait 224 ms before repeating themselves instead
-    /// of multiplying the server's work; the whole budget stays about 6.4 s.
+    /// For INIT-REBOOT the first wait grows by 3 ms per exchange under way
+    /// (dnsmasq answers one request in about that): 32 confirmations at once
+    /// wait 118 ms before repeating themselves instead of multiplying the
+    /// server's work; the whole budget stays about 6.4 s.
     static func policy(for goal: ClientMachine.Goal, batch: Int = 1) -> RetransmitPolicy {
         switch goal {
         case .discover: return discoverPolicy
-        case .initReboot: return confirmPolicy.forBatch(batch, perExchange: 0.001, budget: 6.4)
+        case .initReboot: return confirmPolicy.forBatch(batch, perExchange: 0.003, budget: 6.4)
         default: return renewPolicy
         }
     }
