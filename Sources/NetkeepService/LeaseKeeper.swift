@@ -84,7 +84,19 @@ struct LeaseKeeper {
         let work = jobs.indices.map { i in (jobs[i], outcomes[i], again.contains(i)) }
         return concurrentMap(work) { job, outcome, refused in
             var job = job
-            if refused { job.addressInPlace = false }
+            if refused {
+                job.addressInPlace = false
+                if case .success(.bound)? = outcome {} else {
+                    // Refused, and no other address offered: the old lease is
+                    // not kept; the next pass starts with DISCOVER.
+                    var a = job.attachment
+                    let old = a.lease.map { "\($0.address)" } ?? "the address"
+                    a.lease = nil
+                    a.address = nil
+                    a.gateway = nil
+                    return Result(attachment: a, error: "the DHCP server refused \(old) and offered no other address")
+                }
+            }
             return apply(outcome, to: job, now: now)
         }
     }
