@@ -49,8 +49,9 @@ public final class ExchangeLoop {
         var room = window - open
         while room > 0, started < sessions.count {
             apply(sessions[started].machine.start(now: Self.now()), to: &sessions[started])
+            // One that could not send at all takes no room.
+            if sessions[started].outcome == nil && sessions[started].error == nil { room -= 1 }
             started += 1
-            room -= 1
         }
     }
 
