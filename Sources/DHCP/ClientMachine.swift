@@ -118,6 +118,10 @@ public struct ClientMachine: Sendable {
 
     public var isDone: Bool { phase == .done }
 
+    /// The last reply that was for this exchange but refused (a broadcast
+    /// address offered, a lease time of 0, ...), so that "no answer" can say why.
+    public private(set) var refusal: String?
+
     public mutating func start(now: Double) -> Step {
         started = now
         switch goal {
@@ -156,6 +160,11 @@ public struct ClientMachine: Sendable {
         switch (phase, m.messageType) {
         case (.selecting, .offer?):
             guard let server = m.options.serverID, m.yiaddr.value != 0 else { return nil }
+            // An offer that could never be recorded is not taken: another server may offer better.
+            if case .failure(let why) = Self.grant(from: m, fallbackServer: server) {
+                refusal = "\(why) (offer from \(server))"
+                return nil
+            }
             var r = request(.request, broadcast: true)
             r.options.requestedAddress = m.yiaddr
             r.options.serverID = server
@@ -163,7 +172,13 @@ public struct ClientMachine: Sendable {
             attempt = 0
             return send(r, to: .broadcast, now: now)
         case (.requesting, .ack?), (.waiting, .ack?):
-            guard let grant = Self.grant(from: m, fallbackServer: current?.options.serverID) else { return nil }
+            let grant: LeaseGrant
+            switch Self.grant(from: m, fallbackServer: current?.options.serverID) {
+            case .success(let g): grant = g
+            case .failure(let why):
+                refusal = "\(why) (acknowledgement from \(m.options.serverID.map(\.description) ?? "an unnamed server"))"
+                return nil
+            }
             phase = .done
             return Step(send: nil, wakeAt: nil, outcome: .bound(grant))
         case (.requesting, .nak?), (.waiting, .nak?):
@@ -207,19 +222,36 @@ public struct ClientMachine: Sendable {
         return m
     }
 
-    /// The lease in an ACK; T1 and T2 default to 1/2 and 7/8 of the lease (RFC 2131 4.4.5).
-    static func grant(from ack: DHCPMessage, fallbackServer: IPv4Address?) -> LeaseGrant? {
-        guard ack.yiaddr.value != 0, let server = ack.options.serverID ?? fallbackServer else { return nil }
+    /// Why a reply's lease is refused (AddressRules), as the error of `grant`.
+    public struct Refusal: Error, Equatable, Sendable, CustomStringConvertible {
+        public let description: String
+    }
+
+    /// The lease in an OFFER or ACK; T1 and T2 default to 1/2 and 7/8 of the
+    /// lease (RFC 2131 4.4.5) and a T1 sooner than AddressRules allows is moved
+    /// later. A lease netkeep could not record is refused here, where it enters.
+    static func grant(from ack: DHCPMessage, fallbackServer: IPv4Address?) -> Result<LeaseGrant, Refusal> {
+        guard ack.yiaddr.value != 0 else { return .failure(Refusal(description: "reply without an address")) }
+        guard let server = ack.options.serverID ?? fallbackServer, server.value != 0 else {
+            return .failure(Refusal(description: "reply without a server identifier"))
+        }
         let lease = ack.options.leaseTime ?? 3600
-        var t1 = ack.options.renewalTime ?? lease / 2
-        var t2 = ack.options.rebindingTime ?? UInt32(UInt64(lease) * 7 / 8)
-        if t2 > lease { t2 = UInt32(UInt64(lease) * 7 / 8) }
-        if t1 > t2 { t1 = t2 / 2 }
-        let prefix = ack.options.subnetMask.flatMap(prefixLength) ?? 32
-        guard let cidr = try? IPv4CIDR(address: ack.yiaddr, prefixLength: prefix) else { return nil }
+        guard let mask = ack.options.subnetMask ?? Optional(IPv4Address(UInt32.max)), let prefix = prefixLength(mask) else {
+            return .failure(Refusal(description: "subnet mask \(ack.options.subnetMask.map(\.description) ?? "?") is not contiguous"))
+        }
+        guard let cidr = try? IPv4CIDR(address: ack.yiaddr, prefixLength: prefix) else {
+            return .failure(Refusal(description: "offered prefix /\(prefix) is not usable"))
+        }
+        // An infinite lease (0xffffffff) stays as large as it is.
+        let seconds = Int64(lease)
+        if let why = AddressRules.leaseRefusal(address: cidr, router: nil, leaseSeconds: seconds) {
+            return .failure(Refusal(description: why))
+        }
+        let (t1, t2) = AddressRules.renewalTimes(lease: seconds, t1: ack.options.renewalTime.map(Int64.init),
+                                                 t2: ack.options.rebindingTime.map(Int64.init))
         let router = ack.options.routers.first.flatMap { cidr.contains($0) && $0 != ack.yiaddr ? $0 : nil }
-        return LeaseGrant(address: cidr, router: router, serverID: server, leaseSeconds: lease,
-                          renewSeconds: t1, rebindSeconds: t2, dnsServers: ack.options.dnsServers)
+        return .success(LeaseGrant(address: cidr, router: router, serverID: server, leaseSeconds: lease,
+                                   renewSeconds: UInt32(t1), rebindSeconds: UInt32(t2), dnsServers: ack.options.dnsServers))
     }
 
     /// The prefix length of a contiguous netmask; nil for a non-contiguous one.

@@ -72,13 +72,14 @@ public final class ExchangeLoop {
         startQueued()
         while sessions.contains(where: { $0.outcome == nil && $0.error == nil }) {
             let now = Self.now()
-            if now >= deadline { break }
+            if now >= deadline || Interruption.isRequested { break }
             let open = sessions.indices[..<started].filter { sessions[$0].outcome == nil && sessions[$0].error == nil }
             let busyUntil = lastAnswer + Self.busyWindow
             let wake = open.compactMap { sessions[$0].wakeAt.map { max($0, busyUntil) } }.min() ?? deadline
             let timeout = max(0, min(wake, deadline) - now)
             var fds = open.map { pollfd(fd: sessions[$0].socket.fd, events: Int16(POLLIN), revents: 0) }
-            let ready = poll(&fds, nfds_t(fds.count), Int32(min(timeout * 1000, 60_000).rounded(.up)))
+            // At most 250 ms per wait, so that a shutdown is noticed soon.
+            let ready = poll(&fds, nfds_t(fds.count), Int32(min(timeout * 1000, 250).rounded(.up)))
             if ready < 0 && errno != EINTR { break }
             let later = Self.now()
             for (k, i) in open.enumerated() {
@@ -102,7 +103,14 @@ public final class ExchangeLoop {
         }
         var results: [String: Result<ClientMachine.Outcome, ExchangeError>] = [:]
         for s in sessions {
-            if let outcome = s.outcome { results[s.id] = .success(outcome) } else { results[s.id] = .failure(ExchangeError(s.error ?? "no answer before the deadline")) }
+            if let refusal = s.machine.refusal, s.outcome == nil || s.outcome == .noAnswer {
+                // Answered, but with nothing netkeep may record.
+                results[s.id] = .failure(ExchangeError("no acceptable DHCP answer: \(refusal)"))
+            } else if let outcome = s.outcome {
+                results[s.id] = .success(outcome)
+            } else {
+                results[s.id] = .failure(ExchangeError(s.error ?? "no answer before the deadline"))
+            }
         }
         return results
     }

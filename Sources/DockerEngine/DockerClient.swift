@@ -12,21 +12,39 @@ public struct Container: Equatable, Sendable {
     /// The init process; 0 when not running.
     public var pid: Int32
     public var status: String
+    /// `HostConfig.NetworkMode`: `none`, `bridge`, a network name, `host` or `container:ID`.
+    public var networkMode: String
+    /// `NetworkSettings.SandboxKey`: Docker's bind mount of the container's
+    /// namespace (empty when it has none of its own).
+    public var sandboxKey: String
 
-    public init(id: String, name: String, running: Bool, pid: Int32, status: String) {
+    public init(id: String, name: String, running: Bool, pid: Int32, status: String, networkMode: String = "", sandboxKey: String = "") {
         self.id = id
         self.name = name
         self.running = running
         self.pid = pid
         self.status = status
+        self.networkMode = networkMode
+        self.sandboxKey = sandboxKey
+    }
+
+    /// Why the container has no network namespace of its own; nil when it has.
+    public var sharedNamespace: String? {
+        if networkMode == "host" { return "the host's network namespace (--network host)" }
+        if networkMode.hasPrefix("container:") {
+            return "the network namespace of container \(quoted(String(networkMode.dropFirst(10).prefix(12)))) (--network \(quoted(String(networkMode.prefix(22)))))"
+        }
+        return nil
     }
 }
 
 public enum DockerError: Error, Equatable, Sendable, CustomStringConvertible {
     /// The engine's socket could not be reached or did not answer in time.
     case unreachable(SystemError)
-    /// Positive evidence: the engine answered 404 for this container.
+    /// Positive evidence: the engine answered 404 saying there is no such container.
     case noSuchContainer(String)
+    /// A reference that is no Docker name or id: never sent, never evidence.
+    case invalidReference(String)
     case api(status: Int, message: String)
     case protocolViolation(String)
 
@@ -34,6 +52,7 @@ public enum DockerError: Error, Equatable, Sendable, CustomStringConvertible {
         switch self {
         case .unreachable(let error): return "Docker engine unreachable: \(error)"
         case .noSuchContainer(let ref): return "container \(quoted(ref)) does not exist (Docker answered 404)"
+        case .invalidReference(let ref): return "container \(quoted(ref)) is not a Docker name or id; not asked"
         case .api(let status, let message): return "Docker engine answered \(status): \(message)"
         case .protocolViolation(let detail): return "Docker engine: \(detail)"
         }
@@ -52,12 +71,51 @@ public struct DockerClient: Sendable {
         self.timeout = timeout
     }
 
-    /// `docker inspect REF`: the container, or `.noSuchContainer` on 404.
+    /// `docker inspect REF`: the container, or `.noSuchContainer` when the
+    /// engine's 404 says so (a 404 for an unknown route is no evidence). A
+    /// reference that is no Docker name or id is refused before any request.
     public func inspect(_ reference: String) throws(DockerError) -> Container {
-        let response = try get("/containers/\(reference)/json")
-        if response.status == 404 { throw .noSuchContainer(reference) }
+        guard Names.isContainerReference(reference) else { throw .invalidReference(reference) }
+        let response = try get("/containers/\(Self.pathSegment(reference))/json")
+        if response.status == 404, Self.saysNoSuchContainer(response.body) { throw .noSuchContainer(reference) }
         try Self.expectOK(response)
         return try Self.decodeInspect(response.body)
+    }
+
+    /// `docker info`: who this engine is (`ID`, `DockerRootDir`).
+    public func engine() throws(DockerError) -> EngineIdentity {
+        let response = try get("/info")
+        try Self.expectOK(response)
+        struct Info: Decodable {
+            var ID: String?
+            var DockerRootDir: String?
+        }
+        guard let info = try? JSONDecoder().decode(Info.self, from: Data(response.body)) else {
+            throw .protocolViolation("unexpected info answer")
+        }
+        return EngineIdentity(id: info.ID ?? "", rootDir: info.DockerRootDir ?? "")
+    }
+
+    /// Docker's own words for a missing container (`No such container: REF`).
+    static func saysNoSuchContainer(_ body: [UInt8]) -> Bool {
+        errorMessage(body).lowercased().hasPrefix("no such container")
+    }
+
+    /// Percent-encodes every byte but RFC 3986's unreserved ones, so that no
+    /// byte of a reference can end the path or start a query, header or request.
+    static func pathSegment(_ text: String) -> String {
+        var out = ""
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                 UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
+                out.unicodeScalars.append(Unicode.Scalar(byte))
+            default:
+                let digits = Array("0123456789ABCDEF")
+                out += "%\(digits[Int(byte >> 4)])\(digits[Int(byte & 15)])"
+            }
+        }
+        return out
     }
 
     /// `docker ps -a`: every container, running or not.
@@ -79,6 +137,8 @@ public struct DockerClient: Sendable {
 
     /// One request on its own connection (`Connection: close`), read to the end.
     public func get(_ path: String) throws(DockerError) -> Response {
+        // The path is built here from encoded parts; anything else is a bug, not input.
+        precondition(path.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7f }, "request path must be encoded")
         let deadline = Deadline.after(seconds: timeout)
         let socket: UnixStreamSocket
         do { socket = try UnixStreamSocket(path: socketPath) } catch { throw .unreachable(error) }
@@ -128,9 +188,13 @@ public struct DockerClient: Sendable {
             var Pid: Int32
             var Status: String
         }
+        struct HostConfigBody: Decodable { var NetworkMode: String? }
+        struct NetworkSettingsBody: Decodable { var SandboxKey: String? }
         var Id: String
         var Name: String
         var State: StateBody
+        var HostConfig: HostConfigBody?
+        var NetworkSettings: NetworkSettingsBody?
     }
 
     struct ListItem: Decodable {
@@ -143,7 +207,8 @@ public struct DockerClient: Sendable {
         do {
             let item = try JSONDecoder().decode(InspectBody.self, from: Data(body))
             return Container(id: item.Id, name: String(item.Name.drop { $0 == "/" }), running: item.State.Running,
-                             pid: item.State.Running ? item.State.Pid : 0, status: item.State.Status)
+                             pid: item.State.Running ? item.State.Pid : 0, status: item.State.Status,
+                             networkMode: item.HostConfig?.NetworkMode ?? "", sandboxKey: item.NetworkSettings?.SandboxKey ?? "")
         } catch {
             throw .protocolViolation("unexpected inspect answer: \(error)")
         }

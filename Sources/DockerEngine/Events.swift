@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import FoundationEssentials
 import HostIO
 import NetkeepCore
@@ -70,7 +73,7 @@ public struct DockerEvent: Equatable, Sendable {
 public final class DockerEventStream: @unchecked Sendable {
     private let socket: UnixStreamSocket
     private var parser = HTTPResponseParser()
-    private var pending: [UInt8] = []
+    private var lines = LineSplitter()
 
     /// Subscribes to container events since `sinceNano` (nil: from now).
     public init(client: DockerClient, sinceNano: Int64?) throws(DockerError) {
@@ -92,7 +95,7 @@ public final class DockerEventStream: @unchecked Sendable {
             guard parser.head!.status == 200 else {
                 throw DockerError.api(status: parser.head!.status, message: DockerClient.errorMessage(try parser.takeBody()))
             }
-            pending += try parser.takeBody()
+            lines.append(try parser.takeBody())
         } catch let error as DockerError {
             socket.close()
             throw error
@@ -105,25 +108,73 @@ public final class DockerEventStream: @unchecked Sendable {
         }
     }
 
-    /// The next event; nil when the engine ended the stream. Malformed events
-    /// are skipped (the engine wrote them, not an attacker, but a stream must go on).
+    /// What `next(idleAfter:)` saw.
+    public enum Item: Equatable, Sendable {
+        case event(DockerEvent)
+        /// Nothing arrived for the given time: the caller checks that the stream lives.
+        case idle
+        /// The engine ended the stream.
+        case ended
+    }
+
+    /// The next event; nil when the engine ended the stream.
     public func next() throws(DockerError) -> DockerEvent? {
         while true {
-            if let newline = pending.firstIndex(of: 0x0a) {
-                let line = pending[..<newline]
-                pending.removeFirst(newline + 1)
-                if line.allSatisfy({ $0 == 0x20 || $0 == 0x0d }) { continue }
-                if let event = try? DockerEvent.decode(line) { return event }
+            switch try next(idleAfter: nil) {
+            case .event(let event): return event
+            case .ended: return nil
+            case .idle: continue
+            }
+        }
+    }
+
+    /// The next event, `.idle` when nothing arrives within `seconds`, `.ended`
+    /// at the end. Malformed events are skipped (a stream must go on); a line
+    /// longer than the bound is skipped up to its end.
+    public func next(idleAfter seconds: Double?) throws(DockerError) -> Item {
+        let deadline = seconds.map { Deadline.after(seconds: $0) } ?? .never
+        while true {
+            do {
+                while let line = try lines.next() {
+                    if line.allSatisfy({ $0 == 0x20 || $0 == 0x0d }) { continue }
+                    if let event = try? DockerEvent.decode(line) { return .event(event) }
+                }
+            } catch {
                 continue
             }
             let chunk: [UInt8]
-            do { chunk = try socket.receive(deadline: .never) } catch { throw .unreachable(error) }
-            if chunk.isEmpty { return nil }
+            do { chunk = try socket.receive(deadline: deadline) } catch {
+                if error.errno == ETIMEDOUT || error.errno == EAGAIN { return .idle }
+                throw .unreachable(error)
+            }
+            if chunk.isEmpty { return .ended }
             parser.append(chunk)
-            do { pending += try parser.takeBody() } catch { throw .protocolViolation("events: \(error)") }
+            do { lines.append(try parser.takeBody()) } catch { throw .protocolViolation("events: \(error)") }
         }
     }
 
     /// Unblocks `next()` from another thread.
     public func close() { socket.shutdown() }
+}
+
+extension DockerClient {
+    /// The container events between two moments, as a short request that the
+    /// engine ends itself (`until`): the cheap check that a quiet stream is
+    /// alive. At most `limit` events are read.
+    public func containerEvents(sinceNano: Int64, untilNano: Int64, limit: Int = 1000) throws(DockerError) -> [DockerEvent] {
+        func seconds(_ nano: Int64) -> String {
+            let fraction = String(nano % 1_000_000_000)
+            return "\(nano / 1_000_000_000).\(String(repeating: "0", count: 9 - fraction.count))\(fraction)"
+        }
+        let response = try get("/events?filters=%7B%22type%22%3A%5B%22container%22%5D%7D&since=\(seconds(sinceNano))&until=\(seconds(untilNano))")
+        try Self.expectOK(response)
+        var splitter = LineSplitter()
+        splitter.append(response.body)
+        var events: [DockerEvent] = []
+        while events.count < limit, let line = try? splitter.next() {
+            if let event = try? DockerEvent.decode(line) { events.append(event) }
+        }
+        if events.count < limit, let last = splitter.finish(), let event = try? DockerEvent.decode(last) { events.append(event) }
+        return events
+    }
 }

@@ -1,5 +1,7 @@
 /// An incremental HTTP/1.1 response parser: feed bytes as they arrive, read the
-/// head once complete, then body bytes (de-chunked when chunked). Pure.
+/// head once complete, then body bytes (de-chunked when chunked). Pure. The
+/// work is linear in the bytes fed however they are split, and every part of
+/// a response is bounded, so no answer can make it take unbounded memory.
 public struct HTTPResponseParser: Sendable {
     public struct Head: Equatable, Sendable {
         public var status: Int
@@ -15,16 +17,28 @@ public struct HTTPResponseParser: Sendable {
     enum BodyMode: Equatable, Sendable { case length(Int), chunked, untilClose }
     enum ChunkState: Equatable, Sendable { case size, data(Int), dataEnd, trailer, done }
 
-    private var buffer: [UInt8] = []
+    static let maxHeadSize = 64 * 1024
+    static let maxHeaderLines = 100
+    static let maxChunkSizeLine = 1024
+    static let maxTrailerSize = 8 * 1024
+
+    /// The most body bytes a response may carry (after de-chunking).
+    public let maxBodySize: Int
+    private var queue = ByteQueue()
     public private(set) var head: Head?
     private var mode: BodyMode = .untilClose
     private var chunk: ChunkState = .size
+    /// Body bytes returned by `takeBody` so far.
     private var delivered = 0
-    static let maxHeadSize = 64 * 1024
+    /// Body bytes announced by the chunk sizes so far.
+    private var announced = 0
+    private var trailerSize = 0
 
-    public init() {}
+    public init(maxBodySize: Int = 64 << 20) {
+        self.maxBodySize = maxBodySize
+    }
 
-    public mutating func append(_ bytes: [UInt8]) { buffer += bytes }
+    public mutating func append(_ bytes: some Collection<UInt8>) { queue.append(bytes) }
 
     /// True once the body is complete (by length or last chunk); `untilClose`
     /// bodies end when the connection does.
@@ -40,18 +54,21 @@ public struct HTTPResponseParser: Sendable {
     /// Parses the head when it is complete; returns it (once available).
     public mutating func parseHead() throws(ParseError) -> Head? {
         if let head { return head }
-        guard let end = findHeadEnd() else {
-            if buffer.count > Self.maxHeadSize { throw ParseError(reason: "head larger than \(Self.maxHeadSize) bytes") }
+        guard let end = queue.find(Self.crlfcrlf) else {
+            // A terminator arriving later would start at count - 3 at the earliest.
+            if queue.count - 3 > Self.maxHeadSize { throw headTooLarge }
             return nil
         }
-        let text = String(decoding: buffer[..<end], as: UTF8.self)
-        buffer.removeFirst(end + 4)
+        if end > Self.maxHeadSize { throw headTooLarge }
+        let text = String(decoding: queue.prefix(end), as: UTF8.self)
+        queue.consume(end + 4)
         var lines = text.split(separator: "\r\n", omittingEmptySubsequences: false)
         guard !lines.isEmpty else { throw ParseError(reason: "empty head") }
         let statusLine = lines.removeFirst().split(separator: " ", maxSplits: 2)
         guard statusLine.count >= 2, statusLine[0].hasPrefix("HTTP/1."), let status = Int(statusLine[1]), (100...599).contains(status) else {
             throw ParseError(reason: "bad status line")
         }
+        guard lines.count <= Self.maxHeaderLines else { throw ParseError(reason: "more than \(Self.maxHeaderLines) header lines") }
         var headers: [String: String] = [:]
         for line in lines where !line.isEmpty {
             guard let colon = line.firstIndex(of: ":") else { throw ParseError(reason: "header line without ':'") }
@@ -61,7 +78,8 @@ public struct HTTPResponseParser: Sendable {
         if headers["transfer-encoding"]?.lowercased().contains("chunked") == true {
             mode = .chunked
         } else if let length = headers["content-length"] {
-            guard let n = Int(length), n >= 0 else { throw ParseError(reason: "bad Content-Length \(length)") }
+            guard let n = Int(length), n >= 0 else { throw ParseError(reason: "bad Content-Length \(quotedForError(length))") }
+            guard n <= maxBodySize else { throw bodyTooLarge }
             mode = .length(n)
         } else if status == 204 || status == 304 {
             mode = .length(0)
@@ -76,17 +94,20 @@ public struct HTTPResponseParser: Sendable {
         guard head != nil else { return [] }
         switch mode {
         case .length(let n):
-            let take = min(n - delivered, buffer.count)
-            let out = Array(buffer[..<take])
-            buffer.removeFirst(take)
-            delivered += take
-            return out
+            return take(min(n - delivered, queue.count))
         case .untilClose:
-            defer { buffer.removeAll() }
-            return buffer
+            guard queue.count <= maxBodySize - delivered else { throw bodyTooLarge }
+            return take(queue.count)
         case .chunked:
             return try takeChunks()
         }
+    }
+
+    private mutating func take(_ n: Int) -> [UInt8] {
+        let out = Array(queue.prefix(n))
+        queue.consume(n)
+        delivered += n
+        return out
     }
 
     private mutating func takeChunks() throws(ParseError) -> [UInt8] {
@@ -94,31 +115,33 @@ public struct HTTPResponseParser: Sendable {
         while true {
             switch chunk {
             case .size:
-                guard let lineEnd = findCRLF() else {
-                    if buffer.count > 1024 { throw ParseError(reason: "chunk size line too long") }
-                    return out
-                }
-                let line = String(decoding: buffer[..<lineEnd], as: UTF8.self)
-                buffer.removeFirst(lineEnd + 2)
-                let sizeText = line.split(separator: ";").first.map(String.init)?.trimmingCharacters(in: " ") ?? ""
-                guard let size = Int(sizeText, radix: 16), size >= 0, size < 1 << 30 else {
+                guard let lineEnd = try findLine(limit: Self.maxChunkSizeLine, "chunk size line too long") else { return out }
+                let line = String(decoding: queue.prefix(lineEnd), as: UTF8.self)
+                queue.consume(lineEnd + 2)
+                let sizeText = line.split(separator: ";", omittingEmptySubsequences: false)[0].trimmingCharacters(in: " \t")
+                guard !sizeText.isEmpty, sizeText.allSatisfy(\.isHexDigit), let size = Int(sizeText, radix: 16) else {
                     throw ParseError(reason: "bad chunk size \(quotedForError(line))")
                 }
+                guard size <= maxBodySize - announced else { throw bodyTooLarge }
+                announced += size
                 chunk = size == 0 ? .trailer : .data(size)
             case .data(let remaining):
-                guard !buffer.isEmpty else { return out }
-                let take = min(remaining, buffer.count)
-                out += buffer[..<take]
-                buffer.removeFirst(take)
+                guard queue.count > 0 else { return out }
+                let take = min(remaining, queue.count)
+                out += queue.prefix(take)
+                queue.consume(take)
+                delivered += take
                 chunk = take == remaining ? .dataEnd : .data(remaining - take)
             case .dataEnd:
-                guard buffer.count >= 2 else { return out }
-                guard buffer[0] == 13, buffer[1] == 10 else { throw ParseError(reason: "chunk not followed by CRLF") }
-                buffer.removeFirst(2)
+                guard queue.count >= 2 else { return out }
+                guard queue[0] == 13, queue[1] == 10 else { throw ParseError(reason: "chunk not followed by CRLF") }
+                queue.consume(2)
                 chunk = .size
             case .trailer:
-                guard let lineEnd = findCRLF() else { return out }
-                buffer.removeFirst(lineEnd + 2)
+                let room = Self.maxTrailerSize - trailerSize - 2
+                guard let lineEnd = try findLine(limit: room, "trailer larger than \(Self.maxTrailerSize) bytes") else { return out }
+                queue.consume(lineEnd + 2)
+                trailerSize += lineEnd + 2
                 if lineEnd == 0 { chunk = .done }
             case .done:
                 return out
@@ -126,19 +149,23 @@ public struct HTTPResponseParser: Sendable {
         }
     }
 
-    private func findHeadEnd() -> Int? {
-        guard buffer.count >= 4 else { return nil }
-        for i in 0...(buffer.count - 4) where buffer[i] == 13 && buffer[i + 1] == 10 && buffer[i + 2] == 13 && buffer[i + 3] == 10 {
-            return i
+    /// The length of the next CRLF-terminated line, nil until it is complete;
+    /// throws once it is certain to be longer than `limit`.
+    private mutating func findLine(limit: Int, _ reason: @autoclosure () -> String) throws(ParseError) -> Int? {
+        guard let end = queue.find(Self.crlf) else {
+            // The CR may be the last byte queued.
+            if queue.count - 1 > limit { throw ParseError(reason: reason()) }
+            return nil
         }
-        return nil
+        if end > limit { throw ParseError(reason: reason()) }
+        return end
     }
 
-    private func findCRLF() -> Int? {
-        guard buffer.count >= 2 else { return nil }
-        for i in 0...(buffer.count - 2) where buffer[i] == 13 && buffer[i + 1] == 10 { return i }
-        return nil
-    }
+    private var headTooLarge: ParseError { ParseError(reason: "head larger than \(Self.maxHeadSize) bytes") }
+    private var bodyTooLarge: ParseError { ParseError(reason: "body larger than \(maxBodySize) bytes") }
+
+    private static let crlf: [UInt8] = [13, 10]
+    private static let crlfcrlf: [UInt8] = [13, 10, 13, 10]
 }
 
 func quotedForError(_ text: String) -> String { "\"" + text.prefix(40) + "\"" }

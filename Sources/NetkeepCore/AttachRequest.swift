@@ -26,6 +26,7 @@ public struct AttachRequest: Equatable, Sendable {
         }
         guard dhcp || ip != nil else { throw InputError(object: "attach", cause: "needs --ip CIDR or --dhcp") }
         let address = try ip.map { text throws(InputError) in try IPv4CIDR(parsing: text) }
+        if let address { try AddressRules.check(address, role: "--ip") }
         var gatewayAddress: IPv4Address?
         if let gateway, let address {
             let gw = try IPv4Address(parsing: gateway)

@@ -88,6 +88,41 @@ public struct Attachment: Codable, Hashable, Sendable {
         }
     }
 
+    /// What is wrong with this record, each message starting with the field
+    /// (`.mac: ...`); empty when it can be written and read back.
+    public func problems() -> [String] {
+        var problems: [String] = []
+        if id != Names.attachmentID(containerID: containerID, ifname: ifname) {
+            problems.append(".id: \(quoted(id)) does not match its container_id and ifname")
+        }
+        // Adopted ovs-docker ports keep their own host name; any other must be a valid name.
+        if (try? Names.interface(hostIfname)) == nil {
+            problems.append(".host_ifname: \(quoted(hostIfname)) is not a valid interface name")
+        }
+        if !containerID.isEmpty, !(containerID.utf8.count == 64 && containerID.allSatisfy(\.isHexDigit)) {
+            problems.append(".container_id: \(quoted(containerID)) is not a 64-digit hex container id")
+        }
+        do {
+            _ = try Names.interface(ifname)
+            _ = try Names.bridge(bridge)
+            _ = try Names.containerName(containerName)
+            if let link = netnsLink { _ = try Names.containerName(link) }
+            _ = try mac.validatedForInterface()
+            _ = try AttachRequest.validateMTU(mtu)
+            if let vlan { _ = try AttachRequest.validateVLAN(vlan) }
+            if let address { try AddressRules.check(address, role: "address") }
+            if let lease { try lease.check() }
+        } catch {
+            problems.append(": \(error)")
+        }
+        if let gw = gateway, let address, !address.contains(gw) {
+            problems.append(".gateway: \(gw) is outside \(address)")
+        }
+        if let gw = gateway, gw == address?.address { problems.append(".gateway: \(gw) is the interface's own address") }
+        if mode == .static, lease != nil { problems.append(".lease: a static attachment has no DHCP lease") }
+        return problems
+    }
+
     /// The short container id people see in `docker ps`.
     public var shortContainerID: String { String(containerID.prefix(12)) }
 
@@ -111,6 +146,8 @@ public struct State: Codable, Equatable, Sendable {
     /// Time (ns since the epoch) of the last Docker event the daemon handled:
     /// after a restart it resumes the event stream from there.
     public var lastEventNano: Int64?
+    /// The Docker engine the records were made with (DESIGN.md rule 5).
+    public var engine: EngineIdentity?
 
     public init(bootID: String? = nil, attachments: [Attachment] = []) {
         self.version = Self.currentVersion
@@ -122,6 +159,7 @@ public struct State: Codable, Equatable, Sendable {
         case version, attachments
         case bootID = "boot_id"
         case lastEventNano = "last_event_nano"
+        case engine = "docker_engine"
     }
 
     public func attachment(containerID: String, ifname: String) -> Attachment? {
@@ -141,6 +179,7 @@ public struct State: Codable, Equatable, Sendable {
     }
 
     /// Rules the JSON schema cannot say. Returns one message per problem.
+    /// Loading refuses a file with any; saving refuses to write one (rule 6).
     public func problems() -> [String] {
         var problems: [String] = []
         var seen: [String: Int] = [:]
@@ -149,33 +188,11 @@ public struct State: Codable, Equatable, Sendable {
             let at = "attachments[\(i)]"
             if let j = seen[a.id] { problems.append("\(at): same container and ifname as attachments[\(j)]") }
             seen[a.id] = i
-            if a.id != Names.attachmentID(containerID: a.containerID, ifname: a.ifname) {
-                problems.append("\(at).id: \(quoted(a.id)) does not match its container_id and ifname")
-            }
-            // Adopted ovs-docker ports keep their own host name; any other must be a valid name.
-            if (try? Names.interface(a.hostIfname)) == nil {
-                problems.append("\(at).host_ifname: \(quoted(a.hostIfname)) is not a valid interface name")
-            }
             if let j = hostNames[a.hostIfname] { problems.append("\(at).host_ifname: also used by attachments[\(j)]") }
             hostNames[a.hostIfname] = i
-            if !a.containerID.isEmpty, !(a.containerID.count == 64 && a.containerID.allSatisfy(\.isHexDigit)) {
-                problems.append("\(at).container_id: \(quoted(a.containerID)) is not a 64-digit hex container id")
-            }
-            do {
-                _ = try Names.interface(a.ifname)
-                _ = try Names.bridge(a.bridge)
-                _ = try Names.containerReference(a.containerName)
-                if let link = a.netnsLink { _ = try Names.containerReference(link) }
-                _ = try a.mac.validatedForInterface()
-                _ = try AttachRequest.validateMTU(a.mtu)
-                if let vlan = a.vlan { _ = try AttachRequest.validateVLAN(vlan) }
-            } catch {
-                problems.append("\(at): \(error)")
-            }
-            if let gw = a.gateway, let address = a.address, !address.contains(gw) {
-                problems.append("\(at).gateway: \(gw) is outside \(address)")
-            }
+            problems += a.problems().map { "\(at)\($0)" }
         }
+        if let engine, !engine.isUsable { problems.append("docker_engine: an engine without an ID or data root cannot be recorded") }
         return problems
     }
 }

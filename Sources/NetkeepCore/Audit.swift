@@ -16,6 +16,8 @@ public struct AuditEvent: Equatable, Sendable {
         case leaseChanged = "lease-changed"
         case leaseReleased = "lease-released"
         case leaseExpired = "lease-expired"
+        /// `netkeep accept-engine` recorded a new Docker engine identity.
+        case engineAccepted = "engine-accepted"
 
         /// Fixed for good: operators and the catalog (units/netkeep.catalog) key on them.
         public var messageID: String {
@@ -30,13 +32,14 @@ public struct AuditEvent: Equatable, Sendable {
             case .leaseChanged: return "2caca8fa75074a70924379f9f532080e"
             case .leaseReleased: return "25531a55da22497b919696c36ee68d0b"
             case .leaseExpired: return "a962ff609d784ac8905790fb6f938b4d"
+            case .engineAccepted: return "261da2d9692d4c409565a111342040b4"
             }
         }
 
         /// syslog priority: changes of address and expiries are warnings.
         public var priority: Int {
             switch self {
-            case .leaseChanged, .leaseExpired: return 4
+            case .leaseChanged, .leaseExpired, .engineAccepted: return 4
             case .repair, .garbageCollect: return 5
             default: return 6
             }

@@ -17,6 +17,9 @@ public struct Lease: Codable, Hashable, Sendable {
     /// False when the address was applied without an answer from a server
     /// (it was still valid); it is confirmed at the next renewal.
     public var confirmed: Bool
+    /// A due attempt that changed nothing (no container, no socket, no
+    /// answer) is not repeated before this: never a once-a-second loop.
+    public var retryAt: Timestamp?
 
     public init(address: IPv4CIDR, router: IPv4Address?, serverID: IPv4Address, leaseSeconds: Int64, renewSeconds: Int64,
                 rebindSeconds: Int64, obtainedAt: Timestamp, renewAt: Timestamp, rebindAt: Timestamp,
@@ -47,6 +50,7 @@ public struct Lease: Codable, Hashable, Sendable {
         case obtainedAt = "obtained_at"
         case renewAt = "renew_at"
         case rebindAt = "rebind_at"
+        case retryAt = "retry_at"
         case dnsServers = "dns"
     }
 }
@@ -66,6 +70,7 @@ public enum LeaseSchedule {
     }
 
     public static func due(_ lease: Lease, at now: Timestamp) -> Due? {
+        if let retry = lease.retryAt, now < retry { return nil }
         if now >= lease.expiresAt { return .expired }
         if !lease.confirmed && now >= lease.renewAt { return .confirm }
         if now >= lease.rebindAt { return .rebind }
@@ -85,7 +90,20 @@ public enum LeaseSchedule {
     public static func nextWake(in state: State) -> Timestamp? {
         state.attachments.compactMap { a -> Timestamp? in
             guard a.mode == .dhcp, a.status == .ready, let lease = a.lease else { return nil }
-            return min(lease.renewAt, lease.expiresAt)
+            let next = min(lease.renewAt, lease.expiresAt)
+            return lease.retryAt.map { max($0, next) } ?? next
         }.min()
+    }
+
+    /// How long a due lease whose attempt changed nothing waits before the next.
+    public static let retrySeconds: Int64 = 30
+
+    /// The lease after a pass: an attempt that left it due is retried later;
+    /// one that moved it on clears the retry.
+    public static func afterAttempt(_ lease: Lease, at now: Timestamp) -> Lease {
+        var lease = lease
+        lease.retryAt = nil
+        if due(lease, at: now) != nil { lease.retryAt = now.adding(seconds: retrySeconds) }
+        return lease
     }
 }

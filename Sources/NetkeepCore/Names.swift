@@ -33,13 +33,24 @@ public enum Names {
         try interface(name, role: "bridge")
     }
 
+    /// The longest container name netkeep keeps. Docker itself sets no limit
+    /// (dockerd 20.10 took a 70,000-character name), but the container's
+    /// /var/run/netns link is named after it: a file name, at most 255 bytes.
+    public static let maxContainerNameLength = 255
+
     /// A container as the user names it: a Docker name (`[A-Za-z0-9][A-Za-z0-9_.-]*`,
     /// optionally with a leading `/`) or a full or abbreviated id.
     public static func containerReference(_ ref: String) throws(InputError) -> String {
-        let object = "container \(quoted(ref))"
-        let name = ref.hasPrefix("/") ? String(ref.dropFirst()) : ref
+        try containerName(ref.hasPrefix("/") ? String(ref.dropFirst()) : ref, object: "container \(quoted(ref))")
+    }
+
+    /// A container name as Docker reports it (without the leading `/`).
+    public static func containerName(_ name: String, object: String? = nil) throws(InputError) -> String {
+        let object = object ?? "container name \(quoted(name))"
         guard !name.isEmpty else { throw InputError(object: object, cause: "is empty") }
-        guard name.utf8.count <= 128 else { throw InputError(object: object, cause: "is longer than 128 bytes") }
+        guard name.utf8.count <= maxContainerNameLength else {
+            throw InputError(object: object, cause: "is \(name.utf8.count) bytes long; netkeep accepts at most \(maxContainerNameLength) (its /var/run/netns link is named after it)")
+        }
         guard let first = name.first, first.isASCII, first.isLetter || first.isNumber else {
             throw InputError(object: object, cause: "must start with a letter or digit")
         }
@@ -47,6 +58,13 @@ public enum Names {
             throw InputError(object: object, cause: "may contain only letters, digits, '_', '.' and '-'")
         }
         return name
+    }
+
+    /// Whether `ref` (from the state file, OVSDB, `hook` input or the command
+    /// line) may be sent to Docker and its answer count as evidence: a name
+    /// or id as Docker makes them, without a leading `/`. Nothing else is.
+    public static func isContainerReference(_ ref: String) -> Bool {
+        !ref.hasPrefix("/") && (try? containerName(ref)) != nil
     }
 
     /// The host end of an attachment's veth: `nk` and 12 hex digits derived from

@@ -15,10 +15,22 @@ public struct ObservedHost: Equatable, Sendable {
     public var bootID: String?
     /// The wall clock when observed (DHCP leases expire).
     public var now: Timestamp
+    /// Who answered on the Docker socket (`GET /info`); nil when it was not
+    /// asked or gave no usable answer: then no 404 counts as evidence.
+    public var engine: EngineIdentity?
+    /// Why `engine` is nil, when it was asked.
+    public var engineError: String?
+    /// Running containers whose namespace was not looked into, with the reason
+    /// (not the container's namespace any more, netlink refused, ...).
+    public var unreadableNetworks: [String: String]
 
     public init(docker: DockerView, ovs: OVSView?, ovsError: String? = nil, hostLinks: [String: ObservedLink]?,
                 containerNetworks: [String: ContainerNetwork], netns: [String: NetnsEntry]?, bootID: String?,
-                now: Timestamp = Timestamp(secondsSinceEpoch: 0)) {
+                now: Timestamp = Timestamp(secondsSinceEpoch: 0), engine: EngineIdentity? = nil, engineError: String? = nil,
+                unreadableNetworks: [String: String] = [:]) {
+        self.unreadableNetworks = unreadableNetworks
+        self.engine = engine
+        self.engineError = engineError
         self.docker = docker
         self.ovs = ovs
         self.ovsError = ovsError
@@ -41,12 +53,16 @@ public struct ObservedContainer: Equatable, Sendable {
     public var name: String
     public var running: Bool
     public var pid: Int32
+    /// Set when the container has no network namespace of its own
+    /// (`--network host`, `--network container:X`): netkeep never enters it.
+    public var sharedNamespace: String?
 
-    public init(id: String, name: String, running: Bool, pid: Int32) {
+    public init(id: String, name: String, running: Bool, pid: Int32, sharedNamespace: String? = nil) {
         self.id = id
         self.name = name
         self.running = running
         self.pid = pid
+        self.sharedNamespace = sharedNamespace
     }
 }
 
@@ -92,6 +108,8 @@ public struct ContainerNetwork: Equatable, Sendable {
     public var addresses: [String: [IPv4CIDR]]
     /// Default routes as (gateway, interface name).
     public var defaultRoutes: [DefaultRoute]
+    /// The namespace that was looked into: every later step checks it enters the same one.
+    public var namespace: NamespaceID?
 
     public struct DefaultRoute: Hashable, Sendable {
         public var gateway: IPv4Address?
@@ -102,7 +120,8 @@ public struct ContainerNetwork: Equatable, Sendable {
         }
     }
 
-    public init(links: [String: ObservedLink], addresses: [String: [IPv4CIDR]], defaultRoutes: [DefaultRoute]) {
+    public init(links: [String: ObservedLink], addresses: [String: [IPv4CIDR]], defaultRoutes: [DefaultRoute], namespace: NamespaceID? = nil) {
+        self.namespace = namespace
         self.links = links
         self.addresses = addresses
         self.defaultRoutes = defaultRoutes

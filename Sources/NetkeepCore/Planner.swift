@@ -30,9 +30,17 @@ struct Planner {
         }
         if observed.hostLinks == nil { notices.append(Notice(.error, "host links could not be read: nothing repaired or removed")) }
         if observed.netns == nil { notices.append(Notice(.error, "/var/run/netns could not be read: nothing removed")) }
+        if case .answered = observed.docker, let why = engineDoubt {
+            notices.append(Notice(.error, "\(why): no container counts as removed, nothing removed"))
+        }
         let sorted = desired.attachments.sorted(by: { $0.id < $1.id })
         let removing = observed.isComplete ? Set(sorted.filter(isToBeRemoved).map(\.id)) : []
         for attachment in sorted {
+            if attachment.status != .removing, isRemoved(attachment.containerID), observed.hostLinks?[attachment.hostIfname] != nil {
+                // Gone by Docker's word, yet its veth lives: some namespace still holds the peer.
+                notices.append(Notice(.info, "\(attachment.containerName) \(attachment.ifname): Docker says the container is gone but \(attachment.hostIfname) still exists (its peer lives in some namespace); kept"))
+                continue
+            }
             if isToBeRemoved(attachment) {
                 if let link = attachment.netnsLink { claimedLinks.insert(link) }
                 if removing.contains(attachment.id) { planRemoval(attachment, keeping: sorted.filter { !removing.contains($0.id) }) }
@@ -47,9 +55,29 @@ struct Planner {
         return Plan(actions: actions, notices: notices)
     }
 
-    /// Detach interrupted, or the container is gone (Docker said 404).
+    /// Detach interrupted, or the container is gone: Docker said 404 for it
+    /// (DESIGN.md rule 5) and its host veth is gone with its namespace.
     func isToBeRemoved(_ a: Attachment) -> Bool {
-        a.status == .removing || observed.docker.isRemoved(a.containerID)
+        a.status == .removing || (isRemoved(a.containerID) && observed.hostLinks?[a.hostIfname] == nil)
+    }
+
+    /// Why the engine that answered cannot vouch for the records; nil when it can.
+    /// A state file without a recorded engine (older netkeep, first contact)
+    /// takes the one that answers, which is then recorded.
+    var engineDoubt: String? {
+        guard let engine = observed.engine, engine.isUsable else {
+            return "the Docker engine did not say who it is (\(observed.engineError ?? "no usable ID in GET /info"))"
+        }
+        if let recorded = desired.engine, recorded != engine {
+            return "the Docker socket answers for engine \(engine), not \(recorded) that the records were made with (run `netkeep accept-engine` if the engine really changed)"
+        }
+        return nil
+    }
+
+    /// Positive evidence that `reference` is gone: a well-formed reference,
+    /// a 404 saying so, from the engine the records were made with.
+    func isRemoved(_ reference: String) -> Bool {
+        Names.isContainerReference(reference) && engineDoubt == nil && observed.docker.isRemoved(reference)
     }
 
     /// Port, veth and record; the netns link too when no other attachment of
@@ -77,8 +105,13 @@ struct Planner {
             if a.status == .ready { actions.append(.markDown(a, reason: .containerStopped)) }
             return
         }
+        if let shared = container.sharedNamespace {
+            notices.append(Notice(.error, "\(name): the container uses \(shared), not a namespace of its own; not repaired"))
+            return
+        }
         guard let network = observed.containerNetworks[container.id] else {
-            notices.append(Notice(.error, "\(name): the namespace of the running container could not be read (permissions?); not repaired"))
+            let why = observed.unreadableNetworks[container.id] ?? "it could not be read (permissions?)"
+            notices.append(Notice(.error, "\(name): the namespace of the running container was not looked into: \(why); not repaired"))
             return
         }
         if let link = a.netnsLink { claimedLinks.insert(link) }
@@ -185,7 +218,9 @@ struct Planner {
         let tracked = Set(desired.attachments.map(\.hostIfname))
         for port in ovs.ports.values.sorted(by: { $0.name < $1.name }) where !tracked.contains(port.name) {
             guard let owner = port.owner, let container = port.externalIDs["container_id"] else { continue }
-            if observed.docker.isRemoved(container) {
+            if isRemoved(container), observed.hostLinks?[port.name] != nil {
+                notices.append(Notice(.info, "port \(port.name): no container \(quoted(container)) (renamed?) but its veth lives; left alone"))
+            } else if isRemoved(container) {
                 actions.append(.removePort(name: port.name, bridge: port.bridge, reason: .orphanPort(owner: owner, container: container)))
             } else if owner == .netkeep {
                 notices.append(Notice(.info, "port \(port.name) is netkeep's but not in this state file (container \(container.prefix(12))); left alone"))

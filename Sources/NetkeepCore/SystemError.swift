@@ -7,14 +7,18 @@ public struct SystemError: Error, Equatable, Sendable, CustomStringConvertible {
     public let operation: String
     public let object: String
     public let errno: Int32
+    /// Said instead of strerror when the errno alone would mislead.
+    public let detail: String?
 
-    public init(_ operation: String, _ object: String, errno: Int32) {
+    public init(_ operation: String, _ object: String, errno: Int32, detail: String? = nil) {
         self.operation = operation
         self.object = object
         self.errno = errno
+        self.detail = detail
     }
 
     public var description: String {
-        "\(operation) \(object): \(String(cString: strerror(errno))) (errno \(errno))"
+        if let detail { return "\(operation) \(object): \(detail)" }
+        return "\(operation) \(object): \(String(cString: strerror(errno))) (errno \(errno))"
     }
 }

@@ -67,16 +67,24 @@ public struct Adopt {
     /// The attachment as it lives now, or nil when it is not for adoption
     /// (container gone or stopped: reconcile collects or keeps it).
     private func adoptable(_ port: ObservedPort, reference: String, ifname: String, state: State) throws -> Attachment? {
-        let container: Container
+        guard Names.isContainerReference(reference) else {
+            throw AdoptError("container_id \(quoted(reference)) is not a Docker name or id; not asked")
+        }
+        var container: Container
         do { container = try environment.docker.inspect(reference) } catch {
-            if case .noSuchContainer = error { return nil }
-            throw error
+            guard case .noSuchContainer = error else { throw error }
+            // ovs-docker recorded the name the user typed; after `docker rename`
+            // the container is found by the peer of the port's veth.
+            guard let renamed = try findByPeer(of: port.name, ifname: ifname) else { return nil }
+            logger.notice("adopt: port \(port.name) names container \(quoted(reference)), which is now \(renamed.name) (renamed)")
+            container = renamed
         }
         guard container.running else { throw AdoptError("container \(container.name) is not running; adopt once it runs") }
+        if let shared = container.sharedNamespace { throw AdoptError("container \(container.name) uses \(shared)") }
         guard state.attachment(containerID: container.id, ifname: ifname) == nil else {
             throw AdoptError("\(container.name) \(ifname) is already attached by netkeep")
         }
-        let maker = try LinkMaker(pid: container.pid)
+        let maker = try LinkMaker(pid: container.pid, expecting: NetworkNamespace.id(ofPath: container.sandboxKey))
         guard try maker.host.link(named: port.name) != nil else { throw AdoptError("host end \(port.name) is missing") }
         guard let inside = try maker.inside.link(named: ifname), let mac = inside.mac else {
             throw AdoptError("\(ifname) is missing inside \(container.name)")
@@ -84,10 +92,28 @@ public struct Adopt {
         let addresses = try maker.inside.addresses().filter { $0.index == inside.index }.map(\.cidr)
         let gateway = try maker.inside.routes().first { $0.isDefault && $0.outputIndex == inside.index }?.gateway
         let hostName = try Names.interface(port.name, role: "port")
-        return Attachment(
+        let attachment = Attachment(
             containerID: container.id, containerName: container.name, ifname: ifname, bridge: port.bridge,
             mac: mac, mtu: inside.mtu, vlan: port.tag, mode: .static, address: addresses.first, gateway: gateway,
             netnsLink: container.name, status: .ready, createdAt: HostEnvironment.now(), containerPID: container.pid, hostIfname: hostName)
+        // Refused where it enters: a record that would not load again (a /32
+        // with an on-link gateway, a name too long for its netns link, ...).
+        if let problem = attachment.problems().first {
+            throw AdoptError("it cannot be recorded as it is (\(problem.drop { $0 == "." || $0 == ":" }.trimmingPrefix(" ")))")
+        }
+        return attachment
+    }
+
+    /// The running container whose `ifname` is the peer of host link `hostName`.
+    private func findByPeer(of hostName: String, ifname: String) throws -> Container? {
+        guard let host = try NetlinkSession.open().link(named: hostName), let peer = host.peerIndex else { return nil }
+        for listed in try environment.docker.list() where listed.running {
+            guard let c = try? environment.docker.inspect(listed.id), c.running, c.sharedNamespace == nil,
+                  let ns = try? NetworkNamespace(pid: c.pid, expecting: NetworkNamespace.id(ofPath: c.sandboxKey)),
+                  let link = try? NetlinkSession.open(in: ns).link(named: ifname) else { continue }
+            if link.index == peer, link.peerIndex == host.index { return c }
+        }
+        return nil
     }
 }
 

@@ -35,6 +35,16 @@ public struct Attach {
         guard container.running, container.pid > 0 else {
             throw Failure.badInput("\(context): container \(container.name) is not running (\(container.status))")
         }
+        do { _ = try Names.containerName(container.name) } catch { throw Failure.badInput("\(context): \(error)") }
+        if let shared = container.sharedNamespace {
+            throw Failure.badInput("\(context): container \(container.name) uses \(shared); netkeep attaches only containers with a network namespace of their own")
+        }
+        // The records are made with one engine; another one on the socket is not mixed in.
+        let engine = try? environment.docker.engine()
+        if let recorded = state.engine, let engine, engine.isUsable, engine != recorded {
+            throw Failure.badInput("\(context): the Docker socket answers for engine \(engine), not \(recorded) that the records were made with; run `netkeep accept-engine` if the engine really changed")
+        }
+        if state.engine == nil, let engine, engine.isUsable { state.engine = engine }
         if let existing = state.attachment(containerID: container.id, ifname: request.ifname) {
             throw Failure.badInput("\(context): container \(container.name) already has \(request.ifname) attached to \(existing.bridge) (\(existing.status.rawValue)); detach it first")
         }
@@ -51,7 +61,7 @@ public struct Attach {
         }
         let links: LinkMaker
         do {
-            links = try LinkMaker(pid: container.pid)
+            links = try LinkMaker(pid: container.pid, expecting: NetworkNamespace.id(ofPath: container.sandboxKey))
             if try links.inside.link(named: request.ifname) != nil {
                 throw Failure.badInput("\(context): interface \(request.ifname) already exists in container \(container.name)")
             }
@@ -72,9 +82,16 @@ public struct Attach {
             mode: request.dhcp ? .dhcp : .static, address: request.address, gateway: request.gateway, netnsLink: container.name,
             status: .pending, createdAt: HostEnvironment.now())
 
-        // Intent first.
+        // Intent first. The file as it was is kept aside: an attach that fails
+        // after this point puts it back, so reconcile never finishes an attach
+        // that was reported as failed (a crash, unreported, it does finish).
+        let undo: StateUndo
+        do { undo = try environment.store.keepForUndo() } catch { throw Failure.from(error, context: context) }
         state.upsert(attachment)
-        try environment.saveState(state)
+        do { try environment.saveState(state) } catch {
+            environment.store.discard(undo)
+            throw error
+        }
         FaultPoint.attachPendingWritten.check()
 
         var portAdded = false
@@ -96,13 +113,14 @@ public struct Attach {
             }
         } catch {
             rollBack(attachment, host: links.host, vswitch: vswitch, portAdded: portAdded)
-            state.remove(id: attachment.id)
-            try? environment.saveState(state)
+            restore(undo, context: context)
             throw Failure.component(context, error)
         }
 
+        var linkMade = false
         switch linkNamespace(attachment.netnsLink!, pid: container.pid) {
-        case .created, .unchanged, .replaced: break
+        case .created, .replaced: linkMade = true
+        case .unchanged: break
         case .skipped(let reason):
             logger.warning("\(context): netns link not made: \(reason)")
             attachment.netnsLink = nil
@@ -110,7 +128,16 @@ public struct Attach {
         attachment.status = .ready
         attachment.containerPID = container.pid
         state.upsert(attachment)
-        try environment.saveState(state)
+        do { try environment.saveState(state) } catch {
+            // Reported as failed: nothing of it may stay, on the host or in the record.
+            logger.error("\(context): \(error); undoing the attach")
+            release(attachment, pid: container.pid, namespace: links.namespace.id)
+            rollBack(attachment, host: links.host, vswitch: vswitch, portAdded: portAdded)
+            if linkMade, let link = attachment.netnsLink { _ = environment.netnsLinks.remove(link, ifPointsAt: container.pid) }
+            restore(undo, context: context)
+            throw Failure.failed("\(context): the attachment could not be recorded (\(error)); everything it made was undone")
+        }
+        environment.store.discard(undo)
         var events = [AuditEvent(kind: .create, message: "\(attachment.containerName) \(attachment.ifname): attached to \(attachment.bridge) as \(attachment.hostIfname) (mac \(attachment.mac), \(attachment.address.map(\.description) ?? "no address"))",
                                  attachment: attachment)]
         if let lease = attachment.lease {
@@ -119,6 +146,22 @@ public struct Attach {
         }
         environment.audit.record(events)
         return attachment
+    }
+
+    /// The state file as it was before the attach; said loudly when even that fails.
+    private func restore(_ undo: StateUndo, context: String) {
+        do { try environment.store.restore(undo) } catch {
+            logger.critical("\(context): the state file could not be put back (\(error)); its pending record is finished or removed by the next reconcile")
+        }
+    }
+
+    /// A lease obtained for an attach that is undone goes back to the server.
+    private func release(_ a: Attachment, pid: Int32, namespace: NamespaceID) {
+        guard let lease = a.lease else { return }
+        let job = LeaseKeeper.Job(attachment: a, pid: pid, goal: .release(address: lease.address.address, server: lease.serverID), namespace: namespace)
+        if let error = LeaseKeeper(logger: logger).run([job], now: HostEnvironment.now()).first?.error {
+            logger.warning("undo: DHCPRELEASE of \(lease.address) not sent: \(error)")
+        }
     }
 
     private func linkNamespace(_ name: String, pid: Int32) -> NetnsLinks.Outcome {

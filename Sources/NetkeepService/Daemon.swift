@@ -22,9 +22,22 @@ public final class Daemon: Service, @unchecked Sendable {
         public var resyncInterval: Double
         public var maxBackoff: Double
 
-        public init(resyncInterval: Double = 60, maxBackoff: Double = 30) {
+        /// Seconds of silence on the event stream before its liveness is checked.
+        public var idleCheck: Double
+        /// READY=1 is sent when the first pass is done, or after this many
+        /// seconds while it still runs (well inside the unit's TimeoutStartSec).
+        public var startBudget: Double
+        /// How long one piece of work may keep the watchdog fed; one that runs
+        /// longer is stuck, and systemd's watchdog restarts the daemon.
+        public var workBudget: Double
+
+        public init(resyncInterval: Double = 60, maxBackoff: Double = 30, idleCheck: Double = 5, startBudget: Double = 45,
+                    workBudget: Double = 150) {
             self.resyncInterval = resyncInterval
             self.maxBackoff = maxBackoff
+            self.idleCheck = idleCheck
+            self.startBudget = startBudget
+            self.workBudget = workBudget
         }
     }
 
@@ -49,6 +62,8 @@ public final class Daemon: Service, @unchecked Sendable {
     private let counters = Mutex(Counters())
     /// The OVSDB connection of the worker thread, kept between repairs.
     private var vswitch: VSwitchClient?
+    /// When the work in progress began (monotonic seconds); nil when idle.
+    private let working = Mutex<Double?>(nil)
 
     struct Counters {
         var repairs = 0
@@ -62,6 +77,9 @@ public final class Daemon: Service, @unchecked Sendable {
     }
 
     public init(environment: HostEnvironment, logger: Logger, options: Options = Options(), hooks: Hooks = Hooks()) {
+        var environment = environment
+        // Waiting longer for a CLI command's lock would starve the watchdog.
+        environment.lockTimeout = min(environment.lockTimeout, 20)
         self.environment = environment
         self.logger = logger
         self.options = options
@@ -73,12 +91,28 @@ public final class Daemon: Service, @unchecked Sendable {
         // Unreadable state: refuse to start, touch nothing.
         let state = try environment.loadState()
         logger.notice("starting with \(state.attachments.count) attachments in \(environment.store.statePath)")
-        await perform(.full)
+        // The first pass, fed to the watchdog while it works; READY=1 when it is
+        // done or when the start budget runs out (it then goes on), so a slow
+        // first pass (no DHCP server, Docker starting) never fails the start.
+        let first = Task { await self.perform(.full) }
+        let readyInTime = await withTaskGroup(of: Bool.self) { group in
+            group.addTask { await first.value; return true }
+            group.addTask {
+                try? await Task.sleep(nanoseconds: UInt64(self.options.startBudget * 1e9))
+                return false
+            }
+            group.addTask { await self.feedWatchdogWhileWorking(); return false }
+            let done = await group.next()!
+            group.cancelAll()
+            return done
+        }
+        if !readyInTime { logger.warning("the first reconcile takes longer than \(formatSeconds(options.startBudget)); ready meanwhile, it goes on") }
         hooks.watchdog()
         hooks.ready()
         updateStatus()
 
         await withTaskGroup(of: Void.self) { group in
+            group.addTask { await untilGracefulShutdown { await self.feedWatchdogWhileWorking() } }
             group.addTask { await untilGracefulShutdown { await self.followEvents() } }
             group.addTask { await untilGracefulShutdown { await self.runTimers() } }
             group.addTask {
@@ -90,6 +124,8 @@ public final class Daemon: Service, @unchecked Sendable {
                     }
                 } onGracefulShutdown: {
                     self.hooks.stopping()
+                    // Lock waits and DHCP exchanges in progress end early; nothing is torn down.
+                    Interruption.request()
                     Task { await self.queue.close() }
                 }
             }
@@ -106,19 +142,34 @@ public final class Daemon: Service, @unchecked Sendable {
         while !Task.isCancelled {
             let since = index.lastEventNano()
             do {
+                let subscribedAt = wallClockNanoseconds()
                 let stream = try await onWorkerless { () throws(DockerError) in try DockerEventStream(client: self.environment.docker, sinceNano: since) }
-                backoff = 0.1
                 counters.withLock { $0.docker = "connected" }
                 logger.notice("following Docker events\(since.map { " since \($0 / 1_000_000_000)" } ?? "")")
                 // Subscribed first, then a full pass: nothing falls in between.
                 await queue.submit(.full)
                 updateStatus()
+                let connectedAt = ExchangeClock.now()
+                var delivered = 0
+                defer {
+                    // Only a stream that lived a while (or brought events) resets the
+                    // backoff: one that ends right after each subscribe is not retried in a tight loop.
+                    if delivered > 0 || ExchangeClock.now() - connectedAt >= 10 { backoff = 0.1 }
+                }
                 try await withTaskCancellationHandler {
-                    for try await event in Self.events(of: stream) { await handle(event) }
+                    for try await event in Self.events(of: stream, client: environment.docker, subscribedAtNano: subscribedAt,
+                                                       idleCheck: options.idleCheck) {
+                        delivered += 1
+                        await handle(event)
+                    }
                 } onCancel: {
                     stream.close()
                 }
-                if !Task.isCancelled { logger.warning("the Docker event stream ended; reconnecting") }
+                stream.close()
+                if !Task.isCancelled { logger.warning("the Docker event stream ended; reconnecting in \(formatSeconds(backoff))") }
+            } catch let stalled as StreamStalled {
+                logger.warning("the Docker event stream stalled: \(stalled.reason); subscribing again")
+                backoff = 0.1
             } catch {
                 counters.withLock { $0.docker = "unreachable" }
                 updateStatus()
@@ -146,12 +197,43 @@ public final class Daemon: Service, @unchecked Sendable {
     }
 
     /// The stream's blocking reads, on a thread of their own, as an async sequence.
-    static func events(of stream: DockerEventStream) -> AsyncThrowingStream<DockerEvent, any Error> {
-        AsyncThrowingStream { continuation in
+    ///
+    /// Docker sends nothing while nothing happens, so silence alone proves
+    /// nothing. After `idleCheck` seconds of it, a short `since=..&until=..`
+    /// request asks the engine what happened meanwhile: an event the stream
+    /// did not deliver (or no answer at all) means the stream stalled, and it
+    /// ends with `StreamStalled`; the caller subscribes again and runs a full pass.
+    static func events(of stream: DockerEventStream, client: DockerClient, subscribedAtNano: Int64,
+                       idleCheck: Double) -> AsyncThrowingStream<DockerEvent, any Error> {
+        AsyncThrowingStream(bufferingPolicy: .bufferingNewest(4096)) { continuation in
             DispatchQueue(label: "netkeep.docker-events").async {
+                var delivered = subscribedAtNano
                 do {
-                    while let event = try stream.next() { continuation.yield(event) }
-                    continuation.finish()
+                    while true {
+                        switch try stream.next(idleAfter: idleCheck) {
+                        case .event(let event):
+                            delivered = max(delivered, event.timeNano)
+                            continuation.yield(event)
+                        case .ended:
+                            continuation.finish()
+                            return
+                        case .idle:
+                            // Events older than a second must have come by now.
+                            let until = wallClockNanoseconds() - 1_000_000_000
+                            guard until > delivered else { continue }
+                            let missed: [DockerEvent]
+                            do {
+                                missed = try DockerClient(socketPath: client.socketPath, timeout: min(client.timeout, 3))
+                                    .containerEvents(sinceNano: delivered, untilNano: until, limit: 16)
+                            } catch {
+                                throw StreamStalled(reason: "the engine did not answer the liveness check (\(error))")
+                            }
+                            if let first = missed.first(where: { $0.timeNano > delivered && $0.timeNano <= until }) {
+                                throw StreamStalled(reason: "it did not deliver the \(first.action) event of \(first.name ?? String(first.actorID.prefix(12)))")
+                            }
+                            delivered = until
+                        }
+                    }
                 } catch {
                     continuation.finish(throwing: error)
                 }
@@ -194,8 +276,22 @@ public final class Daemon: Service, @unchecked Sendable {
     // MARK: Work
 
     func perform(_ work: Work) async {
+        working.withLock { $0 = ExchangeClock.now() }
         await onWorker { self.performNow(work) }
+        working.withLock { $0 = nil }
         updateStatus()
+    }
+
+    /// While one piece of work runs (a DISCOVER of a new lease, a wait for the
+    /// lock), the working loop cannot ping the watchdog: this does, every
+    /// half interval, for as long as the work is within `workBudget`. Work
+    /// stuck past it stops the pings, and systemd restarts the daemon.
+    func feedWatchdogWhileWorking() async {
+        guard let interval = hooks.watchdogInterval else { return }
+        while !Task.isCancelled {
+            try? await Task.sleep(nanoseconds: UInt64(interval / 2 * 1e9))
+            if let since = working.withLock({ $0 }), ExchangeClock.now() - since < options.workBudget { hooks.watchdog() }
+        }
     }
 
     private func performNow(_ work: Work) {
@@ -351,6 +447,17 @@ public final class Daemon: Service, @unchecked Sendable {
             DispatchQueue(label: "netkeep.connect").async { continuation.resume(with: Result { () throws(DockerError) -> T in try body() }) }
         }
     }
+}
+
+/// The event stream delivered nothing although the engine had events.
+struct StreamStalled: Error {
+    let reason: String
+}
+
+func wallClockNanoseconds() -> Int64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_REALTIME, &ts)
+    return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
 }
 
 /// Runs `body` and cancels it when graceful shutdown begins.

@@ -19,8 +19,11 @@ struct Executor {
     let environment: HostEnvironment
     let logger: Logger
 
-    func execute(_ plan: Plan, state: inout State, snapshot: VSwitchSnapshot?, vswitch: VSwitchClient?,
+    /// `observed`: what the plan was made from; each container namespace is
+    /// entered only if it is still the one observed (PIDs are reused).
+    func execute(_ plan: Plan, state: inout State, observed: ObservedHost, snapshot: VSwitchSnapshot?, vswitch: VSwitchClient?,
                  timings: inout PhaseTimings) -> [ActionResult] {
+        let namespaces = observed.containerNetworks.compactMapValues(\.namespace)
         var failures: [Int: String] = [:]
         let actions = plan.actions
         func fail(_ i: Int, _ message: String) { if failures[i] == nil { failures[i] = message } }
@@ -73,7 +76,8 @@ struct Executor {
         let skip = failures
         let outcomes = timings.measure("execute netlink") {
             concurrentMap(groups) { group in
-                Self.runLinkWork(group.filter { skip[$0] == nil }.map { ($0, actions[$0]) }, userspace: userspace, hostDown: replaced)
+                Self.runLinkWork(group.filter { skip[$0] == nil }.map { ($0, actions[$0]) }, userspace: userspace, hostDown: replaced,
+                                 namespaces: namespaces)
             }
         }
         for outcome in outcomes { for (i, message) in outcome { fail(i, message) } }
@@ -133,7 +137,8 @@ struct Executor {
         let leaseJobs = actions.indices.compactMap { i -> (Int, LeaseKeeper.Job)? in
             guard case .obtainLease(let planned, let pid, _) = actions[i], failures[i] == nil,
                   let a = state.attachments.first(where: { $0.id == planned.id }) else { return nil }
-            return (i, LeaseKeeper.Job(attachment: a, pid: pid, goal: a.lease.map { .initReboot($0.address.address) } ?? .discover))
+            return (i, LeaseKeeper.Job(attachment: a, pid: pid, goal: a.lease.map { .initReboot($0.address.address) } ?? .discover,
+                                       namespace: namespaces[a.containerID]))
         }
         if !leaseJobs.isEmpty {
             let keeper = LeaseKeeper(logger: logger)
@@ -207,12 +212,14 @@ struct Executor {
     }
 
     /// The netlink part of one container's actions (or of one orphan port).
-    static func runLinkWork(_ work: [(Int, Action)], userspace: Set<String>, hostDown: Set<String>) -> [(Int, String)] {
+    static func runLinkWork(_ work: [(Int, Action)], userspace: Set<String>, hostDown: Set<String>,
+                            namespaces: [String: NamespaceID]) -> [(Int, String)] {
         var errors: [(Int, String)] = []
         var maker: (pid: Int32, maker: LinkMaker)?
         func linkMaker(_ pid: Int32) throws -> LinkMaker {
             if let maker, maker.pid == pid { return maker.maker }
-            let made = try LinkMaker(pid: pid)
+            let container = work.first?.1.attachment?.containerID
+            let made = try LinkMaker(pid: pid, expecting: container.flatMap { namespaces[$0] })
             maker = (pid, made)
             return made
         }

@@ -29,7 +29,7 @@ public struct Hook {
     public func run(input: Int32 = 0) -> Summary {
         var summary = Summary()
         let index = AttachmentIndex(store: environment.store)
-        var buffer: [UInt8] = []
+        var buffer = LineSplitter()
         var chunk = [UInt8](repeating: 0, count: 65536)
         var ended = false
         while !ended {
@@ -43,24 +43,35 @@ public struct Hook {
                 let n = chunk.withUnsafeMutableBytes { read(input, $0.baseAddress, $0.count) }
                 if n < 0 && errno == EINTR { continue }
                 if n <= 0 { ended = true; break }
-                buffer += chunk[..<n]
+                buffer.append(chunk[..<n])
                 waitMilliseconds = 0
             } while true
-            var lines: [ArraySlice<UInt8>] = []
-            while let newline = buffer.firstIndex(of: 0x0a) {
-                lines.append(buffer[..<newline])
-                buffer.removeFirst(newline + 1)
+            // Linear in the input, whatever its shape; an endless line is skipped, not buffered.
+            var lines: [ArraySlice<UInt8>?] = []
+            while true {
+                do {
+                    guard let line = try buffer.next() else { break }
+                    lines.append(line[...])
+                } catch {
+                    lines.append(nil)
+                }
             }
-            if ended && !buffer.isEmpty { lines.append(buffer[...]); buffer.removeAll() }
+            if ended, let last = buffer.finish() { lines.append(last[...]) }
             handle(lines, index: index, summary: &summary)
         }
         return summary
     }
 
-    private func handle(_ lines: [ArraySlice<UInt8>], index: AttachmentIndex, summary: inout Summary) {
+    /// nil stands for a line over LineSplitter's bound.
+    private func handle(_ lines: [ArraySlice<UInt8>?], index: AttachmentIndex, summary: inout Summary) {
         var containers: [String] = []
         for line in lines {
             summary.lines += 1
+            guard let line else {
+                summary.malformed += 1
+                logger.warning("line \(summary.lines): longer than \(LineSplitter().maxLineLength) bytes; skipped")
+                continue
+            }
             if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0d }) { continue }
             let event: DockerEvent
             do { event = try DockerEvent.decode(line) } catch {
@@ -68,7 +79,8 @@ public struct Hook {
                 logger.warning("line \(summary.lines): \(error); skipped")
                 continue
             }
-            guard event.type == "container", index.contains(event.actorID), !containers.contains(event.actorID) else { continue }
+            guard event.type == "container", Names.isContainerReference(event.actorID), index.contains(event.actorID),
+                  !containers.contains(event.actorID) else { continue }
             containers.append(event.actorID)
         }
         for id in containers {

@@ -16,6 +16,9 @@ public struct HostEnvironment: Sendable {
     public var netnsDirectory: String
     /// Where audit entries go (journald when it runs).
     public var audit = Audit()
+    /// How long a command waits for the state lock (the daemon waits less:
+    /// its watchdog and systemd's stop timeout must not run out meanwhile).
+    public var lockTimeout: Double = 120
 
     public init(stateDirectory: String = StateStore.defaultDirectory,
                 dockerSocket: String = DockerClient.defaultSocket,
@@ -39,8 +42,13 @@ public struct HostEnvironment: Sendable {
     /// The wall clock, read here and passed down: the core never reads it.
     /// NETKEEP_TIME_OFFSET (seconds) moves it, so tests can make a lease due
     /// without waiting for it.
+    /// A test aid only: a release build ignores it.
     public static func now() -> Timestamp {
+        #if DEBUG
         let offset = getenv("NETKEEP_TIME_OFFSET").flatMap { Int64(String(cString: $0)) } ?? 0
+        #else
+        let offset: Int64 = 0
+        #endif
         return Timestamp(secondsSinceEpoch: Int64(time(nil)) + offset)
     }
 
@@ -66,9 +74,12 @@ public enum FaultPoint: String, CaseIterable, Sendable {
     case reconcileLinksRepaired = "reconcile.links-repaired"
     case reconcilePortsAdded = "reconcile.ports-added"
 
+    /// Does nothing in a release build: no environment variable can kill a production netkeep.
     public func check() {
+        #if DEBUG
         guard let value = getenv("NETKEEP_FAULT"), String(cString: value) == rawValue else { return }
         kill(getpid(), SIGKILL)
+        #endif
     }
 }
 
@@ -78,7 +89,7 @@ extension HostEnvironment {
     /// Takes the state directory's exclusive lock, saying so when it must wait.
     public func lockState(logger: Logger) throws(Failure) -> StateLock {
         do {
-            return try store.lock { holder in
+            return try store.lock(timeout: lockTimeout) { holder in
                 logger.notice("waiting for the state lock held by \(holder.map { "pid \($0)" } ?? "another netkeep")")
             }
         } catch { throw Failure.from(error) }

@@ -18,6 +18,8 @@ struct LeaseKeeper {
         var attachment: Attachment
         var pid: Int32
         var goal: ClientMachine.Goal
+        /// The container's namespace as observed; nil: only "not the host's" is checked.
+        var namespace: NamespaceID? = nil
         /// Set by `prepare`: the leased address is already on the interface.
         var addressInPlace = false
     }
@@ -56,7 +58,7 @@ struct LeaseKeeper {
         concurrentMap(jobs) { job in
             guard case .initReboot = job.goal, let lease = job.attachment.lease, lease.isValid(at: now) else { return job }
             var job = job
-            job.addressInPlace = configure(job.attachment, pid: job.pid, address: lease.address, router: lease.router) == nil
+            job.addressInPlace = configure(job.attachment, pid: job.pid, namespace: job.namespace, address: lease.address, router: lease.router) == nil
             return job
         }
     }
@@ -73,7 +75,7 @@ struct LeaseKeeper {
         if !again.isEmpty {
             // The refused address is not used a moment longer.
             for i in again where jobs[i].addressInPlace {
-                if let error = configure(jobs[i].attachment, pid: jobs[i].pid, address: nil, router: nil) {
+                if let error = configure(jobs[i].attachment, pid: jobs[i].pid, namespace: jobs[i].namespace, address: nil, router: nil) {
                     logger.warning("\(jobs[i].attachment.containerName) \(jobs[i].attachment.ifname): removing the refused address: \(error)")
                 }
             }
@@ -117,7 +119,7 @@ struct LeaseKeeper {
         var longest = 0.0
         for (i, job) in jobs.enumerated() {
             do {
-                let namespace = try NetworkNamespace(pid: job.pid)
+                let namespace = try NetworkNamespace(pid: job.pid, expecting: job.namespace)
                 let ifname = job.attachment.ifname
                 let socket = try NamespaceThread.run(in: namespace) { try DHCPSocket(interface: ifname) }
                 let policy = Self.policy(for: goals[i], batch: min(jobs.count, Self.window))
@@ -166,7 +168,7 @@ struct LeaseKeeper {
             a.address = grant.address
             a.gateway = grant.router
             if inPlace { return Result(attachment: a, error: nil) }
-            return Result(attachment: a, error: configure(a, pid: job.pid, address: grant.address, router: grant.router))
+            return Result(attachment: a, error: configure(a, pid: job.pid, namespace: job.namespace, address: grant.address, router: grant.router))
         case .success(.released)?:
             return Result(attachment: a, error: nil)
         case .success(.nak)?:
@@ -183,7 +185,7 @@ struct LeaseKeeper {
                     lease.renewAt = min(lease.expiresAt, now.adding(seconds: 30))
                     a.lease = lease
                     logger.warning("\(name): \(why); keeping \(lease.address) until \(lease.expiresAt) and asking again")
-                    return Result(attachment: a, error: configure(a, pid: job.pid, address: lease.address, router: lease.router))
+                    return Result(attachment: a, error: configure(a, pid: job.pid, namespace: job.namespace, address: lease.address, router: lease.router))
                 case .renew:
                     // RFC 2131 4.4.5: try again after half the time left until T2 (at least a minute).
                     lease.renewAt = min(lease.rebindAt, now.adding(seconds: max(60, (lease.rebindAt.secondsSinceEpoch - now.secondsSinceEpoch) / 2)))
@@ -197,7 +199,7 @@ struct LeaseKeeper {
                 return Result(attachment: a, error: nil)
             }
             logger.warning("\(name): \(why) and the lease of \(lease.address) expired at \(lease.expiresAt); the interface is left without an address")
-            _ = configure(a, pid: job.pid, address: nil, router: nil)
+            _ = configure(a, pid: job.pid, namespace: job.namespace, address: nil, router: nil)
             return Result(attachment: a, error: "\(why); lease expired")
         }
     }
@@ -217,9 +219,9 @@ struct LeaseKeeper {
 
     /// Makes `address` the interface's only IPv4 address and `router` its
     /// default route (nil: none).
-    private func configure(_ a: Attachment, pid: Int32, address: IPv4CIDR?, router: IPv4Address?) -> String? {
+    private func configure(_ a: Attachment, pid: Int32, namespace expected: NamespaceID?, address: IPv4CIDR?, router: IPv4Address?) -> String? {
         do {
-            let namespace = try NetworkNamespace(pid: pid)
+            let namespace = try NetworkNamespace(pid: pid, expecting: expected)
             let session = try NetlinkSession.open(in: namespace)
             guard let link = try session.link(named: a.ifname) else { return "\(a.ifname) is missing" }
             for existing in try session.addresses() where existing.index == link.index && existing.cidr != address {

@@ -15,9 +15,10 @@ final class LinkMaker {
     /// namespace thread as the netlink socket.
     private let insideControl: Int32
 
-    /// Opens the sessions: host (this thread's namespace) and the container's.
-    init(pid: Int32) throws {
-        namespace = try NetworkNamespace(pid: pid)
+    /// Opens the sessions: host (this thread's namespace) and the container's,
+    /// which must be `expected` when given (see NetworkNamespace(pid:expecting:)).
+    init(pid: Int32, expecting expected: NamespaceID?) throws {
+        namespace = try NetworkNamespace(pid: pid, expecting: expected)
         let (socket, control) = try NamespaceThread.run(in: namespace) { () throws -> (RouteSocket, Int32) in
             let route = try RouteSocket()
             return (route, try Ethtool.controlSocket())

@@ -34,19 +34,40 @@ struct Observer {
             do { snapshot = try vswitch.snapshot() } catch { ovsError = "\(error)" }
         }
         let ovs = snapshot.map(Self.view)
+        var engine: EngineIdentity?
+        var engineError: String?
+        var sandboxes: [String: String] = [:]
         var docker = timings.measure("observe docker") { () -> DockerView in
-            if case .container(let id) = scope { return observeContainer(id) }
-            return observeDocker(state, ovs: ovs)
+            let view: DockerView
+            var removals = false
+            if case .container(let id) = scope {
+                (view, sandboxes) = observeContainer(id)
+                if case .answered(_, let removed) = view { removals = !removed.isEmpty }
+            } else {
+                (view, sandboxes) = observeDocker(state, ovs: ovs)
+                removals = true
+            }
+            // Who answered matters only where a 404 may remove something.
+            if removals, case .answered = view {
+                do { engine = try environment.docker.engine() } catch { engineError = "\(error)" }
+            }
+            return view
         }
         var hostLinks: [String: ObservedLink]?
         var networks: [String: ContainerNetwork] = [:]
+        var unreadable: [String: String] = [:]
         timings.measure("observe netlink") {
             if case .container = scope {
                 // Only the attachments' own host ends: a GETLINK each instead of a dump.
+                // And the untracked ports of the same container, which the pass may collect.
+                let tracked = Set(state.attachments.map(\.hostIfname))
+                let ports = ovs?.ports.values.filter { !tracked.contains($0.name) && $0.owner != nil }.map(\.name) ?? []
                 hostLinks = try? {
                     let session = try NetlinkSession.open()
                     var links: [String: ObservedLink] = [:]
-                    for a in state.attachments { if let link = try session.link(named: a.hostIfname) { links[link.name] = Self.observed(link) } }
+                    for name in state.attachments.map(\.hostIfname) + ports {
+                        if let link = try session.link(named: name) { links[link.name] = Self.observed(link) }
+                    }
                     return links
                 }()
             } else {
@@ -55,10 +76,17 @@ struct Observer {
             if case .answered(let containers, _) = docker {
                 let wanted = Set(state.attachments.filter { $0.status != .removing }.map(\.containerID))
                 let running = containers.values.filter { wanted.contains($0.id) && $0.running && $0.pid > 0 }.sorted { $0.id < $1.id }
-                let looked = concurrentMap(running) { container in (container.id, Self.network(pid: container.pid)) }
+                let keys = sandboxes
+                let looked = concurrentMap(running) { container in
+                    (container.id, Self.network(pid: container.pid, sandbox: keys[container.id]))
+                }
                 var exited = Set<String>()
                 for (container, (id, network)) in zip(running, looked) {
-                    if let network { networks[id] = network } else if !NetnsLinks.processExists(container.pid) { exited.insert(id) }
+                    switch network {
+                    case .success(let network): networks[id] = network
+                    case .failure(let why):
+                        if !NetnsLinks.processExists(container.pid) { exited.insert(id) } else { unreadable[id] = why.description }
+                    }
                 }
                 // Stopped between Docker's answer and this look (a stop or a
                 // restart right behind the event): it counts as not running,
@@ -75,17 +103,20 @@ struct Observer {
         }
         return Observation(
             host: ObservedHost(docker: docker, ovs: ovs, ovsError: ovsError, hostLinks: hostLinks, containerNetworks: networks,
-                               netns: netns, bootID: HostEnvironment.bootID(), now: HostEnvironment.now()),
+                               netns: netns, bootID: HostEnvironment.bootID(), now: HostEnvironment.now(),
+                               engine: engine, engineError: engineError, unreadableNetworks: unreadable),
             snapshot: snapshot)
     }
 
     /// Lists every container, inspects the running ones netkeep needs (for
-    /// their PID), and asks about every other reference it may collect: only a
-    /// 404 puts a reference in `removed`.
-    func observeDocker(_ state: State, ovs: OVSView?) -> DockerView {
+    /// their PID and namespace), and asks about every other reference it may
+    /// collect: only a 404 that says "no such container" puts a reference in
+    /// `removed`, and only a well-formed reference is asked about at all.
+    /// Also returns each inspected container's SandboxKey.
+    func observeDocker(_ state: State, ovs: OVSView?) -> (DockerView, [String: String]) {
         let client = environment.docker
         let listed: [Container]
-        do { listed = try client.list() } catch { return .unreachable(error.description) }
+        do { listed = try client.list() } catch { return (.unreachable(error.description), [:]) }
         let byID = Dictionary(listed.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
         let names = Set(listed.map(\.name))
         var references = Set<String>()
@@ -93,49 +124,64 @@ struct Observer {
         for a in state.attachments {
             if let c = byID[a.containerID] {
                 if c.running { toInspect.insert(a.containerID) }
-            } else {
+            } else if Names.isContainerReference(a.containerID) {
                 references.insert(a.containerID)
             }
         }
         let tracked = Set(state.attachments.map(\.hostIfname))
         for port in ovs?.ports.values ?? [:].values where !tracked.contains(port.name) && port.owner != nil {
-            guard let ref = port.externalIDs["container_id"], byID[ref] == nil, !names.contains(ref) else { continue }
+            guard let ref = port.externalIDs["container_id"], byID[ref] == nil, !names.contains(ref), Names.isContainerReference(ref) else { continue }
             references.insert(ref)
         }
         let answers = concurrentMap(Array(toInspect.union(references)).sorted()) { ref -> (String, Result<Container, DockerError>) in
             (ref, Result { () throws(DockerError) in try client.inspect(ref) })
         }
         var containers: [String: ObservedContainer] = [:]
+        var sandboxes: [String: String] = [:]
         for c in listed { containers[c.id] = ObservedContainer(id: c.id, name: c.name, running: c.running, pid: 0) }
         var removed = Set<String>()
         for (ref, answer) in answers {
             switch answer {
-            case .success(let c): containers[c.id] = ObservedContainer(id: c.id, name: c.name, running: c.running, pid: c.pid)
+            case .success(let c):
+                containers[c.id] = Self.observed(c)
+                sandboxes[c.id] = c.sandboxKey
             case .failure(.noSuchContainer): removed.insert(ref)
-            case .failure(.unreachable(let e)): return .unreachable(e.description)
+            case .failure(.unreachable(let e)): return (.unreachable(e.description), [:])
             case .failure: break
             }
         }
-        return .answered(containers: containers, removed: removed)
+        return (.answered(containers: containers, removed: removed), sandboxes)
     }
 
     /// One container: inspect only; a 404 is the evidence for its removal.
-    func observeContainer(_ id: String) -> DockerView {
+    func observeContainer(_ id: String) -> (DockerView, [String: String]) {
         do {
             let c = try environment.docker.inspect(id)
-            return .answered(containers: [c.id: ObservedContainer(id: c.id, name: c.name, running: c.running, pid: c.pid)], removed: [])
+            return (.answered(containers: [c.id: Self.observed(c)], removed: []), [c.id: c.sandboxKey])
         } catch {
             switch error {
-            case .noSuchContainer: return .answered(containers: [:], removed: [id])
-            default: return .unreachable(error.description)
+            case .noSuchContainer: return (.answered(containers: [:], removed: [id]), [:])
+            case .invalidReference, .api: return (.answered(containers: [:], removed: []), [:])
+            default: return (.unreachable(error.description), [:])
             }
         }
     }
 
-    static func network(pid: Int32) -> ContainerNetwork? {
-        guard let namespace = try? NetworkNamespace(pid: pid), let session = try? NetlinkSession.open(in: namespace),
+    static func observed(_ c: Container) -> ObservedContainer {
+        ObservedContainer(id: c.id, name: c.name, running: c.running, pid: c.pid, sharedNamespace: c.sharedNamespace)
+    }
+
+    /// Links, addresses and routes inside the container, read through the
+    /// namespace of `pid` only when it is the one Docker holds for the
+    /// container (its SandboxKey) and not netkeep's own.
+    static func network(pid: Int32, sandbox: String?) -> Result<ContainerNetwork, SystemError> {
+        let namespace: NetworkNamespace
+        do { namespace = try NetworkNamespace(pid: pid, expecting: sandbox.flatMap(NetworkNamespace.id(ofPath:))) } catch {
+            return .failure(error)
+        }
+        guard let session = try? NetlinkSession.open(in: namespace),
               let links = try? session.links(), let addresses = try? session.addresses(), let routes = try? session.routes() else {
-            return nil
+            return .failure(SystemError("read network namespace", namespace.path, errno: EACCES, detail: "netlink could not be read there (permissions?)"))
         }
         let names = Dictionary(links.map { ($0.index, $0.name) }, uniquingKeysWith: { a, _ in a })
         var byName: [String: [IPv4CIDR]] = [:]
@@ -143,7 +189,8 @@ struct Observer {
         let defaults = routes.filter(\.isDefault).compactMap { route in
             route.outputIndex.flatMap { names[$0] }.map { ContainerNetwork.DefaultRoute(gateway: route.gateway, ifname: $0) }
         }
-        return ContainerNetwork(links: links.reduce(into: [:]) { $0[$1.name] = observed($1) }, addresses: byName, defaultRoutes: defaults)
+        return .success(ContainerNetwork(links: links.reduce(into: [:]) { $0[$1.name] = observed($1) }, addresses: byName,
+                                         defaultRoutes: defaults, namespace: namespace.id))
     }
 
     /// /var/run/netns, or only the given names of it.

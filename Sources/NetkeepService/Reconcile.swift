@@ -60,11 +60,16 @@ public struct Reconcile {
                                      unreachable: Self.unreachable(observation.host))
         report.ovsdbReachable = observation.host.ovs != nil
         guard !dryRun else { return report }
+        // First contact with an engine (a state file of an older netkeep): it is recorded.
+        if state.engine == nil, let engine = observation.host.engine, engine.isUsable {
+            state.engine = engine
+            if thePlan.actions.isEmpty { try environment.saveState(state) }
+        }
         if thePlan.actions.isEmpty { return report }
 
         let before = state
         let results = Executor(environment: environment, logger: logger)
-            .execute(thePlan, state: &state, snapshot: observation.snapshot, vswitch: vswitch, timings: &timings)
+            .execute(thePlan, state: &state, observed: observation.host, snapshot: observation.snapshot, vswitch: vswitch, timings: &timings)
         let after = state
         environment.audit.record(AuditEvent.of(
             reconciled: thePlan.actions, succeeded: { results[$0].error == nil },

@@ -52,6 +52,13 @@ public struct RenewLeases {
         }
         let results = LeaseKeeper(logger: logger).run(jobs.map(\.0), now: now)
         for result in results { state.upsert(result.attachment) }
+        // Whatever is still due after this pass (no container, no answer) waits before the next try.
+        var retried = false
+        for (a, _) in due {
+            guard var current = state.attachments.first(where: { $0.id == a.id }), let lease = current.lease else { continue }
+            let after = LeaseSchedule.afterAttempt(lease, at: now)
+            if after != lease { current.lease = after; state.upsert(current); retried = true }
+        }
         var events: [AuditEvent] = []
         for ((job, _), result) in zip(jobs, results) {
             let a = result.attachment
@@ -68,7 +75,7 @@ public struct RenewLeases {
             }
         }
         environment.audit.record(events)
-        if !results.isEmpty { try environment.saveState(state) }
+        if !results.isEmpty || retried { try environment.saveState(state) }
         return zip(jobs, results).map { Outcome(attachment: $1.attachment, due: $0.1, error: $1.error) }
     }
 }

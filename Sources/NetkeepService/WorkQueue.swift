@@ -84,11 +84,25 @@ actor WorkQueue {
 
     var pendingCount: Int { containers.count + (full ? 1 : 0) + (leases ? 1 : 0) + (persist ? 1 : 0) }
 
+    /// Container repairs taken since a full pass or a lease pass last ran.
+    private var containersInARow = 0
+    /// After this many container repairs in a row, a waiting full pass or
+    /// lease pass goes first: a steady stream of events never starves them.
+    static let fairness = 8
+
     private func take() -> Work? {
+        if (full || leases), containersInARow >= Self.fairness {
+            containersInARow = 0
+            if leases { leases = false; return .leases }
+            full = false
+            return .full
+        }
         if !containers.isEmpty {
+            containersInARow += 1
             let next = containers.removeFirst()
             return next.down ? .containerDown(next.id, eventNano: next.nano) : .container(next.id, eventNano: next.nano)
         }
+        containersInARow = 0
         if full { full = false; return .full }
         if leases { leases = false; return .leases }
         if persist { persist = false; return .persistEventTime }

@@ -27,7 +27,7 @@ public final class StateLock: @unchecked Sendable {
             }
             let holder = Self.readHolder(fd)
             if !waited { onWait(holder); waited = true }
-            if deadline.hasPassed {
+            if deadline.hasPassed || Interruption.isRequested {
                 close(fd)
                 throw .locked(path: path, holder: holder)
             }

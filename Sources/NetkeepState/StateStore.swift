@@ -34,6 +34,8 @@ public struct StateStore: Sendable {
     /// fsync, rename over state.json, fsync of the directory. On any failure
     /// the previous file is left as it was and the temporary file removed.
     public func save(_ state: State) throws(StateFileError) {
+        // What is written must load again (DESIGN.md rule 6): the same checks as `load`.
+        if let problem = state.problems().first { throw .refused(path: statePath, detail: problem) }
         let bytes = StateCodec.encode(state)
         try makeDirectory()
         let temp = "\(directory)/.state.json.\(getpid()).tmp"
@@ -63,6 +65,31 @@ public struct StateStore: Sendable {
         }
     }
 
+    /// The state file as it is now, kept aside (a hard link: no data is
+    /// copied, so it works on a full disk) until `restore` or `discard`.
+    /// Only under the lock.
+    public func keepForUndo() throws(StateFileError) -> StateUndo {
+        let path = "\(directory)/.state.json.undo"
+        unlink(path)
+        if link(statePath, path) == 0 { return StateUndo(path: path, existed: true) }
+        if errno == ENOENT { return StateUndo(path: path, existed: false) }
+        throw .io(SystemError("link", statePath, errno: errno))
+    }
+
+    /// Puts the kept file back (a rename, or removing a file that did not
+    /// exist before), so that nothing of the undone change stays recorded.
+    public func restore(_ undo: StateUndo) throws(StateFileError) {
+        if undo.existed {
+            guard rename(undo.path, statePath) == 0 else { throw .io(SystemError("rename to \(statePath)", undo.path, errno: errno)) }
+        } else if unlink(statePath) != 0, errno != ENOENT {
+            throw .io(SystemError("unlink", statePath, errno: errno))
+        }
+        let dirfd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if dirfd >= 0 { fsync(dirfd); close(dirfd) }
+    }
+
+    public func discard(_ undo: StateUndo) { unlink(undo.path) }
+
     private func makeDirectory() throws(StateFileError) {
         do { try Files.makeDirectories(directory) } catch { throw .io(error) }
     }
@@ -70,6 +97,12 @@ public struct StateStore: Sendable {
     private func readFile(_ path: String) throws(StateFileError) -> [UInt8]? {
         do { return try Files.read(path) } catch { throw .io(error) }
     }
+}
+
+/// The state file before a change, kept by `StateStore.keepForUndo`.
+public struct StateUndo: Sendable {
+    let path: String
+    let existed: Bool
 }
 
 /// JSON encoding of the state, kept apart from I/O so that it is tested on bytes.

@@ -21,11 +21,39 @@ public final class NetworkNamespace: @unchecked Sendable {
         try self.init(path: "/proc/\(pid)/ns/net")
     }
 
-    /// The namespace's inode: two handles name the same namespace when equal.
-    public var inode: UInt64 {
-        var st = stat()
-        return fstat(fd, &st) == 0 ? UInt64(st.st_ino) : 0
+    /// The namespace of `pid`, refused unless it is `expected` (when given)
+    /// and not netkeep's own: a reused PID or a shared namespace is never entered.
+    public convenience init(pid: Int32, expecting expected: NamespaceID?) throws(SystemError) {
+        try self.init(path: "/proc/\(pid)/ns/net")
+        if let expected, id != expected {
+            throw SystemError("enter network namespace", path, errno: ESRCH,
+                              detail: "it is \(id), not the container's \(expected) (the process is another one now)")
+        }
+        if let own = Self.ownID, id == own {
+            throw SystemError("enter network namespace", path, errno: EPERM, detail: "it is netkeep's own (the host's) namespace")
+        }
     }
+
+    /// The namespace's inode: two handles name the same namespace when equal.
+    public var inode: UInt64 { id.inode }
+
+    /// Device and inode of the open namespace.
+    public var id: NamespaceID {
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { return NamespaceID(device: 0, inode: 0) }
+        return NamespaceID(device: UInt64(st.st_dev), inode: UInt64(st.st_ino))
+    }
+
+    /// The namespace a path names (`/proc/PID/ns/net`, or a bind mount such as
+    /// Docker's SandboxKey); nil when it cannot be read.
+    public static func id(ofPath path: String) -> NamespaceID? {
+        var st = stat()
+        guard !path.isEmpty, stat(path, &st) == 0 else { return nil }
+        return NamespaceID(device: UInt64(st.st_dev), inode: UInt64(st.st_ino))
+    }
+
+    /// The namespace netkeep itself runs in (the host's, where host veth ends live).
+    public static var ownID: NamespaceID? { id(ofPath: "/proc/self/ns/net") }
 
     deinit { close(fd) }
 }

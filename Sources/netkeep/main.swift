@@ -57,11 +57,13 @@ struct Netkeep: AsyncParsableCommand {
           0   success
           1   a step failed after the checks passed; what was done was undone
           2   bad input: unknown or stopped container, missing bridge, taken name, bad value
-          3   the state file is corrupt, truncated or of an unknown version (it is left untouched)
+          3   the state file is corrupt, truncated or of a newer version (it is left untouched)
           4   Docker or OVSDB could not be reached (nothing was removed)
+          5   another netkeep held the state lock for longer than the wait (nothing was changed)
+          6   the state file could not be read or written (I/O error, permissions, full disk)
           64  the command line could not be parsed
         """,
-        subcommands: [AttachCommand.self, DetachCommand.self, ListCommand.self, ReconcileCommand.self, AdoptCommand.self, DHCPRenewCommand.self, DaemonCommand.self, HookCommand.self]
+        subcommands: [AttachCommand.self, DetachCommand.self, ListCommand.self, ReconcileCommand.self, AdoptCommand.self, AcceptEngineCommand.self, DHCPRenewCommand.self, DaemonCommand.self, HookCommand.self]
     )
 }
 
@@ -216,6 +218,35 @@ struct AdoptCommand: ParsableCommand {
             for line in outcome.skipped { print("skipped \(line)") }
             if outcome.adopted.isEmpty && outcome.skipped.isEmpty { print("nothing to adopt") }
             if !outcome.skipped.isEmpty { throw Failure.exit(1) }
+        }
+    }
+}
+
+struct AcceptEngineCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "accept-engine",
+        abstract: "Record the Docker engine that answers now as the one the attachments belong to.",
+        discussion: """
+        netkeep records the Docker engine's identity (ID and DockerRootDir from GET /info) with \
+        its attachments. When the socket answers for another engine (another dockerd, a changed \
+        data root, a proxy that knows no containers), reconcile and the daemon remove nothing and \
+        say why. After a real change of engine, run this once: its answers count from then on.
+        """
+    )
+
+    @Flag(help: "Only print the recorded and the current engine.") var dryRun = false
+    @OptionGroup var options: GlobalOptions
+
+    func run() throws {
+        try runReporting { () throws(Failure) in
+            let outcome = try AcceptEngine(environment: options.environment, logger: options.logger).run(dryRun: dryRun)
+            print("recorded engine: \(outcome.previous.map(\.description) ?? "none")")
+            print("current engine:  \(outcome.current)")
+            if outcome.previous == outcome.current {
+                print("nothing to do")
+            } else {
+                print(dryRun ? "not recorded (--dry-run)" : "recorded")
+            }
         }
     }
 }

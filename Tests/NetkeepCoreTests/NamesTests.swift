@@ -39,7 +39,7 @@ import Testing
         #expect(try Names.interface(name) == name)
     }
 
-    @Test(arguments: ["", "/", "-rm", "a;b", "a b", "$(id)", "../etc", "a/b", "a'b", String(repeating: "a", count: 129)])
+    @Test(arguments: ["", "/", "-rm", "a;b", "a b", "$(id)", "../etc", "a/b", "a'b", String(repeating: "a", count: 256), "a\r\nGET / HTTP/1.1", "a?b", "a#b", "a%2fb"])
     func rejectsHostileContainerReferences(_ ref: String) {
         #expect(throws: InputError.self) { try Names.containerReference(ref) }
     }

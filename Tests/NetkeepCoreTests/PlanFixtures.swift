@@ -2,7 +2,10 @@ import NetkeepCore
 
 /// A small world in which attachments are healthy, for tests to break one thing at a time.
 struct World {
-    var state = State(bootID: "boot-1")
+    static let engine = EngineIdentity(id: "HTTS:VYTX:E44Q", rootDir: "/var/lib/docker")
+    var state: State = { var s = State(bootID: "boot-1"); s.engine = World.engine; return s }()
+    /// Who answers on the Docker socket (GET /info).
+    var engine: EngineIdentity? = World.engine
     var containers: [String: ObservedContainer] = [:]
     var removed: Set<String> = []
     var dockerReachable = true
@@ -55,8 +58,16 @@ struct World {
     var observed: ObservedHost {
         ObservedHost(docker: dockerReachable ? .answered(containers: containers, removed: removed) : .unreachable("connection refused"),
                      ovs: ovs, ovsError: ovs == nil ? "connection refused" : nil, hostLinks: hostLinks,
-                     containerNetworks: networks, netns: netns, bootID: bootID, now: now)
+                     containerNetworks: networks, netns: netns, bootID: bootID, now: now, engine: engine)
     }
 
     var plan: Plan { NetkeepCore.plan(desired: state, observed: observed) }
+
+    /// Docker forgot the container and its namespace is gone, veth and all.
+    mutating func remove(_ a: NetkeepCore.Attachment) {
+        containers[a.containerID] = nil
+        removed.insert(a.containerID)
+        hostLinks?[a.hostIfname] = nil
+        networks[a.containerID] = nil
+    }
 }

@@ -98,6 +98,25 @@ extension World {
                 case 2: ovs?.bridges = [:]
                 default: break
                 }
+            case 19 where arg % 4 == 0:
+                // Another engine (or one that does not say who it is) on the socket.
+                switch arg % 12 {
+                case 0: engine = nil
+                case 4: engine = EngineIdentity(id: "OTHER:ENGINE", rootDir: "/var/lib/docker")
+                default: engine = EngineIdentity(id: World.engine.id, rootDir: "/srv/docker")
+                }
+            case 19 where arg % 4 == 1:
+                // Hostile container_id values in OVSDB, answered 404 by a confused proxy.
+                let hostile = ["a/b", "x\r\nGET /containers/json HTTP/1.1", String(repeating: "z", count: 300), "../x", "a?b", "%2e", " a"][arg % 7]
+                let name = "h\(arg)_l"
+                ovs?.ports[name] = ObservedPort(name: name, bridge: "br0", tag: nil, ofport: -1, error: nil, type: "",
+                                                externalIDs: ["container_id": hostile, "container_iface": "eth1"])
+                removed.insert(hostile)
+            case 19:
+                // Docker forgets a container whose veth lives on (renamed, or a namespace kept by another process).
+                guard let a = pick else { continue }
+                containers[a.containerID] = nil
+                removed.insert(a.containerID)
             default:
                 if let a = pick { containers[a.containerID] = nil }
             }
@@ -198,11 +217,17 @@ extension World {
                         #expect(a.status == .removing)
                     } else {
                         #expect(observed.docker.isRemoved(a.containerID), "\(action.summary) without a 404")
+                        // Rule 5: a live host veth means a live peer; only a detach removes it.
+                        #expect(observed.hostLinks?[a.hostIfname] == nil, "\(action.summary) although \(a.hostIfname) lives")
+                        #expect(world.engine == world.state.engine, "\(action.summary) on the word of another engine")
                     }
                 case .removePort(let name, _, _):
                     let port = observed.ovs?.ports[name]
+                    #expect(world.engine == world.state.engine, "\(action.summary) on the word of another engine")
                     #expect(port?.owner != nil, "\(name) is not netkeep's or ovs-docker's")
                     #expect(observed.docker.isRemoved(port?.externalIDs["container_id"] ?? ""), "\(name) without a 404")
+                    #expect(Names.isContainerReference(port?.externalIDs["container_id"] ?? ""), "\(name) on the word of a malformed reference")
+                    #expect(observed.hostLinks?[name] == nil, "\(name) has a live veth")
                     #expect(!world.state.attachments.contains { $0.hostIfname == name })
                 case .removeNetnsLink(let name, let pid, _):
                     guard case .procLink(pid, let alive)? = observed.netns?[name]?.kind else {

@@ -166,7 +166,7 @@ import Testing
         w.netns!["c1"] = NetnsEntry(name: "c1", kind: .procLink(pid: 1001, alive: false))
         // Not listed, but no 404: the attachment stays; only the link to a dead PID may go.
         #expect(w.plan.actions == [.removeNetnsLink(name: "c1", pid: 1001, reason: .danglingNetnsLink(pid: 1001))])
-        w.removed = [a.containerID]
+        w.remove(a)
         #expect(w.plan.actions == [.removeAttachment(a, reason: .containerRemoved),
                                    .removeNetnsLink(name: "c1", pid: 1001, reason: .containerRemoved)])
     }
@@ -175,8 +175,8 @@ import Testing
     func nothingIsRemovedWhenASourceIsUnreadable(_ source: String) {
         var w = World()
         let a = w.addHealthy(1)
-        w.containers[a.containerID] = nil
-        w.removed = [a.containerID, "gone"]
+        w.remove(a)
+        w.removed.insert("gone")
         w.ovs!.ports["orphan_l"] = ObservedPort(name: "orphan_l", bridge: "br0", tag: nil, ofport: -1, error: nil, type: "",
                                                externalIDs: ["container_id": "gone", "container_iface": "eth1"])
         w.netns!["1234"] = NetnsEntry(name: "1234", kind: .procLink(pid: 1234, alive: false))
