@@ -50,7 +50,12 @@ public struct DockerEvent: Equatable, Sendable {
         }
         guard let action = wire.Action ?? wire.status, !action.isEmpty else { throw DecodeError(description: "event without an Action") }
         guard let id = wire.Actor?.ID ?? wire.id, !id.isEmpty else { throw DecodeError(description: "event without an Actor.ID") }
-        let nano = wire.timeNano ?? (wire.time.map { $0 * 1_000_000_000 } ?? 0)
+        var nano = wire.timeNano ?? 0
+        if wire.timeNano == nil, let seconds = wire.time {
+            let (product, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
+            guard !overflow else { throw DecodeError(description: "event time \(seconds) out of range") }
+            nano = product
+        }
         // Older engines put the container's status in `status` with no `Type`.
         return DockerEvent(type: wire.Type ?? "container", action: action, actorID: id,
                            name: wire.Actor?.Attributes?["name"], timeNano: nano)
@@ -72,7 +77,8 @@ public struct DockerEvent: Equatable, Sendable {
 /// event arrives; `close()` from another thread ends it.
 public final class DockerEventStream: @unchecked Sendable {
     private let socket: UnixStreamSocket
-    private var parser = HTTPResponseParser()
+    /// One endless chunked body: each line is bounded (LineSplitter), not the body.
+    private var parser = HTTPResponseParser(maxBodySize: .max)
     private var lines = LineSplitter()
 
     /// Subscribes to container events since `sinceNano` (nil: from now).
@@ -171,8 +177,13 @@ extension DockerClient {
         var splitter = LineSplitter()
         splitter.append(response.body)
         var events: [DockerEvent] = []
-        while events.count < limit, let line = try? splitter.next() {
-            if let event = try? DockerEvent.decode(line) { events.append(event) }
+        while events.count < limit {
+            do {
+                guard let line = try splitter.next() else { break }
+                if let event = try? DockerEvent.decode(line) { events.append(event) }
+            } catch {
+                continue
+            }
         }
         if events.count < limit, let last = splitter.finish(), let event = try? DockerEvent.decode(last) { events.append(event) }
         return events

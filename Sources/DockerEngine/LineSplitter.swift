@@ -1,7 +1,7 @@
 /// Splits a newline-delimited stream (Docker's `/events` body, or
 /// `docker events --format '{{json .}}'` on standard input) into lines as bytes
-/// arrive. Total cost is linear in the bytes fed, and memory is bounded by
-/// `maxLineLength` plus what one `append` brings.
+/// arrive. Total cost is linear in the bytes fed; drained after each `append`,
+/// it holds at most about twice `maxLineLength` plus what one `append` brings.
 ///
 /// A line longer than `maxLineLength` makes `next()` throw `TooLong` once; the
 /// splitter then drops bytes up to and including the next newline, so the

@@ -6,7 +6,9 @@ extension ReconcileReport {
     public var text: String {
         var lines: [String] = []
         let outcomes = results.map { rs in rs.map { $0.error.map { "FAILED: \($0)" } ?? "done" } }
-        if plan.actions.isEmpty { lines.append("nothing to do: the host matches the state") }
+        if plan.actions.isEmpty {
+            lines.append(plan.hasErrors ? "nothing done: see the errors below" : "nothing to do: the host matches the state")
+        }
         for (i, action) in plan.actions.enumerated() {
             lines.append(action.summary + (outcomes.map { " — \($0[i])" } ?? ""))
         }
