@@ -142,3 +142,38 @@ func sample(_ ifname: String = "eth1") -> NetkeepCore.Attachment {
         _ = try store.lock(timeout: 0.2)
     }
 }
+
+/// DESIGN.md rule 6 at the file: a state that would not load is never written,
+/// and an attach that fails puts the file back as it was.
+@Suite struct StateSaveRulesTests {
+    @Test func aStateThatWouldNotLoadIsNotWritten() throws {
+        let store = StateStore(directory: temporaryDirectory())
+        try store.save(State(attachments: [sample()]))
+        let before = readBytes(store.statePath)
+        var bad = sample("eth2")
+        bad.containerName = String(repeating: "n", count: 256)
+        #expect(throws: StateFileError.self) { try store.save(State(attachments: [sample(), bad])) }
+        #expect(readBytes(store.statePath) == before)
+        #expect(try store.load().attachments.count == 1)
+    }
+
+    @Test func undoPutsTheFileBackAsItWas() throws {
+        let store = StateStore(directory: temporaryDirectory())
+        try store.save(State(attachments: [sample()]))
+        let before = readBytes(store.statePath)
+        let undo = try store.keepForUndo()
+        try store.save(State(attachments: [sample(), sample("eth2")]))
+        try store.restore(undo)
+        #expect(readBytes(store.statePath) == before)
+    }
+
+    @Test func undoOfAFirstAttachRemovesTheFile() throws {
+        let store = StateStore(directory: temporaryDirectory())
+        try FileManager.default.createDirectory(atPath: store.directory, withIntermediateDirectories: true)
+        let undo = try store.keepForUndo()
+        try store.save(State(attachments: [sample()]))
+        try store.restore(undo)
+        #expect(readBytes(store.statePath) == nil)
+        #expect(try store.load().attachments.isEmpty)
+    }
+}
