@@ -51,16 +51,18 @@ public enum AddressRules {
 }
 
 extension Lease {
-    /// What a recorded lease must satisfy; the first problem is thrown.
+    /// What a recorded lease must satisfy; the first problem is thrown. The
+    /// timing minimums of AddressRules apply where a lease enters (a server's
+    /// reply), not here: a state file written by an older netkeep still loads.
     public func check() throws(InputError) {
         try AddressRules.check(address, role: "lease address")
-        if let why = AddressRules.leaseRefusal(address: address, router: router, leaseSeconds: leaseSeconds) {
-            throw InputError(object: "lease of \(address)", cause: why)
+        guard address.prefixLength >= AddressRules.shortestLeasePrefix else {
+            throw InputError(object: "lease of \(address)", cause: "prefix /\(address.prefixLength) is shorter than /\(AddressRules.shortestLeasePrefix)")
         }
         if let router, !address.contains(router) || router == address.address {
             throw InputError(object: "lease router \(router)", cause: "is not another address of \(address.network)/\(address.prefixLength)")
         }
-        guard renewSeconds >= 1, renewSeconds <= rebindSeconds, rebindSeconds <= leaseSeconds else {
+        guard renewSeconds >= 0, renewSeconds <= rebindSeconds, rebindSeconds <= leaseSeconds else {
             throw InputError(object: "lease of \(address)", cause: "T1 \(renewSeconds) s and T2 \(rebindSeconds) s do not fit the lease time \(leaseSeconds) s")
         }
     }

@@ -30,7 +30,8 @@ struct Planner {
         }
         if observed.hostLinks == nil { notices.append(Notice(.error, "host links could not be read: nothing repaired or removed")) }
         if observed.netns == nil { notices.append(Notice(.error, "/var/run/netns could not be read: nothing removed")) }
-        if case .answered = observed.docker, let why = engineDoubt {
+        // Said only where it matters: some reference has a 404 that does not count.
+        if case .answered(_, let removed) = observed.docker, !removed.isEmpty, let why = engineDoubt {
             notices.append(Notice(.error, "\(why): no container counts as removed, nothing removed"))
         }
         let sorted = desired.attachments.sorted(by: { $0.id < $1.id })
