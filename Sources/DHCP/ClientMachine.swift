@@ -244,7 +244,7 @@ public struct ClientMachine: Sendable {
         }
         // An infinite lease (0xffffffff) stays as large as it is.
         let seconds = Int64(lease)
-        if let why = AddressRules.leaseRefusal(address: cidr, router: nil, leaseSeconds: seconds) {
+        if let why = AddressRules.leaseRefusal(address: cidr, leaseSeconds: seconds) {
             return .failure(Refusal(description: why))
         }
         let (t1, t2) = AddressRules.renewalTimes(lease: seconds, t1: ack.options.renewalTime.map(Int64.init),

@@ -84,11 +84,7 @@ public final class DockerEventStream: @unchecked Sendable {
     /// Subscribes to container events since `sinceNano` (nil: from now).
     public init(client: DockerClient, sinceNano: Int64?) throws(DockerError) {
         do { socket = try UnixStreamSocket(path: client.socketPath) } catch { throw .unreachable(error) }
-        var path = "/events?filters=%7B%22type%22%3A%5B%22container%22%5D%7D"
-        if let since = sinceNano {
-            let fraction = String(since % 1_000_000_000)
-            path += "&since=\(since / 1_000_000_000).\(String(repeating: "0", count: 9 - fraction.count))\(fraction)"
-        }
+        let path = DockerClient.containerEventsPath(sinceNano: sinceNano, untilNano: nil)
         let request = "GET \(path) HTTP/1.1\r\nHost: docker\r\nUser-Agent: netkeep\r\n\r\n"
         do {
             try socket.send(Array(request.utf8), deadline: .after(seconds: client.timeout))
@@ -164,15 +160,24 @@ public final class DockerEventStream: @unchecked Sendable {
 }
 
 extension DockerClient {
-    /// The container events between two moments, as a short request that the
-    /// engine ends itself (`until`): the cheap check that a quiet stream is
-    /// alive. At most `limit` events are read.
-    public func containerEvents(sinceNano: Int64, untilNano: Int64, limit: Int = 1000) throws(DockerError) -> [DockerEvent] {
+    /// `GET /events` for container events, from and to the given moments
+    /// (Docker takes seconds with a nine-digit fraction).
+    static func containerEventsPath(sinceNano: Int64?, untilNano: Int64?) -> String {
         func seconds(_ nano: Int64) -> String {
             let fraction = String(nano % 1_000_000_000)
             return "\(nano / 1_000_000_000).\(String(repeating: "0", count: 9 - fraction.count))\(fraction)"
         }
-        let response = try get("/events?filters=%7B%22type%22%3A%5B%22container%22%5D%7D&since=\(seconds(sinceNano))&until=\(seconds(untilNano))")
+        var path = "/events?filters=%7B%22type%22%3A%5B%22container%22%5D%7D"
+        if let sinceNano { path += "&since=\(seconds(sinceNano))" }
+        if let untilNano { path += "&until=\(seconds(untilNano))" }
+        return path
+    }
+
+    /// The container events between two moments, as a short request that the
+    /// engine ends itself (`until`): the cheap check that a quiet stream is
+    /// alive. At most `limit` events are read.
+    public func containerEvents(sinceNano: Int64, untilNano: Int64, limit: Int = 1000) throws(DockerError) -> [DockerEvent] {
+        let response = try get(Self.containerEventsPath(sinceNano: sinceNano, untilNano: untilNano))
         try Self.expectOK(response)
         var splitter = LineSplitter()
         splitter.append(response.body)

@@ -26,7 +26,7 @@ public enum AddressRules {
     }
 
     /// Why a DHCP server's offer or acknowledgement is refused; nil when it is acceptable.
-    public static func leaseRefusal(address: IPv4CIDR, router: IPv4Address?, leaseSeconds: Int64) -> String? {
+    public static func leaseRefusal(address: IPv4CIDR, leaseSeconds: Int64) -> String? {
         do { try check(address, role: "offered address") } catch { return error.description }
         if address.prefixLength < shortestLeasePrefix {
             return "offered prefix /\(address.prefixLength) is shorter than /\(shortestLeasePrefix)"

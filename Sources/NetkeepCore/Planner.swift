@@ -16,9 +16,13 @@ struct Planner {
     /// netns links already planned by an earlier attachment of the same container.
     var linked = Set<String>()
 
+    /// Why the engine that answered cannot vouch for the records; nil when it can.
+    let engineDoubt: String?
+
     init(desired: State, observed: ObservedHost) {
         self.desired = desired
         self.observed = observed
+        self.engineDoubt = Self.engineDoubt(desired: desired, observed: observed)
     }
 
     mutating func run() -> Plan {
@@ -37,7 +41,7 @@ struct Planner {
         let sorted = desired.attachments.sorted(by: { $0.id < $1.id })
         let removing = observed.isComplete ? Set(sorted.filter(isToBeRemoved).map(\.id)) : []
         for attachment in sorted {
-            if attachment.status != .removing, isRemoved(attachment.containerID), observed.hostLinks?[attachment.hostIfname] != nil {
+            if attachment.status != .removing, isRemoved(attachment.containerID), hasLiveVeth(attachment.hostIfname) {
                 // Gone by Docker's word, yet its veth lives: some namespace still holds the peer.
                 notices.append(Notice(.info, "\(attachment.containerName) \(attachment.ifname): Docker says the container is gone but \(attachment.hostIfname) still exists (its peer lives in some namespace); kept"))
                 continue
@@ -59,13 +63,15 @@ struct Planner {
     /// Detach interrupted, or the container is gone: Docker said 404 for it
     /// (DESIGN.md rule 5) and its host veth is gone with its namespace.
     func isToBeRemoved(_ a: Attachment) -> Bool {
-        a.status == .removing || (isRemoved(a.containerID) && observed.hostLinks?[a.hostIfname] == nil)
+        a.status == .removing || (isRemoved(a.containerID) && !hasLiveVeth(a.hostIfname))
     }
 
-    /// Why the engine that answered cannot vouch for the records; nil when it can.
+    /// A host veth that exists has a live peer in some namespace (rule 5).
+    func hasLiveVeth(_ name: String) -> Bool { observed.hostLinks?[name] != nil }
+
     /// A state file without a recorded engine (older netkeep, first contact)
     /// takes the one that answers, which is then recorded.
-    var engineDoubt: String? {
+    static func engineDoubt(desired: State, observed: ObservedHost) -> String? {
         guard let engine = observed.engine, engine.isUsable else {
             return "the Docker engine did not say who it is (\(observed.engineError ?? "no usable ID in GET /info"))"
         }
@@ -219,10 +225,12 @@ struct Planner {
         let tracked = Set(desired.attachments.map(\.hostIfname))
         for port in ovs.ports.values.sorted(by: { $0.name < $1.name }) where !tracked.contains(port.name) {
             guard let owner = port.owner, let container = port.externalIDs["container_id"] else { continue }
-            if isRemoved(container), observed.hostLinks?[port.name] != nil {
-                notices.append(Notice(.info, "port \(port.name): no container \(quoted(container)) (renamed?) but its veth lives; left alone"))
-            } else if isRemoved(container) {
-                actions.append(.removePort(name: port.name, bridge: port.bridge, reason: .orphanPort(owner: owner, container: container)))
+            if isRemoved(container) {
+                if hasLiveVeth(port.name) {
+                    notices.append(Notice(.info, "port \(port.name): no container \(quoted(container)) (renamed?) but its veth lives; left alone"))
+                } else {
+                    actions.append(.removePort(name: port.name, bridge: port.bridge, reason: .orphanPort(owner: owner, container: container)))
+                }
             } else if owner == .netkeep {
                 notices.append(Notice(.info, "port \(port.name) is netkeep's but not in this state file (container \(container.prefix(12))); left alone"))
             }

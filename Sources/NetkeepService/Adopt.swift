@@ -84,7 +84,7 @@ public struct Adopt {
         guard state.attachment(containerID: container.id, ifname: ifname) == nil else {
             throw AdoptError("\(container.name) \(ifname) is already attached by netkeep")
         }
-        let maker = try LinkMaker(pid: container.pid, expecting: NetworkNamespace.id(ofPath: container.sandboxKey))
+        let maker = try LinkMaker(container: container)
         guard try maker.host.link(named: port.name) != nil else { throw AdoptError("host end \(port.name) is missing") }
         guard let inside = try maker.inside.link(named: ifname), let mac = inside.mac else {
             throw AdoptError("\(ifname) is missing inside \(container.name)")

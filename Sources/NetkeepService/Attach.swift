@@ -61,7 +61,7 @@ public struct Attach {
         }
         let links: LinkMaker
         do {
-            links = try LinkMaker(pid: container.pid, expecting: NetworkNamespace.id(ofPath: container.sandboxKey))
+            links = try LinkMaker(container: container)
             if try links.inside.link(named: request.ifname) != nil {
                 throw Failure.badInput("\(context): interface \(request.ifname) already exists in container \(container.name)")
             }

@@ -47,29 +47,31 @@ public struct Hook {
                 waitMilliseconds = 0
             } while true
             // Linear in the input, whatever its shape; an endless line is skipped, not buffered.
-            var lines: [ArraySlice<UInt8>?] = []
+            var lines: [Result<[UInt8], LineSplitter.TooLong>] = []
             while true {
                 do {
                     guard let line = try buffer.next() else { break }
-                    lines.append(line[...])
+                    lines.append(.success(line))
                 } catch {
-                    lines.append(nil)
+                    lines.append(.failure(error))
                 }
             }
-            if ended, let last = buffer.finish() { lines.append(last[...]) }
+            if ended, let last = buffer.finish() { lines.append(.success(last)) }
             handle(lines, index: index, summary: &summary)
         }
         return summary
     }
 
-    /// nil stands for a line over LineSplitter's bound.
-    private func handle(_ lines: [ArraySlice<UInt8>?], index: AttachmentIndex, summary: inout Summary) {
+    private func handle(_ lines: [Result<[UInt8], LineSplitter.TooLong>], index: AttachmentIndex, summary: inout Summary) {
         var containers: [String] = []
-        for line in lines {
+        for read in lines {
             summary.lines += 1
-            guard let line else {
+            let line: [UInt8]
+            switch read {
+            case .success(let bytes): line = bytes
+            case .failure(let tooLong):
                 summary.malformed += 1
-                logger.warning("line \(summary.lines): longer than \(LineSplitter().maxLineLength) bytes; skipped")
+                logger.warning("line \(summary.lines): \(tooLong); skipped")
                 continue
             }
             if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0d }) { continue }

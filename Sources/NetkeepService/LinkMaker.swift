@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import DockerEngine
 import NetkeepCore
 import Netlink
 
@@ -17,6 +18,11 @@ final class LinkMaker {
 
     /// Opens the sessions: host (this thread's namespace) and the container's,
     /// which must be `expected` when given (see NetworkNamespace(pid:expecting:)).
+    /// The namespace Docker holds for `container` (its SandboxKey) is the one entered.
+    convenience init(container: Container) throws {
+        try self.init(pid: container.pid, expecting: NetworkNamespace.id(ofPath: container.sandboxKey))
+    }
+
     init(pid: Int32, expecting expected: NamespaceID?) throws {
         namespace = try NetworkNamespace(pid: pid, expecting: expected)
         let (socket, control) = try NamespaceThread.run(in: namespace) { () throws -> (RouteSocket, Int32) in

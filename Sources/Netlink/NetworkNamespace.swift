@@ -52,8 +52,9 @@ public final class NetworkNamespace: @unchecked Sendable {
         return NamespaceID(device: UInt64(st.st_dev), inode: UInt64(st.st_ino))
     }
 
-    /// The namespace netkeep itself runs in (the host's, where host veth ends live).
-    public static var ownID: NamespaceID? { id(ofPath: "/proc/self/ns/net") }
+    /// The namespace netkeep itself runs in (the host's, where host veth ends
+    /// live); read once: only throw-away threads ever enter another.
+    public static let ownID: NamespaceID? = id(ofPath: "/proc/self/ns/net")
 
     deinit { close(fd) }
 }
