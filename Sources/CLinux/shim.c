@@ -8,6 +8,8 @@
 
 int nk_setns_net(int fd) { return setns(fd, CLONE_NEWNET); }
 
+int nk_unshare_net(void) { return unshare(CLONE_NEWNET); }
+
 static int ethtool_value_ioctl(int sock, const char *ifname, struct ethtool_value *value) {
     struct ifreq ifr;
     memset(&ifr, 0, sizeof ifr);

@@ -170,6 +170,11 @@ public struct ObservedPort: Equatable, Sendable {
         return nil
     }
 
+    /// The port of netkeep's DHCP release station (external_ids `netkeep-release`).
+    public var isReleaseStation: Bool {
+        (type.isEmpty || type == "system") && externalIDs["netkeep-release"] != nil && externalIDs["container_id"] == nil
+    }
+
     /// OVS says the device cannot be opened: a reboot (or a deleted veth) left the row behind.
     public var isInError: Bool { (error.map { !$0.isEmpty } ?? false) || ofport == -1 }
 }

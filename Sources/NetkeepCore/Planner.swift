@@ -224,6 +224,11 @@ struct Planner {
         guard let ovs = observed.ovs else { return }
         let tracked = Set(desired.attachments.map(\.hostIfname))
         for port in ovs.ports.values.sorted(by: { $0.name < $1.name }) where !tracked.contains(port.name) {
+            if port.isReleaseStation {
+                // Its veth lives only while a release runs; a row without one was left by a crash.
+                if !hasLiveVeth(port.name) { actions.append(.removePort(name: port.name, bridge: port.bridge, reason: .releasePortLeft)) }
+                continue
+            }
             guard let owner = port.owner, let container = port.externalIDs["container_id"] else { continue }
             if isRemoved(container) {
                 if hasLiveVeth(port.name) {

@@ -19,6 +19,8 @@ public enum Reason: Hashable, Sendable, CustomStringConvertible {
     case containerRemoved
     case orphanPort(owner: ObservedPort.Owner, container: String)
     case danglingNetnsLink(pid: Int32)
+    /// The port of netkeep's DHCP release station, left by an interrupted release (its veth is gone).
+    case releasePortLeft
     case interruptedAttach
     case interruptedRepair
     case interruptedDetach
@@ -46,6 +48,7 @@ public enum Reason: Hashable, Sendable, CustomStringConvertible {
         case .containerRemoved: return "container-removed"
         case .orphanPort: return "orphan-port"
         case .danglingNetnsLink: return "dangling-netns-link"
+        case .releasePortLeft: return "release-port-left"
         case .interruptedAttach: return "interrupted-attach"
         case .interruptedRepair: return "interrupted-repair"
         case .interruptedDetach: return "interrupted-detach"
@@ -74,6 +77,7 @@ public enum Reason: Hashable, Sendable, CustomStringConvertible {
         case .containerRemoved: return "container removed (Docker answered 404)"
         case .orphanPort(let owner, let container): return "\(owner.rawValue) port of removed container \(container) (Docker answered 404)"
         case .danglingNetnsLink(let pid): return "netns link to dead pid \(pid)"
+        case .releasePortLeft: return "DHCP release station left by an interrupted release"
         case .interruptedAttach: return "attach was interrupted"
         case .interruptedRepair: return "an earlier repair was interrupted"
         case .interruptedDetach: return "detach was interrupted"

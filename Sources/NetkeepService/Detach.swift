@@ -76,6 +76,12 @@ public struct Detach {
 
         let vswitch = try environment.vswitch()
         defer { vswitch.close() }
+        if running == nil, targets.contains(where: { $0.mode == .dhcp }) {
+            // The container is gone, and its namespace with it: the leases leave from netkeep's own station.
+            let userspace = Set((try? vswitch.snapshot())?.bridges.filter(\.isUserspace).map(\.name) ?? [])
+            ReleaseStation(logger: logger, audit: environment.audit)
+                .run(targets, vswitch: vswitch, userspaceBridges: userspace, now: HostEnvironment.now())
+        }
         do {
             let names = targets.map(\.hostIfname)
             let result = try vswitch.deletePorts(named: names, comment: "netkeep: detach \(reference)")

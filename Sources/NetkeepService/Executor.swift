@@ -169,6 +169,18 @@ struct Executor {
             }
         }
 
+        // DHCP leases of containers that are gone go back to their server.
+        let gone = actions.indices.compactMap { i -> Attachment? in
+            guard case .removeAttachment(let a, .containerRemoved) = actions[i], failures[i] == nil else { return nil }
+            return a
+        }
+        if gone.contains(where: { $0.mode == .dhcp }) {
+            timings.measure("execute dhcp") {
+                ReleaseStation(logger: logger, audit: environment.audit)
+                    .run(gone, vswitch: vswitch, userspaceBridges: userspace, now: HostEnvironment.now())
+            }
+        }
+
         // The record: only what fully succeeded is marked ready or forgotten.
         let failedAttachments = Set(failures.keys.compactMap { actions[$0].attachment?.id })
         for (i, action) in actions.enumerated() {

@@ -23,8 +23,13 @@ final class LinkMaker {
         try self.init(pid: container.pid, expecting: NetworkNamespace.id(ofPath: container.sandboxKey))
     }
 
-    init(pid: Int32, expecting expected: NamespaceID?) throws {
-        namespace = try NetworkNamespace(pid: pid, expecting: expected)
+    convenience init(pid: Int32, expecting expected: NamespaceID?) throws {
+        try self.init(namespace: NetworkNamespace(pid: pid, expecting: expected))
+    }
+
+    /// Any namespace handle (a container's, or netkeep's own release station).
+    init(namespace: NetworkNamespace) throws {
+        self.namespace = namespace
         let (socket, control) = try NamespaceThread.run(in: namespace) { () throws -> (RouteSocket, Int32) in
             let route = try RouteSocket()
             return (route, try Ethtool.controlSocket())

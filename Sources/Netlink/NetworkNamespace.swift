@@ -64,28 +64,40 @@ public final class NetworkNamespace: @unchecked Sendable {
 /// the wrong namespace. Sockets opened there stay bound to that namespace.
 public enum NamespaceThread {
     private final class Job: @unchecked Sendable {
-        let namespaceFD: Int32
-        let namespacePath: String
+        let enter: () -> Int32
         let body: () -> Void
         var enterError: Int32 = 0
 
-        init(namespaceFD: Int32, namespacePath: String, body: @escaping () -> Void) {
-            self.namespaceFD = namespaceFD
-            self.namespacePath = namespacePath
+        init(enter: @escaping () -> Int32, body: @escaping () -> Void) {
+            self.enter = enter
             self.body = body
         }
     }
 
     public static func run<T>(in namespace: NetworkNamespace, _ body: @escaping () throws -> T) throws -> T {
+        let fd = namespace.fd
+        return try run(entering: { nk_setns_net(fd) }, what: ("setns", namespace.path), body)
+    }
+
+    /// A new, empty network namespace (`ip netns add` without a name): made on
+    /// a throw-away thread; it lives as long as the returned handle.
+    public static func makeNamespace() throws -> NetworkNamespace {
+        try run(entering: { nk_unshare_net() }, what: ("unshare", "a new network namespace")) {
+            try NetworkNamespace(path: "/proc/thread-self/ns/net")
+        }
+    }
+
+    private static func run<T>(entering enter: @escaping () -> Int32, what: (operation: String, object: String),
+                               _ body: @escaping () throws -> T) throws -> T {
         var result: Result<T, any Error>?
-        let job = Job(namespaceFD: namespace.fd, namespacePath: namespace.path) {
+        let job = Job(enter: enter) {
             result = Result { try body() }
         }
         var thread = pthread_t()
         let context = Unmanaged.passRetained(job).toOpaque()
         let rc = pthread_create(&thread, nil, { raw in
             let job = Unmanaged<Job>.fromOpaque(raw!).takeRetainedValue()
-            if nk_setns_net(job.namespaceFD) != 0 {
+            if job.enter() != 0 {
                 job.enterError = errno
                 return nil
             }
@@ -94,10 +106,10 @@ public enum NamespaceThread {
         }, context)
         guard rc == 0 else {
             Unmanaged<Job>.fromOpaque(context).release()
-            throw SystemError("pthread_create for namespace", namespace.path, errno: rc)
+            throw SystemError("pthread_create for namespace", what.object, errno: rc)
         }
         pthread_join(thread, nil)
-        if job.enterError != 0 { throw SystemError("setns", namespace.path, errno: job.enterError) }
+        if job.enterError != 0 { throw SystemError(what.operation, what.object, errno: job.enterError) }
         return try result!.get()
     }
 }

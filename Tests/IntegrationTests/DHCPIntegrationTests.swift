@@ -106,6 +106,41 @@ extension IntegrationSuite {
             #expect(eventually { Self.leaseLine(mac) == nil }, "dnsmasq still holds the lease of \(mac)")
         }
 
+        /// `docker rm -f` takes the namespace along: the lease goes back from
+        /// netkeep's release station (a VLAN-less one here), whose port is gone afterwards.
+        @Test func leasesOfRemovedContainersAreReleased() throws {
+            try Testbed.check()
+            let netkeep = Netkeep()
+            let a = try TestContainer(), b = try TestContainer()
+            #expect(netkeep("attach", a.name, "--bridge", Testbed.bridge, "--dhcp").status == 0)
+            #expect(netkeep("attach", b.name, "--bridge", Testbed.bridge, "--dhcp").status == 0)
+            let macA = try Self.mac(netkeep, a), macB = try Self.mac(netkeep, b)
+            #expect(Self.leaseLine(macA) != nil && Self.leaseLine(macB) != nil)
+            a.remove()
+            b.remove()
+            let r = netkeep("reconcile")
+            #expect(r.status == 0, "\(r.stdout) \(r.stderr)")
+            #expect(!r.stderr.contains("not sent") && !r.stderr.contains("did not confirm"), "\(r.stderr)")
+            #expect(eventually { Self.leaseLine(macA) == nil && Self.leaseLine(macB) == nil }, "dnsmasq still holds the leases")
+            #expect(try netkeep.list().isEmpty)
+            #expect(!run(["ovs-vsctl", "list-ports", Testbed.bridge]).stdout.contains("nkrel"), "the release station stayed")
+            #expect(!run(["ip", "-o", "link", "show"]).stdout.contains("nkrel"))
+        }
+
+        /// Detach of a container that is already gone releases its lease too.
+        @Test func detachOfARemovedContainerReleasesTheLease() throws {
+            try Testbed.check()
+            let netkeep = Netkeep()
+            let c = try TestContainer()
+            #expect(netkeep("attach", c.name, "--bridge", Testbed.bridge, "--dhcp").status == 0)
+            let mac = try Self.mac(netkeep, c)
+            c.remove()
+            let r = netkeep("detach", c.name)
+            #expect(r.status == 0, "\(r.stderr)")
+            #expect(!r.stderr.contains("not sent") && !r.stderr.contains("did not confirm"), "\(r.stderr)")
+            #expect(eventually { Self.leaseLine(mac) == nil }, "dnsmasq still holds the lease of \(mac)")
+        }
+
         @Test func serverDownLeasesAreAppliedAnywayAndConfirmedWhenItIsBack() throws {
             try Testbed.check()
             let netkeep = Netkeep()

@@ -109,4 +109,17 @@ import Testing
         #expect(thePlan.actions.isEmpty)
         #expect(thePlan.notices.contains { $0.message.contains("not the container's") })
     }
+
+    @Test func aReleaseStationLeftByACrashIsRemovedARunningOneIsNot() {
+        var w = World()
+        w.addHealthy(1)
+        w.ovs!.ports["nkrel0123456789"] = ObservedPort(name: "nkrel0123456789", bridge: "br0", tag: 10, ofport: -1, error: nil, type: "",
+                                                       externalIDs: ["netkeep-release": "1"])
+        #expect(w.plan.actions == [.removePort(name: "nkrel0123456789", bridge: "br0", reason: .releasePortLeft)])
+        w.hostLinks!["nkrel0123456789"] = ObservedLink(name: "nkrel0123456789", index: 990, kind: "veth", mac: nil, mtu: 1500, isUp: true)
+        #expect(w.plan.actions.isEmpty, "a release in progress is left alone")
+        w.dockerReachable = false
+        w.hostLinks!["nkrel0123456789"] = nil
+        #expect(w.plan.actions.isEmpty, "nothing is removed while a source is unreadable")
+    }
 }

@@ -112,6 +112,12 @@ extension World {
                 ovs?.ports[name] = ObservedPort(name: name, bridge: "br0", tag: nil, ofport: -1, error: nil, type: "",
                                                 externalIDs: ["container_id": hostile, "container_iface": "eth1"])
                 removed.insert(hostile)
+            case 19 where arg % 4 == 2:
+                // netkeep's DHCP release station: running (veth alive) or left by a crash.
+                let name = "nkrel\(arg)"
+                ovs?.ports[name] = ObservedPort(name: name, bridge: "br0", tag: nil, ofport: -1, error: nil, type: "",
+                                                externalIDs: ["netkeep-release": "1"])
+                if arg % 8 == 2 { hostLinks?[name] = ObservedLink(name: name, index: 8000 + Int32(arg), kind: "veth", mac: nil, mtu: 1500, isUp: true) }
             case 19:
                 // Docker forgets a container whose veth lives on (renamed, or a namespace kept by another process).
                 guard let a = pick else { continue }
@@ -221,6 +227,9 @@ extension World {
                         #expect(observed.hostLinks?[a.hostIfname] == nil, "\(action.summary) although \(a.hostIfname) lives")
                         #expect(world.engine == world.state.engine, "\(action.summary) on the word of another engine")
                     }
+                case .removePort(let name, _, .releasePortLeft):
+                    #expect(observed.ovs?.ports[name]?.isReleaseStation == true, "\(name) is no release station")
+                    #expect(observed.hostLinks?[name] == nil, "\(name): a release is running")
                 case .removePort(let name, _, _):
                     let port = observed.ovs?.ports[name]
                     #expect(world.engine == world.state.engine, "\(action.summary) on the word of another engine")

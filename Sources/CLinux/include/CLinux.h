@@ -16,6 +16,9 @@
 /// setns(2) for a network namespace; returns 0 or -1 with errno set.
 int nk_setns_net(int fd);
 
+/// unshare(2) of the network namespace: the calling thread gets a new, empty one.
+int nk_unshare_net(void);
+
 /// Turns the legacy "tx-checksumming" feature of an interface on or off
 /// (what `ethtool -K IF tx off` does) through a socket of the interface's
 /// namespace; returns 0 or -1 with errno set.
