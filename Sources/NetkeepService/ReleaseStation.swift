@@ -26,6 +26,10 @@ struct ReleaseStation {
         var error: String?
     }
 
+    /// RELEASEs sent before each confirmation (as ExchangeLoop's window: a
+    /// server's and ovs-vswitchd's socket buffers take that many at once).
+    static let window = 32
+
     /// The station's port on one bridge and VLAN: the same name every time,
     /// so that one a crash left behind is found and replaced.
     static func portName(bridge: String, vlan: Int?) -> String {
@@ -92,9 +96,11 @@ struct ReleaseStation {
         }
         let maker = try LinkMaker(namespace: namespace)
         try maker.create(station, userspaceBridge: userspace)
-        // Every released address on the station, so that each RELEASE leaves from its own address.
+        // One released address per subnet is enough to reach each server (the
+        // kernel picks the source; a server goes by the RELEASE's ciaddr).
+        var subnets: Set<String> = ["\(addresses[0].network)/\(addresses[0].prefixLength)"]
         if let inside = try maker.inside.link(named: "eth0") {
-            for cidr in Set(addresses.dropFirst()) where cidr != addresses[0] {
+            for cidr in addresses.dropFirst() where subnets.insert("\(cidr.network)/\(cidr.prefixLength)").inserted {
                 try maker.inside.addAddress(cidr, index: inside.index, name: "eth0")
             }
         }
@@ -105,24 +111,28 @@ struct ReleaseStation {
 
         var outcomes = group.map { Outcome(attachment: $0, confirmed: false, error: nil) }
         var rng = SystemRandomNumberGenerator()
-        // Twice at most: what the first confirmation did not cover is sent again.
-        for _ in 0..<2 where outcomes.contains(where: { $0.error == nil && !$0.confirmed }) {
-            var servers: [IPv4Address: IPv4Address] = [:]   // server -> an address released to it, the first container's first
-            for i in outcomes.indices.reversed() where outcomes[i].error == nil && !outcomes[i].confirmed {
-                let a = outcomes[i].attachment, lease = a.lease!
-                var machine = ClientMachine(goal: .release(address: lease.address.address, server: lease.serverID), mac: a.mac,
-                                            xid: UInt32.random(in: 1...UInt32.max, using: &rng), policy: RetransmitPolicy(attempts: 1), jitter: [0])
-                do {
-                    try socket.send(machine.start(now: 0).send!.encode(), to: lease.serverID)
-                    servers[lease.serverID] = lease.address.address
-                } catch {
-                    outcomes[i].error = "\(error)"
-                }
-            }
-            for (server, address) in servers.sorted(by: { $0.key < $1.key })
-            where confirm(to: server, from: address, mac: group[0].mac, socket: socket, rng: &rng) {
-                for i in outcomes.indices where outcomes[i].attachment.lease?.serverID == server && outcomes[i].error == nil {
-                    outcomes[i].confirmed = true
+        // Per server; a group's first container (whose MAC the station wears) comes first.
+        let byServer = Dictionary(grouping: outcomes.indices) { outcomes[$0].attachment.lease!.serverID }
+        for (server, indices) in byServer.sorted(by: { $0.value[0] < $1.value[0] }) {
+            let from = outcomes[indices[0]].attachment.lease!.address.address
+            // A first DHCPINFORM resolves the server's address: no RELEASE then
+            // waits in the kernel's neighbour queue, which holds only a few.
+            _ = confirm(to: server, from: from, mac: group[0].mac, socket: socket, rng: &rng)
+            // In windows of 32, each confirmed before the next, and sent again once if not.
+            for start in stride(from: 0, to: indices.count, by: Self.window) {
+                let part = indices[start..<min(start + Self.window, indices.count)]
+                for _ in 0..<2 {
+                    for i in part where outcomes[i].error == nil {
+                        let a = outcomes[i].attachment, lease = a.lease!
+                        var machine = ClientMachine(goal: .release(address: lease.address.address, server: server), mac: a.mac,
+                                                    xid: UInt32.random(in: 1...UInt32.max, using: &rng), policy: RetransmitPolicy(attempts: 1),
+                                                    jitter: [0])
+                        do { try socket.send(machine.start(now: 0).send!.encode(), to: server) } catch { outcomes[i].error = "\(error)" }
+                    }
+                    if confirm(to: server, from: from, mac: group[0].mac, socket: socket, rng: &rng) {
+                        for i in part where outcomes[i].error == nil { outcomes[i].confirmed = true }
+                        break
+                    }
                 }
             }
         }

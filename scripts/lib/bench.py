@@ -194,6 +194,25 @@ def garbage_collection(n=200):
     return netkeep_s, removed, manual_s
 
 
+def dhcp_garbage_collection(n):
+    """netkeep reconcile after `docker rm -f` of n DHCP-attached containers:
+    ports, records and leases (released from netkeep's release station)."""
+    state = f"{WORK}/state-gc-dhcp"
+    cs = Containers("gcd", n)
+    log(f"gc: {n} DHCP-attached containers removed, then netkeep reconcile (leases released)")
+    for name in cs.names:
+        sh(NETKEEP, "attach", name, "--bridge", BR, "--dhcp", "--state-dir", state)
+    macs = [a["mac"] for a in json.loads(sh(NETKEEP, "list", "--json", "--state-dir", state).stdout)]
+    cs.remove()
+    t0 = time.monotonic()
+    r = sh(NETKEEP, "reconcile", "--json", "--state-dir", state, check=False)
+    netkeep_s = time.monotonic() - t0
+    removed = sum(a["action"] == "remove-attachment" and a.get("result") == "done" for a in json.loads(r.stdout)["actions"])
+    leases = open(f"{WORK}/leases").read()
+    held = sum(mac in leases for mac in macs)
+    return netkeep_s, removed, held
+
+
 def latency(restarts):
     state = f"{WORK}/state-latency"
     cs = Containers("lat", 2)
@@ -258,6 +277,9 @@ def main():
         n = 50 if QUICK else 200
         nk, removed, man = garbage_collection(n)
         rows.append((f"GC of {n} removed containers' ports", f"{nk:.2f} s ({removed} removed)", f"{man:.1f} s", f"{man / nk:.0f}x", "<= 1 s"))
+        nk, removed, held = dhcp_garbage_collection(n)
+        rows.append((f"GC of {n} removed DHCP containers, leases released", f"{nk:.2f} s ({removed} removed, {held} leases still held)",
+                     "-", "-", "every lease released"))
         cpu, rss, peak = idle(n, 20 if QUICK else 60)
         rows.append((f"daemon idle with {n} attachments, {20 if QUICK else 60} s", f"RSS {rss:.1f} MiB (peak {peak:.1f}), CPU {cpu:.2f} %", "-", "-",
                      "RSS <= 30 MB, CPU <= 0.5 %"))
