@@ -33,6 +33,22 @@ struct Executor {
         // leaves either no row (added next time) or no veth (made next time),
         // never a stale row in front of a new veth.
         FaultPoint.reconcileIntentWritten.check()
+        let userspace = Set(snapshot?.bridges.filter(\.isUserspace).map(\.name) ?? [])
+
+        // DHCP leases of containers that are gone go back to their server, first:
+        // while ovs-vswitchd is not yet busy with the deletions below, it plugs
+        // the release station in milliseconds (right after 64 deletions: 0.76 s).
+        // A crash after this releases them again next time, which is harmless.
+        let gone = actions.indices.compactMap { i -> Attachment? in
+            guard case .removeAttachment(let a, .containerRemoved) = actions[i] else { return nil }
+            return a
+        }
+        if gone.contains(where: { $0.mode == .dhcp }) {
+            timings.measure("execute dhcp") {
+                _ = ReleaseStation(logger: logger, audit: environment.audit)
+                    .run(gone, vswitch: vswitch, userspaceBridges: userspace, now: HostEnvironment.now())
+            }
+        }
 
         // OVSDB, first transaction: rows to delete.
         let deletions = actions.indices.compactMap { i -> (Int, String)? in
@@ -59,7 +75,6 @@ struct Executor {
         // is being deleted stays down on the host side for now: ovs-vswitchd
         // restores the old device's flags by name when it lets the port go.
         let replaced = Set(deletions.map(\.1))
-        let userspace = Set(snapshot?.bridges.filter(\.isUserspace).map(\.name) ?? [])
         let linkWork = Dictionary(grouping: actions.indices.filter { Self.isLinkWork(actions[$0]) }) { i in
             actions[i].attachment?.containerID ?? actions[i].port ?? ""
         }
@@ -166,18 +181,6 @@ struct Executor {
             case .removeNetnsLink(let name, let pid, _):
                 if links.linkedPID(name) == pid, !links.removeLink(name) { fail(i, "could not remove \(links.path(name))") }
             default: break
-            }
-        }
-
-        // DHCP leases of containers that are gone go back to their server.
-        let gone = actions.indices.compactMap { i -> Attachment? in
-            guard case .removeAttachment(let a, .containerRemoved) = actions[i], failures[i] == nil else { return nil }
-            return a
-        }
-        if gone.contains(where: { $0.mode == .dhcp }) {
-            timings.measure("execute dhcp") {
-                ReleaseStation(logger: logger, audit: environment.audit)
-                    .run(gone, vswitch: vswitch, userspaceBridges: userspace, now: HostEnvironment.now())
             }
         }
 
