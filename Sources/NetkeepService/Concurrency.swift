@@ -14,6 +14,27 @@ func concurrentMap<T: Sendable, R: Sendable>(_ items: [T], _ body: @Sendable (T)
     return results.withLock { $0.map { $0! } }
 }
 
+/// A value computed on another thread while the caller goes on; `value`
+/// waits for it. For a slow lookup that other checks can hide (GET /info
+/// takes about 11 ms on dockerd 20.10).
+final class Pending<T: Sendable>: @unchecked Sendable {
+    private let done = DispatchSemaphore(value: 0)
+    private var result: T?
+
+    init(_ body: @escaping @Sendable () -> T) {
+        DispatchQueue.global().async {
+            self.result = body()
+            self.done.signal()
+        }
+    }
+
+    var value: T {
+        done.wait()
+        done.signal()
+        return result!
+    }
+}
+
 /// Elapsed wall time of phases, in milliseconds, for the report.
 public struct PhaseTimings: Sendable, Equatable {
     public var values: [(String, Double)] = []
