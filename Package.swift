@@ -23,7 +23,7 @@ let package = Package(
         .target(name: "Systemd", dependencies: ["CSystemd", .product(name: "Logging", package: "swift-log")]),
         .target(name: "NetkeepCore"),
         .target(name: "HostIO", dependencies: ["NetkeepCore"]),
-        .target(name: "NetkeepState", dependencies: ["NetkeepCore", "HostIO"]),
+        .target(name: "NetkeepState", dependencies: ["CLinux", "NetkeepCore", "HostIO"]),
         .target(name: "OVSDB", dependencies: ["NetkeepCore", "HostIO"]),
         .target(name: "Netlink", dependencies: ["CLinux", "NetkeepCore", "HostIO"]),
         .target(name: "DockerEngine", dependencies: ["NetkeepCore", "HostIO"]),

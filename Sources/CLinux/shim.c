@@ -5,6 +5,7 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 #include <sys/syscall.h>
+#include <fcntl.h>
 
 int nk_setns_net(int fd) { return setns(fd, CLONE_NEWNET); }
 
@@ -30,3 +31,13 @@ int nk_ethtool_get_tx_csum(int sock, const char *ifname) {
 }
 
 int nk_gettid(void) { return (int)syscall(SYS_gettid); }
+
+int nk_ofd_lock(int fd, int64_t offset, int unlock) {
+    struct flock lock;
+    memset(&lock, 0, sizeof lock);
+    lock.l_type = unlock ? F_UNLCK : F_WRLCK;
+    lock.l_whence = SEEK_SET;
+    lock.l_start = offset;
+    lock.l_len = 1;
+    return fcntl(fd, F_OFD_SETLK, &lock);
+}

@@ -128,7 +128,21 @@ extension AuditEvent {
                 events.append(AuditEvent(kind: .garbageCollect, message: "removed port \(name) from \(bridge): \(r)", reason: r.code, port: name, bridge: bridge))
             case .removeNetnsLink(let name, _, let r):
                 events.append(AuditEvent(kind: .garbageCollect, message: "removed /var/run/netns/\(name): \(r)", reason: r.code))
-            case .markReady, .markDown:
+            case .renewLease(let a, _, _, let r):
+                guard let before = a.lease, let now = recorded(a.id), let after = now.lease else { continue }
+                if after.address != before.address {
+                    events.append(AuditEvent(kind: .leaseChanged, message: "\(a.containerName) \(a.ifname): DHCP address changed from \(before.address) to \(after.address)",
+                                             reason: r.code, attachment: now, ip: after.address.description))
+                } else if after.obtainedAt != before.obtainedAt {
+                    events.append(AuditEvent(kind: .leaseRenewed, message: "\(a.containerName) \(a.ifname): DHCP lease of \(after.address) renewed until \(after.expiresAt)",
+                                             reason: r.code, attachment: now, ip: after.address.description))
+                }
+            case .releaseLease(let a, let pid, let r):
+                // The release station writes its own entries.
+                guard pid != nil, let lease = a.lease else { continue }
+                events.append(AuditEvent(kind: .leaseReleased, message: "\(a.containerName) \(a.ifname): DHCP lease of \(lease.address) released",
+                                         reason: r.code, attachment: a, ip: lease.address.description))
+            case .markReady, .markDown, .unplugPort, .claimPort:
                 continue
             }
         }

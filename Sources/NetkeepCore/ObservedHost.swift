@@ -23,6 +23,9 @@ public struct ObservedHost: Equatable, Sendable {
     /// Running containers whose namespace was not looked into, with the reason
     /// (not the container's namespace any more, netlink refused, ...).
     public var unreadableNetworks: [String: String]
+    /// Containers another pass is changing right now (it holds their
+    /// claims): their records are left to it, their ports and links kept.
+    public var busyContainers: Set<String> = []
 
     public init(docker: DockerView, ovs: OVSView?, ovsError: String? = nil, hostLinks: [String: ObservedLink]?,
                 containerNetworks: [String: ContainerNetwork], netns: [String: NetnsEntry]?, bootID: String?,

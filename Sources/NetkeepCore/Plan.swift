@@ -8,10 +8,17 @@ public enum Action: Hashable, Sendable {
     case configureInterface(Attachment, pid: Int32, fixes: [InterfaceFix], reason: Reason)
     /// DHCP: INIT-REBOOT for the recorded address, or DISCOVER; then apply the lease.
     case obtainLease(Attachment, pid: Int32, reason: Reason)
+    /// DHCP, a lease that is due (`LeaseSchedule.due`): REQUEST unicast to its
+    /// server (renew), broadcast (rebind), or INIT-REBOOT to confirm an
+    /// address applied without an answer.
+    case renewLease(Attachment, pid: Int32, due: LeaseSchedule.Due, reason: Reason)
     case addPort(Attachment, reason: Reason)
     /// Delete the row in one transaction and add it in a later one.
     case replacePort(Attachment, reason: Reason)
     case setVLAN(Attachment, reason: Reason)
+    /// Mark an existing port (an adopted ovs-docker one) as this attachment's:
+    /// its interface gets netkeep's external id.
+    case claimPort(Attachment, reason: Reason)
     case linkNetns(Attachment, pid: Int32, reason: Reason)
     /// Port, veth and record (the netns link is a `removeNetnsLink` of its own).
     case removeAttachment(Attachment, reason: Reason)
@@ -23,21 +30,29 @@ public enum Action: Hashable, Sendable {
     case markReady(Attachment, pid: Int32, reason: Reason)
     /// Record that the container is stopped (nothing is removed).
     case markDown(Attachment, reason: Reason)
+    /// DHCPRELEASE of the recorded lease before the attachment goes: from
+    /// inside the container (`pid`), or from netkeep's release station when
+    /// the container is gone (nil).
+    case releaseLease(Attachment, pid: Int32?, reason: Reason)
+    /// Delete the OVS row of a stopped container whose veth went with its
+    /// namespace; the record stays, and the next start adds the port in one step.
+    case unplugPort(Attachment, reason: Reason)
 
     public var reason: Reason {
         switch self {
-        case .createVeth(_, _, let r), .recreateVeth(_, _, let r), .configureInterface(_, _, _, let r), .obtainLease(_, _, let r),
-             .addPort(_, let r), .replacePort(_, let r), .setVLAN(_, let r), .linkNetns(_, _, let r),
-             .removeAttachment(_, let r), .removePort(_, _, let r), .removeNetnsLink(_, _, let r), .markReady(_, _, let r), .markDown(_, let r):
+        case .createVeth(_, _, let r), .recreateVeth(_, _, let r), .configureInterface(_, _, _, let r), .obtainLease(_, _, let r), .renewLease(_, _, _, let r),
+             .addPort(_, let r), .replacePort(_, let r), .setVLAN(_, let r), .claimPort(_, let r), .linkNetns(_, _, let r),
+             .removeAttachment(_, let r), .removePort(_, _, let r), .removeNetnsLink(_, _, let r), .markReady(_, _, let r), .markDown(_, let r),
+             .releaseLease(_, _, let r), .unplugPort(_, let r):
             return r
         }
     }
 
     public var attachment: Attachment? {
         switch self {
-        case .createVeth(let a, _, _), .recreateVeth(let a, _, _), .configureInterface(let a, _, _, _), .obtainLease(let a, _, _), .addPort(let a, _),
-             .replacePort(let a, _), .setVLAN(let a, _), .linkNetns(let a, _, _), .removeAttachment(let a, _), .markReady(let a, _, _),
-             .markDown(let a, _):
+        case .createVeth(let a, _, _), .recreateVeth(let a, _, _), .configureInterface(let a, _, _, _), .obtainLease(let a, _, _),
+             .renewLease(let a, _, _, _), .addPort(let a, _), .replacePort(let a, _), .setVLAN(let a, _), .claimPort(let a, _), .linkNetns(let a, _, _), .removeAttachment(let a, _), .markReady(let a, _, _),
+             .markDown(let a, _), .releaseLease(let a, _, _), .unplugPort(let a, _):
             return a
         case .removePort, .removeNetnsLink:
             return nil
@@ -51,15 +66,19 @@ public enum Action: Hashable, Sendable {
         case .recreateVeth: return "recreate-veth"
         case .configureInterface: return "configure-interface"
         case .obtainLease: return "obtain-lease"
+        case .renewLease: return "renew-lease"
         case .addPort: return "add-port"
         case .replacePort: return "replace-port"
         case .setVLAN: return "set-vlan"
+        case .claimPort: return "claim-port"
         case .linkNetns: return "link-netns"
         case .removeAttachment: return "remove-attachment"
         case .removePort: return "remove-port"
         case .removeNetnsLink: return "remove-netns-link"
         case .markReady: return "mark-ready"
         case .markDown: return "mark-down"
+        case .releaseLease: return "release-lease"
+        case .unplugPort: return "unplug-port"
         }
     }
 
@@ -99,13 +118,20 @@ public enum Action: Hashable, Sendable {
             case .recreateVeth: what = "recreate veth \(a.hostIfname)"
             case .configureInterface(_, _, let fixes, _): what = "configure \(a.ifname) (\(fixes.count) fix\(fixes.count == 1 ? "" : "es"))"
             case .obtainLease: what = a.lease.map { "ask DHCP for \($0.address.address) again" } ?? "obtain a DHCP lease"
+            case .renewLease(_, _, let due, _):
+                let verb = due == .rebind ? "rebind" : due == .confirm ? "confirm" : "renew"
+                what = "\(verb) DHCP lease\(a.lease.map { " of \($0.address.address)" } ?? "")"
             case .addPort: what = "add port \(a.hostIfname) to \(a.bridge)"
             case .replacePort: what = "replace port \(a.hostIfname) on \(a.bridge)"
             case .setVLAN: what = "set VLAN tag \(a.vlan.map(String.init) ?? "none") on \(a.hostIfname)"
+            case .claimPort: what = "mark port \(a.hostIfname) as netkeep's"
             case .linkNetns: what = "link /var/run/netns/\(a.netnsLink ?? "")"
             case .removeAttachment: what = "remove port and veth \(a.hostIfname) and the record"
             case .markReady: what = "record as ready"
             case .markDown: what = "record as down"
+            case .releaseLease(_, let pid, _):
+                what = "release DHCP lease \(a.lease.map { "of \($0.address.address) " } ?? "")\(pid == nil ? "from the release station" : "from inside the container")"
+            case .unplugPort: what = "unplug port \(a.hostIfname) from \(a.bridge)"
             default: what = kind
             }
         }

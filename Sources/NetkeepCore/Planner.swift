@@ -38,8 +38,20 @@ struct Planner {
         if case .answered(_, let removed) = observed.docker, !removed.isEmpty, let why = engineDoubt {
             notices.append(Notice(.error, "\(why): no container counts as removed, nothing removed"))
         }
-        let sorted = desired.attachments.sorted(by: { $0.id < $1.id })
-        let removing = observed.isComplete ? Set(sorted.filter(isToBeRemoved).map(\.id)) : []
+        let all = desired.attachments.sorted(by: { $0.id < $1.id })
+        for a in all where observed.busyContainers.contains(a.containerID) {
+            if let link = a.netnsLink { claimedLinks.insert(link) }
+        }
+        let busy = Set(all.filter { observed.busyContainers.contains($0.containerID) }.map(\.containerID))
+        for id in busy.sorted() {
+            notices.append(Notice(.info, "container \(id.prefix(12)): another netkeep is changing it; left to that pass"))
+        }
+        let sorted = all.filter { !busy.contains($0.containerID) }
+        // A detach needs only OVSDB and the host's links; a removed container also Docker's word and /var/run/netns.
+        let removing = Set(sorted.filter { a in
+            guard isToBeRemoved(a) else { return false }
+            return a.status == .removing ? observed.ovs != nil && observed.hostLinks != nil : observed.isComplete
+        }.map(\.id))
         for attachment in sorted {
             if attachment.status != .removing, isRemoved(attachment.containerID), hasLiveVeth(attachment.hostIfname) {
                 // Gone by Docker's word, yet its veth lives: some namespace still holds the peer.
@@ -90,7 +102,8 @@ struct Planner {
     /// Port, veth and record; the netns link too when no other attachment of
     /// the container keeps it and it points at the container or a dead process.
     mutating func planRemoval(_ a: Attachment, keeping: [Attachment]) {
-        let reason: Reason = a.status == .removing ? .interruptedDetach : .containerRemoved
+        let reason: Reason = a.status == .removing ? .detachRequested : .containerRemoved
+        planRelease(a, reason: reason)
         actions.append(.removeAttachment(a, reason: reason))
         guard let link = a.netnsLink, !keeping.contains(where: { $0.containerID == a.containerID && $0.netnsLink == link }),
               !actions.contains(where: { if case .removeNetnsLink(link, _, _) = $0 { return true } else { return false } }),
@@ -98,6 +111,23 @@ struct Planner {
         let containerPID = observed.docker.container(a.containerID).flatMap { $0.running ? $0.pid : nil }
         if !alive || pid == containerPID {
             actions.append(.removeNetnsLink(name: link, pid: pid, reason: reason))
+        }
+    }
+
+    /// The lease goes back to the server before its interface does: from
+    /// inside a running container, from the release station for one that
+    /// Docker says is gone (or stopped: its namespace went with it). Without
+    /// Docker's word, nothing is sent: the station must not wear the MAC of a
+    /// container that may still run.
+    mutating func planRelease(_ a: Attachment, reason: Reason) {
+        guard a.mode == .dhcp, let lease = a.lease, lease.isValid(at: observed.now) else { return }
+        if let container = observed.docker.container(a.containerID), container.running, container.pid > 0 {
+            guard observed.containerNetworks[container.id] != nil else { return }
+            actions.append(.releaseLease(a, pid: container.pid, reason: reason))
+        } else if isRemoved(a.containerID) || observed.docker.container(a.containerID)?.running == false {
+            actions.append(.releaseLease(a, pid: nil, reason: reason))
+        } else if a.status == .removing {
+            notices.append(Notice(.info, "\(a.containerName) \(a.ifname): DHCP lease of \(lease.address.address) not released (Docker did not say whether the container runs); it expires at \(lease.expiresAt)"))
         }
     }
 
@@ -109,6 +139,10 @@ struct Planner {
             return
         }
         guard container.running, container.pid > 0 else {
+            // Its veth went with its namespace: a row left would only report "could not open network device".
+            if observed.ovs?.ports[a.hostIfname] != nil, !hasLiveVeth(a.hostIfname) {
+                actions.append(.unplugPort(a, reason: .containerStopped))
+            }
             if a.status == .ready { actions.append(.markDown(a, reason: .containerStopped)) }
             return
         }
@@ -159,6 +193,9 @@ struct Planner {
                 actions.append(.obtainLease(a, pid: pid, reason: .leaseMissing))
             } else if let lease = a.lease, !lease.isValid(at: observed.now) {
                 actions.append(.obtainLease(a, pid: pid, reason: .leaseExpired))
+            } else if let lease = a.lease, let due = LeaseSchedule.due(lease, at: observed.now), due != .expired {
+                let reason: Reason = due == .rebind ? .leaseRebinding : due == .confirm ? .leaseUnconfirmed : .leaseRenewal
+                actions.append(.renewLease(a, pid: pid, due: due, reason: reason))
             }
         }
 
@@ -200,8 +237,9 @@ struct Planner {
             actions.append(.replacePort(a, reason: .portOnWrongBridge(port.bridge)))
         } else if port.isInError {
             actions.append(.replacePort(a, reason: .portDead(port.error ?? "ofport -1")))
-        } else if port.tag != a.vlan {
-            actions.append(.setVLAN(a, reason: .vlanDrifted(from: port.tag, to: a.vlan)))
+        } else {
+            if port.tag != a.vlan { actions.append(.setVLAN(a, reason: .vlanDrifted(from: port.tag, to: a.vlan))) }
+            if port.externalIDs["netkeep-attachment"] != a.id { actions.append(.claimPort(a, reason: .portUnclaimed)) }
         }
     }
 

@@ -23,12 +23,21 @@ public enum Reason: Hashable, Sendable, CustomStringConvertible {
     case releasePortLeft
     case interruptedAttach
     case interruptedRepair
-    case interruptedDetach
+    /// `netkeep detach` recorded the attachment as to be removed.
+    case detachRequested
     /// A DHCP attachment without a lease yet (its attach was interrupted).
     case leaseMissing
     case leaseExpired
     /// The interface was made again: ask for the same address (INIT-REBOOT).
     case leaseReboot
+    /// T1 passed: RENEWING.
+    case leaseRenewal
+    /// T2 passed: REBINDING.
+    case leaseRebinding
+    /// Applied without a server's answer (after a reboot), not yet confirmed.
+    case leaseUnconfirmed
+    /// The port has no netkeep id yet (adopted from ovs-docker).
+    case portUnclaimed
     case containerStopped
 
     public var code: String {
@@ -51,10 +60,14 @@ public enum Reason: Hashable, Sendable, CustomStringConvertible {
         case .releasePortLeft: return "release-port-left"
         case .interruptedAttach: return "interrupted-attach"
         case .interruptedRepair: return "interrupted-repair"
-        case .interruptedDetach: return "interrupted-detach"
+        case .detachRequested: return "detach-requested"
         case .leaseMissing: return "lease-missing"
         case .leaseExpired: return "lease-expired"
         case .leaseReboot: return "lease-reboot"
+        case .leaseRenewal: return "lease-renewal"
+        case .leaseRebinding: return "lease-rebinding"
+        case .leaseUnconfirmed: return "lease-unconfirmed"
+        case .portUnclaimed: return "port-unclaimed"
         case .containerStopped: return "container-stopped"
         }
     }
@@ -80,10 +93,14 @@ public enum Reason: Hashable, Sendable, CustomStringConvertible {
         case .releasePortLeft: return "DHCP release station left by an interrupted release"
         case .interruptedAttach: return "attach was interrupted"
         case .interruptedRepair: return "an earlier repair was interrupted"
-        case .interruptedDetach: return "detach was interrupted"
+        case .detachRequested: return "detach requested"
         case .leaseMissing: return "no DHCP lease yet"
         case .leaseExpired: return "DHCP lease expired"
         case .leaseReboot: return "interface made again: ask for the same address (INIT-REBOOT)"
+        case .leaseRenewal: return "lease past T1: renew with its server"
+        case .leaseRebinding: return "lease past T2: rebind with any server"
+        case .leaseUnconfirmed: return "lease applied without a server's answer: confirm it"
+        case .portUnclaimed: return "the port does not carry netkeep's id yet"
         case .containerStopped: return "container stopped; its attachment is kept"
         }
     }

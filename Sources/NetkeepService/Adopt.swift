@@ -22,10 +22,11 @@ public struct Adopt {
         public var skipped: [String] = []
     }
 
+    /// Reads the live ports without the lock, then claims their containers,
+    /// records them (the intent) and runs one pass over them, which marks the
+    /// ports as netkeep's (`claim-port`) and makes the netns links.
     public func run(bridge: String?) throws(Failure) -> Outcome {
-        let lock = try environment.lockState(logger: logger)
-        defer { lock.release() }
-        var state = try environment.loadState()
+        let state = try environment.loadState()
         let vswitch = try environment.vswitch()
         defer { vswitch.close() }
         let snapshot: VSwitchSnapshot
@@ -36,31 +37,42 @@ public struct Adopt {
         let view = Observer.view(snapshot)
         let tracked = Set(state.attachments.map(\.hostIfname))
         var outcome = Outcome()
+        var found: [Attachment] = []
         for port in view.ports.values.sorted(by: { $0.name < $1.name }) where port.owner == .ovsDocker && !tracked.contains(port.name) {
             if let bridge, port.bridge != bridge { continue }
             let ref = port.externalIDs["container_id"]!, ifname = port.externalIDs["container_iface"]!
             do {
                 guard let attachment = try adoptable(port, reference: ref, ifname: ifname, state: state) else { continue }
-                state.upsert(attachment)
-                outcome.adopted.append(attachment)
+                found.append(attachment)
             } catch {
                 outcome.skipped.append("port \(port.name) (\(ref) \(ifname)): \(error)")
             }
         }
+        guard !found.isEmpty else { return outcome }
+
+        let claims = try environment.claims()
+        defer { claims.release() }
+        let ids = Set(found.map(\.containerID))
+        try environment.claim(ids, in: claims, logger: logger)
+        try environment.updateRecords(logger: logger) { state in
+            for a in found {
+                // Another netkeep may have recorded it meanwhile.
+                if state.attachment(containerID: a.containerID, ifname: a.ifname) != nil || state.attachments.contains(where: { $0.hostIfname == a.hostIfname }) {
+                    outcome.skipped.append("port \(a.hostIfname) (\(a.containerName) \(a.ifname)): recorded by another netkeep meanwhile")
+                    continue
+                }
+                state.upsert(a)
+                outcome.adopted.append(a)
+            }
+        }
         guard !outcome.adopted.isEmpty else { return outcome }
-        do {
-            try vswitch.addExternalIDs(outcome.adopted.map { ($0.hostIfname, ["netkeep-attachment": $0.id]) }, comment: "netkeep: adopt")
-        } catch { throw Failure.component("adopt", error) }
-        try environment.saveState(state)
         environment.audit.record(outcome.adopted.map { a in
             AuditEvent(kind: .adopt, message: "\(a.containerName) \(a.ifname): ovs-docker port \(a.hostIfname) on \(a.bridge) adopted (mac \(a.mac), \(a.address.map(\.description) ?? "no address"))",
                        attachment: a)
         })
-        for a in outcome.adopted {
-            if case .skipped(let why)? = try? environment.netnsLinks.link(a.netnsLink!, pid: a.containerPID!) {
-                logger.warning("adopt \(a.containerName) \(a.ifname): netns link not made: \(why)")
-            }
-        }
+        let report = try Reconcile(environment: environment, logger: logger)
+            .run(dryRun: false, scope: .containers(ids), verify: false, vswitch: vswitch, claims: claims)
+        for failed in report.failed { logger.warning("adopt: \(failed.action.summary): \(failed.error ?? "")") }
         return outcome
     }
 

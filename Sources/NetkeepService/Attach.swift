@@ -8,9 +8,12 @@ import NetkeepState
 import Netlink
 import OVSDB
 
-/// `netkeep attach`: checks everything first, records the attachment as
-/// pending, changes the host, then records it as ready. A failure after the
-/// checks undoes what was done; a crash leaves the pending record for reconcile.
+/// `netkeep attach`: checks everything first, then claims the container,
+/// records the attachment as pending (the intent) and runs one pass of the
+/// planner scoped to the container, which makes it (the same steps as any
+/// repair). A failed pass is undone the same way: the record is marked
+/// `removing` and one more pass removes what was made. A crash leaves the
+/// pending record, which the next pass finishes.
 public struct Attach {
     public let environment: HostEnvironment
     public let logger: Logger
@@ -22,11 +25,99 @@ public struct Attach {
 
     public func run(_ request: AttachRequest) throws(Failure) -> Attachment {
         let context = "attach \(request.container) \(request.ifname)"
-        let lock = try environment.lockState(logger: logger)
-        defer { lock.release() }
-        var state = try environment.loadState()
+        let checked = try check(request, context: context)
+        let container = checked.container
 
-        // Checks: nothing is changed before all of them pass.
+        var generator = SystemRandomNumberGenerator()
+        let attachment = Attachment(
+            containerID: container.id, containerName: container.name, ifname: request.ifname, bridge: checked.bridge,
+            mac: request.mac ?? MACAddress.randomLocal(using: &generator), mtu: request.mtu, vlan: request.vlan,
+            mode: request.dhcp ? .dhcp : .static, address: request.address, gateway: request.gateway, netnsLink: container.name,
+            status: .pending, createdAt: HostEnvironment.now())
+
+        // From here to the end this is the only netkeep changing the container.
+        let claims = try environment.claims()
+        defer { claims.release() }
+        try environment.claim([container.id], in: claims, logger: logger)
+
+        // Intent first, checked again against the records as they are now:
+        // of two attaches of the same interface, the second finds the first's.
+        try environment.updateRecords(logger: logger) { (state: inout State) throws(Failure) in
+            if let existing = state.attachment(containerID: container.id, ifname: request.ifname) {
+                throw Failure.badInput("\(context): container \(container.name) already has \(request.ifname) attached to \(existing.bridge) (\(existing.status.rawValue)); detach it first")
+            }
+            // The records are made with one engine; another one on the socket is not mixed in.
+            if let engine = checked.engine, engine.isUsable {
+                if let recorded = state.engine, engine != recorded {
+                    throw Failure.badInput("\(context): the Docker socket answers for engine \(engine), not \(recorded) that the records were made with; run `netkeep accept-engine` if the engine really changed")
+                }
+                state.engine = engine
+            }
+            state.upsert(attachment)
+        }
+        FaultPoint.attachPendingWritten.check()
+
+        let reconcile = Reconcile(environment: environment, logger: logger)
+        let report = try reconcile.run(dryRun: false, scope: .container(container.id), verify: false, claims: claims, audit: false)
+        let made = report.state.attachments.first { $0.id == attachment.id }
+        let errors = report.errors(of: attachment.id)
+        if let made, made.status == .ready, errors.isEmpty {
+            record(made)
+            return made
+        }
+        let cause = Self.cause(errors, plan: report.plan, bridge: checked.bridge)
+        undo(attachment, claims: claims, context: context)
+        throw Failure.failed("\(context): \(cause)")
+    }
+
+    /// What makes the attach fail, for the person who asked for it.
+    static func cause(_ errors: [(Action, String)], plan: Plan, bridge: String) -> String {
+        if let (action, error) = errors.first {
+            if case .obtainLease = action { return "no lease on bridge \(bridge): \(error)" }
+            return "\(action.summary): \(error)"
+        }
+        if let notice = plan.notices.first(where: { $0.severity == .error }) { return notice.message }
+        return "the attachment was not made (the container stopped meanwhile?)"
+    }
+
+    /// The failed attach goes: marked `removing`, then one pass removes what
+    /// was made (and gives back a lease it got). What that pass cannot
+    /// remove, the next one does: a failed attach is never finished.
+    private func undo(_ attachment: Attachment, claims: ContainerClaims, context: String) {
+        do {
+            try environment.updateRecords(logger: logger) { state in
+                guard var a = state.attachments.first(where: { $0.id == attachment.id }) else { return }
+                a.status = .removing
+                state.upsert(a)
+            }
+            let report = try Reconcile(environment: environment, logger: logger)
+                .run(dryRun: false, scope: .container(attachment.containerID), verify: false, claims: claims, audit: false)
+            if report.state.attachments.contains(where: { $0.id == attachment.id }) {
+                logger.error("\(context): undo not finished (\(report.failed.map { "\($0.action.summary): \($0.error ?? "")" }.joined(separator: "; "))); the next reconcile removes the rest")
+            }
+        } catch {
+            logger.error("\(context): undo not finished: \(error); the next reconcile removes the rest")
+        }
+    }
+
+    private func record(_ attachment: Attachment) {
+        var events = [AuditEvent(kind: .create, message: "\(attachment.containerName) \(attachment.ifname): attached to \(attachment.bridge) as \(attachment.hostIfname) (mac \(attachment.mac), \(attachment.address.map(\.description) ?? "no address"))",
+                                 attachment: attachment)]
+        if let lease = attachment.lease {
+            events.append(AuditEvent(kind: .leaseObtained, message: "\(attachment.containerName) \(attachment.ifname): DHCP lease of \(lease.address) from \(lease.serverID) until \(lease.expiresAt)",
+                                     attachment: attachment, ip: lease.address.description))
+        }
+        environment.audit.record(events)
+    }
+
+    struct Checked {
+        var container: Container
+        var bridge: String
+        var engine: EngineIdentity?
+    }
+
+    /// Every check, before anything is changed or locked.
+    private func check(_ request: AttachRequest, context: String) throws(Failure) -> Checked {
         let container: Container
         do { container = try environment.docker.inspect(request.container) } catch {
             if case .noSuchContainer = error { throw Failure.badInput("\(context): container \(quoted(request.container)) does not exist") }
@@ -42,6 +133,7 @@ public struct Attach {
         // Asked now, checked after the other checks, which hide its 11 ms.
         let docker = environment.docker
         let engineLookup = Pending { try? docker.engine() }
+        let state = try environment.loadState()
         if let existing = state.attachment(containerID: container.id, ifname: request.ifname) {
             throw Failure.badInput("\(context): container \(container.name) already has \(request.ifname) attached to \(existing.bridge) (\(existing.status.rawValue)); detach it first")
         }
@@ -56,9 +148,8 @@ public struct Attach {
         if snapshot.port(named: hostName) != nil || snapshot.interface(named: hostName) != nil {
             throw Failure.badInput("\(context): OVS already has a port \(hostName), left by an interrupted attach; run `netkeep reconcile`")
         }
-        let links: LinkMaker
         do {
-            links = try LinkMaker(container: container)
+            let links = try LinkMaker(container: container)
             if try links.inside.link(named: request.ifname) != nil {
                 throw Failure.badInput("\(context): interface \(request.ifname) already exists in container \(container.name)")
             }
@@ -71,123 +162,11 @@ public struct Attach {
         } catch {
             throw Failure.component(context, error)
         }
-
-        // The records are made with one engine; another one on the socket is not mixed in.
-        if let engine = engineLookup.value, engine.isUsable {
-            if let recorded = state.engine, engine != recorded {
-                throw Failure.badInput("\(context): the Docker socket answers for engine \(engine), not \(recorded) that the records were made with; run `netkeep accept-engine` if the engine really changed")
-            }
-            state.engine = engine
+        if let engine = engineLookup.value, engine.isUsable, let recorded = state.engine, engine != recorded {
+            throw Failure.badInput("\(context): the Docker socket answers for engine \(engine), not \(recorded) that the records were made with; run `netkeep accept-engine` if the engine really changed")
         }
-
-        var generator = SystemRandomNumberGenerator()
-        var attachment = Attachment(
-            containerID: container.id, containerName: container.name, ifname: request.ifname, bridge: bridge.name,
-            mac: request.mac ?? MACAddress.randomLocal(using: &generator), mtu: request.mtu, vlan: request.vlan,
-            mode: request.dhcp ? .dhcp : .static, address: request.address, gateway: request.gateway, netnsLink: container.name,
-            status: .pending, createdAt: HostEnvironment.now())
-
-        // Intent first. The file as it was is kept aside: an attach that fails
-        // after this point puts it back, so reconcile never finishes an attach
-        // that was reported as failed (a crash, unreported, it does finish).
-        let undo: StateUndo
-        do { undo = try environment.store.keepForUndo() } catch { throw Failure.from(error, context: context) }
-        state.upsert(attachment)
-        do { try environment.saveState(state) } catch {
-            environment.store.discard(undo)
-            throw error
-        }
-        FaultPoint.attachPendingWritten.check()
-
-        var portAdded = false
-        do {
-            try links.create(attachment, userspaceBridge: bridge.isUserspace)
-            FaultPoint.attachVethCreated.check()
-            let nextConfig = try vswitch.addPorts([PortSpec.forAttachment(attachment)],
-                                                  comment: "netkeep: attach \(container.name) \(attachment.ifname)")
-            portAdded = true
-            FaultPoint.attachPortAdded.check()
-            if try !vswitch.waitApplied(nextConfig) {
-                logger.warning("\(context): ovs-vswitchd has not applied the new port yet (is it running?); it will when it runs")
-            }
-            if request.dhcp {
-                let result = LeaseKeeper(logger: logger).run([.init(attachment: attachment, pid: container.pid, goal: .discover)],
-                                                             now: HostEnvironment.now())[0]
-                if let error = result.error { throw Failure.failed("\(context): no lease on bridge \(bridge.name): \(error)") }
-                attachment = result.attachment
-            }
-        } catch {
-            rollBack(attachment, host: links.host, vswitch: vswitch, portAdded: portAdded)
-            restore(undo, context: context)
-            throw Failure.component(context, error)
-        }
-
-        var linkMade = false
-        switch linkNamespace(attachment.netnsLink!, pid: container.pid) {
-        case .created, .replaced: linkMade = true
-        case .unchanged: break
-        case .skipped(let reason):
-            logger.warning("\(context): netns link not made: \(reason)")
-            attachment.netnsLink = nil
-        }
-        attachment.status = .ready
-        attachment.containerPID = container.pid
-        state.upsert(attachment)
-        do { try environment.saveState(state) } catch {
-            // Reported as failed: nothing of it may stay, on the host or in the record.
-            logger.error("\(context): \(error); undoing the attach")
-            release(attachment, pid: container.pid, namespace: links.namespace.id)
-            rollBack(attachment, host: links.host, vswitch: vswitch, portAdded: portAdded)
-            if linkMade, let link = attachment.netnsLink { _ = environment.netnsLinks.remove(link, ifPointsAt: container.pid) }
-            restore(undo, context: context)
-            throw Failure.failed("\(context): the attachment could not be recorded (\(error)); everything it made was undone")
-        }
-        environment.store.discard(undo)
-        var events = [AuditEvent(kind: .create, message: "\(attachment.containerName) \(attachment.ifname): attached to \(attachment.bridge) as \(attachment.hostIfname) (mac \(attachment.mac), \(attachment.address.map(\.description) ?? "no address"))",
-                                 attachment: attachment)]
-        if let lease = attachment.lease {
-            events.append(AuditEvent(kind: .leaseObtained, message: "\(attachment.containerName) \(attachment.ifname): DHCP lease of \(lease.address) from \(lease.serverID) until \(lease.expiresAt)",
-                                     attachment: attachment, ip: lease.address.description))
-        }
-        environment.audit.record(events)
-        return attachment
+        return Checked(container: container, bridge: bridge.name, engine: engineLookup.value)
     }
-
-    /// The state file as it was before the attach; said loudly when even that fails.
-    private func restore(_ undo: StateUndo, context: String) {
-        do { try environment.store.restore(undo) } catch {
-            logger.critical("\(context): the state file could not be put back (\(error)); its pending record is finished or removed by the next reconcile")
-        }
-    }
-
-    /// A lease obtained for an attach that is undone goes back to the server.
-    private func release(_ a: Attachment, pid: Int32, namespace: NamespaceID) {
-        guard let lease = a.lease else { return }
-        let job = LeaseKeeper.Job(attachment: a, pid: pid, goal: .release(address: lease.address.address, server: lease.serverID), namespace: namespace)
-        if let error = LeaseKeeper(logger: logger).run([job], now: HostEnvironment.now()).first?.error {
-            logger.warning("undo: DHCPRELEASE of \(lease.address) not sent: \(error)")
-        }
-    }
-
-    private func linkNamespace(_ name: String, pid: Int32) -> NetnsLinks.Outcome {
-        do { return try environment.netnsLinks.link(name, pid: pid) } catch {
-            return .skipped(reason: "\(error)")
-        }
-    }
-
-    /// Undoes a failed attach: the veth (both ends go with the host end) and
-    /// the port. Errors here are logged; reconcile finishes what is left.
-    private func rollBack(_ attachment: Attachment, host: NetlinkSession, vswitch: VSwitchClient, portAdded: Bool) {
-        do { try host.deleteLink(named: attachment.hostIfname) } catch {
-            logger.error("undo: could not delete \(attachment.hostIfname): \(error)")
-        }
-        if portAdded {
-            do { try vswitch.deletePorts(named: [attachment.hostIfname], comment: "netkeep: undo attach") } catch {
-                logger.error("undo: could not delete port \(attachment.hostIfname): \(error)")
-            }
-        }
-    }
-
 }
 
 extension PortSpec {

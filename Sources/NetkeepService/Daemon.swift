@@ -95,17 +95,9 @@ public final class Daemon: Service, @unchecked Sendable {
         // done or when the start budget runs out (it then goes on), so a slow
         // first pass (no DHCP server, Docker starting) never fails the start.
         let first = Task { await self.perform(.full) }
-        let readyInTime = await withTaskGroup(of: Bool.self) { group in
-            group.addTask { await first.value; return true }
-            group.addTask {
-                try? await Task.sleep(nanoseconds: UInt64(self.options.startBudget * 1e9))
-                return false
-            }
-            group.addTask { await self.feedWatchdogWhileWorking(); return false }
-            let done = await group.next()!
-            group.cancelAll()
-            return done
-        }
+        let feeder = Task { await self.feedWatchdogWhileWorking() }
+        let readyInTime = await finishes(first, within: options.startBudget)
+        feeder.cancel()
         if !readyInTime { logger.warning("the first reconcile takes longer than \(formatSeconds(options.startBudget)); ready meanwhile, it goes on") }
         hooks.watchdog()
         hooks.ready()
@@ -319,20 +311,11 @@ public final class Daemon: Service, @unchecked Sendable {
             case .persistEventTime:
                 if let nano = index.lastEventNano() { try recordLastEvent(nano) }
             case .container(let id, let nano):
-                var report = try reconcile.run(dryRun: false, scope: .container(id), verify: false, vswitch: connection())
-                if report.unreachable {
-                    // The kept connection may be the one that broke: once more with a new one.
-                    dropConnection()
-                    report = try reconcile.run(dryRun: false, scope: .container(id), verify: false, vswitch: connection())
-                }
-                log(report)
-                if !report.plan.actions.isEmpty {
-                    logger.info("repair of \(id.prefix(12)) after the event: \(report.timings.summary)")
-                }
-                index.recordEvent(nano)
+                repair([ContainerEvent(id: id, down: false, nano: nano)], reconcile: reconcile)
             case .containerDown(let id, let nano):
-                index.recordEvent(nano)
-                try recordDown(id, eventNano: nano)
+                repair([ContainerEvent(id: id, down: true, nano: nano)], reconcile: reconcile)
+            case .containers(let events):
+                repair(events, reconcile: reconcile)
             case .idle:
                 break
             case .leases:
@@ -377,58 +360,36 @@ public final class Daemon: Service, @unchecked Sendable {
     /// The event time goes into the state file so that a restarted daemon
     /// resumes the stream from there.
     private func recordLastEvent(_ nano: Int64) throws(Failure) {
-        try updateState { state in
-            guard (state.lastEventNano ?? 0) < nano else { return false }
-            state.lastEventNano = nano
-            return true
+        try environment.updateRecords(logger: logger) { state in
+            if (state.lastEventNano ?? 0) < nano { state.lastEventNano = nano }
         }
     }
 
-    /// A `die`/`stop`: the container's ready attachments are recorded as down
-    /// (the event time rides along; alone it is written only now and then).
-    ///
-    /// The OVS rows of attachments whose recorded process has exited are
-    /// unplugged now: their veth goes with the namespace, the row would only
-    /// report "could not open network device", and the next `start` then adds
-    /// the port in one step instead of deleting a dead row and waiting for
-    /// ovs-vswitchd first. A stale event (replayed after a restart of the
-    /// daemon, its container already repaired) names a process that runs, and
-    /// nothing is unplugged.
-    private func recordDown(_ id: String, eventNano: Int64) throws(Failure) {
-        let lock = try environment.lockState(logger: logger)
-        defer { lock.release() }
-        var state = try environment.loadState()
-        var changed = false
-        var unplug: [Attachment] = []
-        for var a in state.attachments where a.containerID == id && (a.status == .ready || a.status == .down) {
-            if let pid = a.containerPID, !NetnsLinks.processExists(pid) { unplug.append(a) }
-            guard a.status == .ready else { continue }
-            a.status = .down
-            state.upsert(a)
-            changed = true
-            logger.notice("\(a.containerName) \(a.ifname): record as down (container stopped; its attachment is kept)")
-        }
-        if changed, (state.lastEventNano ?? 0) < eventNano { state.lastEventNano = eventNano }
-        if changed { try environment.saveState(state) }
-        guard !unplug.isEmpty, let vswitch = connection() else { return }
+    /// One pass over the containers of a batch of events. A stopped one
+    /// (`die`, `stop`) is not asked about (asking Docker between a `die` and
+    /// the next `start` blocks until the start is done): the planner records
+    /// it as down and unplugs the OVS rows whose veth went with its
+    /// namespace, so that the next `start` adds the port in one step. A stale
+    /// `die` (replayed after a restart of the daemon) names a process that
+    /// still runs: that container is inspected as usual.
+    private func repair(_ events: [ContainerEvent], reconcile: Reconcile) {
+        let ids = Set(events.map(\.id))
+        let stopped = Set(events.filter(\.down).map(\.id))
         do {
-            let (deleted, nextConfig) = try vswitch.deletePorts(named: unplug.map(\.hostIfname), comment: "netkeep: container stopped")
-            for a in unplug where deleted.contains(a.hostIfname) {
-                logger.notice("\(a.containerName) \(a.ifname): unplug port \(a.hostIfname) from \(a.bridge) (container stopped; its veth went with its namespace)")
+            var report = try reconcile.run(dryRun: false, scope: .containers(ids, stopped: stopped), verify: false, vswitch: connection())
+            if report.unreachable {
+                // The kept connection may be the one that broke: once more with a new one.
+                dropConnection()
+                report = try reconcile.run(dryRun: false, scope: .containers(ids, stopped: stopped), verify: false, vswitch: connection())
             }
-            // Applied before the next start adds the same name again.
-            if try !vswitch.waitApplied(nextConfig) { logger.warning("ovs-vswitchd has not applied the unplug yet (is it running?)") }
+            log(report)
+            if !report.plan.actions.isEmpty {
+                logger.info("repair of \(ids.count == 1 ? String(ids.first!.prefix(12)) : "\(ids.count) containers") after the event\(ids.count == 1 ? "" : "s"): \(report.timings.summary)")
+            }
         } catch {
-            dropConnection()
-            logger.info("ports of stopped \(id.prefix(12)) left for the next start: \(error)")
+            logger.error("\(error)")
         }
-    }
-
-    private func updateState(_ change: (inout State) -> Bool) throws(Failure) {
-        let lock = try environment.lockState(logger: logger)
-        defer { lock.release() }
-        var state = try environment.loadState()
-        if change(&state) { try environment.saveState(state) }
+        for event in events { index.recordEvent(event.nano) }
     }
 
     private func updateStatus() {
@@ -447,6 +408,24 @@ public final class Daemon: Service, @unchecked Sendable {
             DispatchQueue(label: "netkeep.connect").async { continuation.resume(with: Result { () throws(DockerError) -> T in try body() }) }
         }
     }
+}
+
+/// Whether `task` ends within `seconds`; when the time runs out first, the
+/// task goes on and this returns false at once (a task group would wait for it).
+func finishes(_ task: Task<Void, Never>, within seconds: Double) async -> Bool {
+    let waiter = OneAnswer()
+    return await withCheckedContinuation { continuation in
+        waiter.wait(continuation)
+        Task { await task.value; waiter.answer(true) }
+        Task { try? await Task.sleep(nanoseconds: UInt64(max(0, seconds) * 1e9)); waiter.answer(false) }
+    }
+}
+
+/// The first answer resumes the waiter; later ones are dropped.
+final class OneAnswer: Sendable {
+    private let waiter = Mutex<CheckedContinuation<Bool, Never>?>(nil)
+    func wait(_ continuation: CheckedContinuation<Bool, Never>) { waiter.withLock { $0 = continuation } }
+    func answer(_ value: Bool) { waiter.withLock { $0.take() }?.resume(returning: value) }
 }
 
 /// The event stream delivered nothing although the engine had events.

@@ -6,8 +6,11 @@ import NetkeepState
 import Netlink
 import OVSDB
 
-/// `netkeep detach`: removes the port, the veth, the netns link and the
-/// record. Works when the container, the veth or the port is already gone.
+/// `netkeep detach`: claims the container, records its attachments as
+/// `removing` (the intent), then one pass of the planner scoped to the
+/// container gives the lease back and removes the port, the veth, the netns
+/// link and the record. Works when the container, the veth or the port is
+/// already gone; a crash leaves the intent, which the next pass finishes.
 public struct Detach {
     public let environment: HostEnvironment
     public let logger: Logger
@@ -20,10 +23,6 @@ public struct Detach {
     /// Returns the attachments that were removed.
     public func run(container reference: String, ifname: String?) throws(Failure) -> [Attachment] {
         let context = "detach \(reference)\(ifname.map { " \($0)" } ?? "")"
-        let lock = try environment.lockState(logger: logger)
-        defer { lock.release() }
-        var state = try environment.loadState()
-
         // Docker names the container if it still exists; otherwise the record does.
         var container: Container?
         do { container = try environment.docker.inspect(reference) } catch {
@@ -33,96 +32,58 @@ public struct Detach {
             default: throw Failure.component(context, error)
             }
         }
-        var targets = state.attachments.filter { a in
-            container.map { a.containerID == $0.id } ?? a.matchesContainer(reference)
+        func targets(in state: State) throws(Failure) -> [Attachment] {
+            var targets = state.attachments.filter { a in
+                container.map { a.containerID == $0.id } ?? a.matchesContainer(reference)
+            }
+            if targets.isEmpty, container != nil {
+                targets = state.attachments.filter { $0.matchesContainer(reference) }
+            }
+            if let ifname { targets = targets.filter { $0.ifname == ifname } }
+            guard !targets.isEmpty else {
+                throw Failure.badInput("\(context): container \(quoted(reference)) has no attachment\(ifname.map { " named \($0)" } ?? "")")
+            }
+            guard Set(targets.map(\.containerID)).count == 1 else {
+                throw Failure.badInput("\(context): \(quoted(reference)) matches attachments of \(Set(targets.map(\.containerID)).count) containers; use the full container id")
+            }
+            return targets
         }
-        if targets.isEmpty, container != nil {
-            targets = state.attachments.filter { $0.matchesContainer(reference) }
-        }
-        if let ifname { targets = targets.filter { $0.ifname == ifname } }
-        guard !targets.isEmpty else {
-            throw Failure.badInput("\(context): container \(quoted(reference)) has no attachment\(ifname.map { " named \($0)" } ?? "")")
-        }
-        let containerIDs = Set(targets.map(\.containerID))
-        guard containerIDs.count == 1 else {
-            throw Failure.badInput("\(context): \(quoted(reference)) matches attachments of \(containerIDs.count) containers; use the full container id")
-        }
-        let running = container.flatMap { $0.id == targets[0].containerID && $0.running ? $0 : nil }
+        let containerID = try targets(in: environment.loadState())[0].containerID
 
-        // Intent first: a crash from here on is finished by reconcile.
-        for var target in targets {
-            target.status = .removing
-            state.upsert(target)
+        let claims = try environment.claims()
+        defer { claims.release() }
+        try environment.claim([containerID], in: claims, logger: logger)
+        var marked: [Attachment] = []
+        try environment.updateRecords(logger: logger) { (state: inout State) throws(Failure) in
+            marked = try targets(in: state.only([containerID]))
+            for var target in marked {
+                target.status = .removing
+                state.upsert(target)
+            }
         }
-        try environment.saveState(state)
         FaultPoint.detachMarked.check()
 
-        // Give the addresses back before the interfaces go.
-        if let running {
-            let releases = targets.compactMap { a -> LeaseKeeper.Job? in
-                guard a.mode == .dhcp, let lease = a.lease, lease.isValid(at: HostEnvironment.now()) else { return nil }
-                return LeaseKeeper.Job(attachment: a, pid: running.pid, goal: .release(address: lease.address.address, server: lease.serverID))
-            }
-            for result in LeaseKeeper(logger: logger).run(releases, now: HostEnvironment.now()) {
-                let a = result.attachment
-                if let error = result.error {
-                    logger.warning("\(context): DHCPRELEASE of \(a.ifname) not sent: \(error)")
-                } else {
-                    environment.audit.record(AuditEvent(kind: .leaseReleased, message: "\(a.containerName) \(a.ifname): DHCP lease of \(a.lease!.address) released",
-                                                        attachment: a, ip: a.lease!.address.description))
-                }
+        let report = try Reconcile(environment: environment, logger: logger)
+            .run(dryRun: false, scope: .container(containerID), verify: false, claims: claims, audit: false)
+        for result in report.results ?? [] {
+            guard case .releaseLease(let a, let pid, _) = result.action else { continue }
+            if let error = result.error {
+                logger.warning("\(context): \(a.ifname): \(error)")
+            } else if pid != nil, let lease = a.lease {
+                environment.audit.record(AuditEvent(kind: .leaseReleased, message: "\(a.containerName) \(a.ifname): DHCP lease of \(lease.address) released",
+                                                    attachment: a, ip: lease.address.description))
             }
         }
-
-        let vswitch = try environment.vswitch()
-        defer { vswitch.close() }
-        if running == nil, targets.contains(where: { $0.mode == .dhcp }) {
-            // The container is gone, and its namespace with it: the leases leave from netkeep's own station.
-            let userspace = Set((try? vswitch.snapshot())?.bridges.filter(\.isUserspace).map(\.name) ?? [])
-            ReleaseStation(logger: logger, audit: environment.audit)
-                .run(targets, vswitch: vswitch, userspaceBridges: userspace, now: HostEnvironment.now())
+        let left = marked.filter { a in report.state.attachments.contains { $0.id == a.id } }
+        if !left.isEmpty {
+            let errors = left.flatMap { report.errors(of: $0.id) }.map { "\($0.0.summary): \($0.1)" }
+            let why = errors.first ?? report.plan.notices.first { $0.severity == .error }?.message ?? "the pass could not remove it"
+            let failure = "\(context): \(left.map(\.ifname).joined(separator: ", ")) recorded as removing but not yet removed: \(why); `netkeep reconcile` finishes it"
+            throw report.unreachable ? Failure.unreachable(failure) : Failure.failed(failure)
         }
-        do {
-            let names = targets.map(\.hostIfname)
-            let result = try vswitch.deletePorts(named: names, comment: "netkeep: detach \(reference)")
-            _ = try vswitch.waitApplied(result.nextConfig)
-        } catch {
-            throw Failure.component(context, error)
-        }
-        FaultPoint.detachPortsDeleted.check()
-
-        do {
-            let host = try NetlinkSession.open()
-            for target in targets {
-                if try !host.deleteLink(named: target.hostIfname), let running {
-                    try deleteInside(target, pid: running.pid)
-                }
-            }
-        } catch {
-            throw Failure.component(context, error)
-        }
-        FaultPoint.detachLinksDeleted.check()
-
-        for target in targets { state.remove(id: target.id) }
-        let stillAttached = state.attachments.contains { containerIDs.contains($0.containerID) }
-        if !stillAttached, let link = targets.compactMap(\.netnsLink).first {
-            environment.netnsLinks.remove(link, ifPointsAt: running?.pid)
-        }
-        try environment.saveState(state)
-        environment.audit.record(targets.map { a in
+        environment.audit.record(marked.map { a in
             AuditEvent(kind: .detach, message: "\(a.containerName) \(a.ifname): detached from \(a.bridge) (port and veth \(a.hostIfname) removed)", attachment: a)
         })
-        return targets
+        return marked
     }
-
-    /// The host end was already gone: remove a leftover container end that
-    /// carries the recorded MAC (deleting one end of a veth removes both).
-    private func deleteInside(_ attachment: Attachment, pid: Int32) throws {
-        let namespace = try NetworkNamespace(pid: pid)
-        let inside = try NetlinkSession.open(in: namespace)
-        if let link = try inside.link(named: attachment.ifname), link.mac == attachment.mac {
-            try inside.deleteLink(named: attachment.ifname)
-        }
-    }
-
 }

@@ -1,3 +1,4 @@
+import DHCP
 import Logging
 import NetkeepCore
 import Netlink
@@ -13,8 +14,9 @@ public struct ActionResult: Sendable {
 /// Carries a plan out, batched: every OVSDB deletion in one transaction,
 /// netlink work per container on all cores, every OVSDB addition in a second
 /// transaction (a same-name row only passes traffic again when it is deleted
-/// and added in two), then netns links and the state file. Each step is
-/// idempotent; a crash anywhere is finished by the next pass.
+/// and added in two), then netns links and the records in `state` (the
+/// caller writes them, under the lock, for the containers it claimed). Each
+/// step is idempotent; a crash anywhere is finished by the next pass.
 struct Executor {
     let environment: HostEnvironment
     let logger: Logger
@@ -35,25 +37,39 @@ struct Executor {
         FaultPoint.reconcileIntentWritten.check()
         let userspace = Set(snapshot?.bridges.filter(\.isUserspace).map(\.name) ?? [])
 
-        // DHCP leases of containers that are gone go back to their server, first:
-        // while ovs-vswitchd is not yet busy with the deletions below, it plugs
-        // the release station in milliseconds (right after 64 deletions: 0.76 s).
-        // A crash after this releases them again next time, which is harmless.
-        let gone = actions.indices.compactMap { i -> Attachment? in
-            guard case .removeAttachment(let a, .containerRemoved) = actions[i] else { return nil }
-            return a
+        // Leases go back to their server first: while ovs-vswitchd is not yet
+        // busy with the deletions below, it plugs the release station in
+        // milliseconds (right after 64 deletions: 0.76 s). A crash after
+        // this releases them again next time, which is harmless.
+        let releases = actions.indices.compactMap { i -> (Int, Attachment, Int32?)? in
+            guard case .releaseLease(let a, let pid, _) = actions[i] else { return nil }
+            return (i, a, pid)
         }
-        if gone.contains(where: { $0.mode == .dhcp }) {
+        if !releases.isEmpty {
             timings.measure("execute dhcp") {
-                _ = ReleaseStation(logger: logger, audit: environment.audit)
-                    .run(gone, vswitch: vswitch, userspaceBridges: userspace, now: HostEnvironment.now())
+                let station = releases.filter { $0.2 == nil }
+                if !station.isEmpty {
+                    _ = ReleaseStation(logger: logger, audit: environment.audit)
+                        .run(station.map(\.1), vswitch: vswitch, userspaceBridges: userspace, now: HostEnvironment.now())
+                }
+                let inside = releases.compactMap { (i, a, pid) -> (Int, LeaseKeeper.Job)? in
+                    guard let pid, let lease = a.lease else { return nil }
+                    return (i, LeaseKeeper.Job(attachment: a, pid: pid, goal: .release(address: lease.address.address, server: lease.serverID),
+                                               namespace: namespaces[a.containerID]))
+                }
+                if !inside.isEmpty {
+                    let results = LeaseKeeper(logger: logger).run(inside.map(\.1), now: HostEnvironment.now())
+                    for ((i, _), result) in zip(inside, results) {
+                        if let error = result.error { fail(i, "DHCPRELEASE not sent: \(error)") }
+                    }
+                }
             }
         }
 
         // OVSDB, first transaction: rows to delete.
         let deletions = actions.indices.compactMap { i -> (Int, String)? in
             switch actions[i] {
-            case .replacePort(let a, _), .removeAttachment(let a, _): return (i, a.hostIfname)
+            case .replacePort(let a, _), .removeAttachment(let a, _), .unplugPort(let a, _): return (i, a.hostIfname)
             case .removePort(let name, _, _): return (i, name)
             default: return nil
             }
@@ -134,6 +150,18 @@ struct Executor {
             if case .setVLAN(let a, _) = actions[i] { return (i, (a.hostIfname, a.vlan)) }
             return nil
         }
+        let claimed = actions.indices.compactMap { i -> (Int, Attachment)? in
+            if case .claimPort(let a, _) = actions[i] { return (i, a) }
+            return nil
+        }
+        if !claimed.isEmpty {
+            timings.measure("execute ovsdb") {
+                guard let vswitch else { return claimed.forEach { fail($0.0, "OVSDB unreachable") } }
+                do { try vswitch.addExternalIDs(claimed.map { ($0.1.hostIfname, ["netkeep-attachment": $0.1.id]) }, comment: "netkeep: claim port") } catch {
+                    claimed.forEach { fail($0.0, "\(error)") }
+                }
+            }
+        }
         var nextConfig: Int64?
         if !additions.isEmpty || !retags.isEmpty {
             timings.measure("execute ovsdb") {
@@ -155,17 +183,34 @@ struct Executor {
             return (i, LeaseKeeper.Job(attachment: a, pid: pid, goal: a.lease.map { .initReboot($0.address.address) } ?? .discover,
                                        namespace: namespaces[a.containerID]))
         }
-        if !leaseJobs.isEmpty {
+        let renewals = actions.indices.compactMap { i -> (Int, LeaseKeeper.Job)? in
+            guard case .renewLease(let planned, let pid, let due, _) = actions[i], failures[i] == nil,
+                  let a = state.attachments.first(where: { $0.id == planned.id }), let lease = a.lease else { return nil }
+            let goal: ClientMachine.Goal
+            switch due {
+            case .renew: goal = .renew(address: lease.address.address, server: lease.serverID)
+            case .rebind: goal = .rebind(address: lease.address.address)
+            case .confirm, .expired: goal = .initReboot(lease.address.address)
+            }
+            return (i, LeaseKeeper.Job(attachment: a, pid: pid, goal: goal, namespace: namespaces[a.containerID]))
+        }
+        if !leaseJobs.isEmpty || !renewals.isEmpty {
             let keeper = LeaseKeeper(logger: logger)
             let now = HostEnvironment.now()
             // Unexpired leases go on the interfaces now; the exchanges confirm them.
-            let jobs = timings.measure("execute dhcp") { keeper.prepare(leaseJobs.map(\.1), now: now) }
-            timings.measure("wait vswitchd") {
-                if let vswitch, let config = nextConfig, (try? vswitch.waitApplied(config)) == true { nextConfig = nil }
+            let prepared = timings.measure("execute dhcp") { keeper.prepare(leaseJobs.map(\.1), now: now) }
+            if !leaseJobs.isEmpty {
+                timings.measure("wait vswitchd") {
+                    if let vswitch, let config = nextConfig, (try? vswitch.waitApplied(config)) == true { nextConfig = nil }
+                }
             }
-            let results = timings.measure("execute dhcp") { keeper.run(jobs, now: now) }
-            for ((i, _), result) in zip(leaseJobs, results) {
-                state.upsert(result.attachment)
+            let all = leaseJobs + renewals
+            let results = timings.measure("execute dhcp") { keeper.run(prepared + renewals.map(\.1), now: now) }
+            for ((i, _), result) in zip(all, results) {
+                var a = result.attachment
+                // A renewal that changed nothing (no answer) is not tried again before `retrySeconds`.
+                if case .renewLease = actions[i], let lease = a.lease { a.lease = LeaseSchedule.afterAttempt(lease, at: now) }
+                state.upsert(a)
                 if let error = result.error { fail(i, error) }
             }
         }
@@ -185,7 +230,11 @@ struct Executor {
         }
 
         // The record: only what fully succeeded is marked ready or forgotten.
-        let failedAttachments = Set(failures.keys.compactMap { actions[$0].attachment?.id })
+        // A release that was not sent does not keep an attachment: the lease expires on its own.
+        let failedAttachments = Set(failures.keys.compactMap { i -> String? in
+            if case .releaseLease = actions[i] { return nil }
+            return actions[i].attachment?.id
+        })
         for (i, action) in actions.enumerated() {
             switch action {
             case .markReady(let planned, let pid, _):
@@ -202,9 +251,6 @@ struct Executor {
                 state.upsert(a)
             default: break
             }
-        }
-        do { try timings.measure("save") { () throws(Failure) in try environment.saveState(state) } } catch {
-            for i in actions.indices where Self.touchesRecord(actions[i]) { fail(i, "state not written: \(error)") }
         }
         if let vswitch, let nextConfig, (try? vswitch.waitApplied(nextConfig)) != true {
             logger.warning("ovs-vswitchd has not applied the reconcile yet (is it running?)")

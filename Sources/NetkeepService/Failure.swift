@@ -47,7 +47,7 @@ public enum Failure: Error, Sendable, CustomStringConvertible {
         let message = context.map { "\($0): \(error)" } ?? error.description
         switch error {
         case .corrupt, .unknownVersion: return .state(message)
-        case .locked: return .locked(message)
+        case .locked, .claimed: return .locked(message)
         case .io: return .stateIO(message)
         case .refused: return .failed(message)
         }

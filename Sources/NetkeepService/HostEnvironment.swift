@@ -64,11 +64,7 @@ public struct HostEnvironment: Sendable {
 /// so tests can check that the next reconcile repairs a crash there.
 public enum FaultPoint: String, CaseIterable, Sendable {
     case attachPendingWritten = "attach.pending-written"
-    case attachVethCreated = "attach.veth-created"
-    case attachPortAdded = "attach.port-added"
     case detachMarked = "detach.marked"
-    case detachPortsDeleted = "detach.ports-deleted"
-    case detachLinksDeleted = "detach.links-deleted"
     case reconcileIntentWritten = "reconcile.intent-written"
     case reconcilePortsDeleted = "reconcile.ports-deleted"
     case reconcileLinksRepaired = "reconcile.links-repaired"
@@ -97,6 +93,35 @@ extension HostEnvironment {
 
     public func loadState() throws(Failure) -> State {
         do { return try store.load() } catch { throw Failure.from(error) }
+    }
+
+    /// The one way records change: the lock, the file as it is now, the
+    /// change, the write. The lock is held for no more than that (DESIGN.md
+    /// rule 7); work on the network happens under container claims instead.
+    /// Returns the state as written (or as read, when `change` kept it).
+    @discardableResult
+    public func updateRecords(logger: Logger, _ change: (inout State) throws(Failure) -> Void) throws(Failure) -> State {
+        let lock = try lockState(logger: logger)
+        defer { lock.release() }
+        let before = try loadState()
+        var state = before
+        try change(&state)
+        if state != before { try saveState(state) }
+        return state
+    }
+
+    /// Claims of the containers a pass will change (see `ContainerClaims`).
+    public func claims() throws(Failure) -> ContainerClaims {
+        do { return try ContainerClaims(directory: stateDirectory) } catch { throw Failure.from(error) }
+    }
+
+    /// Takes the claims of `ids`, saying so when it must wait.
+    public func claim(_ ids: some Sequence<String>, in claims: ContainerClaims, logger: Logger) throws(Failure) {
+        do {
+            try claims.claim(ids, timeout: lockTimeout) { id in
+                logger.notice("waiting for container \(id.prefix(12)): another netkeep is changing it")
+            }
+        } catch { throw Failure.from(error) }
     }
 
     /// Saves the state, stamped with the current boot id.

@@ -54,7 +54,8 @@ public struct NetnsLinks: Sendable {
             return .skipped(reason: "\(linkPath) exists and is not a symlink (an `ip netns add` namespace?)")
         }
         try Files.makeDirectories(directory)
-        let temp = "\(directory)/.\(name).netkeep-\(getpid())"
+        // Short, whatever the name's length (a 255-byte name plus a suffix would pass NAME_MAX).
+        let temp = "\(directory)/.netkeep-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         unlink(temp)
         guard symlink(target, temp) == 0 else { throw SystemError("symlink", temp, errno: errno) }
         guard rename(temp, linkPath) == 0 else {

@@ -20,7 +20,17 @@ public struct Observation: Sendable {
 /// (the daemon's answer to a Docker event).
 public enum ReconcileScope: Equatable, Sendable {
     case host
-    case container(String)
+    /// These containers' attachments only (only their own things can be
+    /// collected). `stopped` ones are known to be stopped from their `die`
+    /// event and are not asked about, unless a recorded process still runs.
+    case containers(Set<String>, stopped: Set<String> = [])
+
+    public static func container(_ id: String) -> ReconcileScope { .containers([id]) }
+
+    var containerIDs: Set<String>? {
+        if case .containers(let ids, _) = self { return ids }
+        return nil
+    }
 }
 
 struct Observer {
@@ -40,8 +50,8 @@ struct Observer {
         var docker = timings.measure("observe docker") { () -> DockerView in
             let view: DockerView
             var removals = false
-            if case .container(let id) = scope {
-                (view, sandboxes) = observeContainer(id)
+            if case .containers(let ids, let stopped) = scope {
+                (view, sandboxes) = observeContainers(ids, stopped: stopped, state: state)
                 if case .answered(_, let removed) = view { removals = !removed.isEmpty }
             } else {
                 (view, sandboxes) = observeDocker(state, ovs: ovs)
@@ -57,7 +67,7 @@ struct Observer {
         var networks: [String: ContainerNetwork] = [:]
         var unreadable: [String: String] = [:]
         timings.measure("observe netlink") {
-            if case .container = scope {
+            if scope.containerIDs != nil {
                 // Only the attachments' own host ends: a GETLINK each instead of a dump.
                 // And the untracked ports of the same container, which the pass may collect.
                 let tracked = Set(state.attachments.map(\.hostIfname))
@@ -74,7 +84,8 @@ struct Observer {
                 hostLinks = try? NetlinkSession.open().links().reduce(into: [:]) { $0[$1.name] = Self.observed($1) }
             }
             if case .answered(let containers, _) = docker {
-                let wanted = Set(state.attachments.filter { $0.status != .removing }.map(\.containerID))
+                // A detached DHCP attachment still needs its namespace: the lease is released from inside.
+                let wanted = Set(state.attachments.filter { $0.status != .removing || ($0.mode == .dhcp && $0.lease != nil) }.map(\.containerID))
                 let running = containers.values.filter { wanted.contains($0.id) && $0.running && $0.pid > 0 }.sorted { $0.id < $1.id }
                 let keys = sandboxes
                 let looked = concurrentMap(running) { container in
@@ -98,7 +109,7 @@ struct Observer {
             }
         }
         let netns = timings.measure("observe netns") { () -> [String: NetnsEntry]? in
-            if case .container = scope { return observeNetns(names: Set(state.attachments.compactMap(\.netnsLink))) }
+            if scope.containerIDs != nil { return observeNetns(names: Set(state.attachments.compactMap(\.netnsLink))) }
             return observeNetns()
         }
         return Observation(
@@ -153,18 +164,37 @@ struct Observer {
         return (.answered(containers: containers, removed: removed), sandboxes)
     }
 
-    /// One container: inspect only; a 404 is the evidence for its removal.
-    func observeContainer(_ id: String) -> (DockerView, [String: String]) {
-        do {
-            let c = try environment.docker.inspect(id)
-            return (.answered(containers: [c.id: Self.observed(c)], removed: []), [c.id: c.sandboxKey])
-        } catch {
-            switch error {
-            case .noSuchContainer: return (.answered(containers: [:], removed: [id]), [:])
-            case .invalidReference, .api: return (.answered(containers: [:], removed: []), [:])
-            default: return (.unreachable(error.description), [:])
+    /// Some containers: an inspect each (a 404 is the evidence for a
+    /// removal), none for a stopped one whose recorded processes are gone.
+    func observeContainers(_ ids: Set<String>, stopped: Set<String>, state: State) -> (DockerView, [String: String]) {
+        let answers = concurrentMap(ids.sorted()) { id -> Result<(ObservedContainer, String?)?, DockerError> in
+            let records = state.attachments.filter { $0.containerID == id }
+            if stopped.contains(id), let name = records.first?.containerName,
+               !records.contains(where: { $0.containerPID.map(NetnsLinks.processExists) ?? false }) {
+                return .success((ObservedContainer(id: id, name: name, running: false, pid: 0), nil))
+            }
+            do throws(DockerError) {
+                let c = try environment.docker.inspect(id)
+                return .success((Self.observed(c), c.sandboxKey))
+            } catch {
+                if case .noSuchContainer = error { return .success(nil) }
+                return .failure(error)
             }
         }
+        var containers: [String: ObservedContainer] = [:]
+        var sandboxes: [String: String] = [:]
+        var removed = Set<String>()
+        for (id, answer) in zip(ids.sorted(), answers) {
+            switch answer {
+            case .success(let seen?):
+                containers[seen.0.id] = seen.0
+                sandboxes[seen.0.id] = seen.1
+            case .success(nil): removed.insert(id)
+            case .failure(.unreachable(let e)): return (.unreachable(e.description), [:])
+            case .failure: break
+            }
+        }
+        return (.answered(containers: containers, removed: removed), sandboxes)
     }
 
     static func observed(_ c: Container) -> ObservedContainer {

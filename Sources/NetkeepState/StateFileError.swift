@@ -13,6 +13,8 @@ public enum StateFileError: Error, Equatable, Sendable, CustomStringConvertible 
     case io(SystemError)
     /// Another netkeep holds the lock for longer than the wait allows.
     case locked(path: String, holder: String?)
+    /// Another pass holds the container's claim for longer than the wait allows.
+    case claimed(path: String, container: String)
 
     public var description: String {
         switch self {
@@ -26,6 +28,8 @@ public enum StateFileError: Error, Equatable, Sendable, CustomStringConvertible 
             return "state file: \(error)"
         case .locked(let path, let holder):
             return "state directory lock \(path) is held by another netkeep\(holder.map { " (pid \($0))" } ?? "")"
+        case .claimed(let path, let container):
+            return "container \(container.prefix(12)) is being changed by another netkeep (its claim in \(path) is held)"
         }
     }
 }

@@ -109,14 +109,25 @@ public struct StateUndo: Sendable {
 public enum StateCodec {
     private struct VersionProbe: Decodable { var version: Int? }
 
-    public static func encode(_ state: State) -> [UInt8] {
+    public static func encode(_ state: State) -> [UInt8] { StateJSONWriter.write(state) }
+
+    /// What `encode` must produce byte for byte (StateJSONTests).
+    static func encodeWithFoundation(_ state: State) -> [UInt8] {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         // Encoding plain value types cannot fail.
         return Array(try! encoder.encode(state)) + [0x0a]
     }
 
+    /// The hand-written reader first; whatever it declines goes to Foundation,
+    /// whose errors and edge cases stay the ones people see.
     public static func decode(_ bytes: [UInt8], path: String) throws(StateFileError) -> State {
+        guard let state = StateJSONReader.read(bytes) else { return try decodeWithFoundation(bytes, path: path) }
+        if let problem = state.problems().first { throw .corrupt(path: path, detail: problem) }
+        return state
+    }
+
+    static func decodeWithFoundation(_ bytes: [UInt8], path: String) throws(StateFileError) -> State {
         if bytes.isEmpty { throw .corrupt(path: path, detail: "the file is empty") }
         let data = Data(bytes)
         let decoder = JSONDecoder()

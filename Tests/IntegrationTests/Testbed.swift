@@ -206,9 +206,31 @@ final class BackgroundProcess: @unchecked Sendable {
 
     var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
 
+    private var reaped: Int32?
+
+    /// The exit status once the process has ended (reaped here), nil while it runs.
+    var exitStatus: Int32? {
+        if let reaped { return reaped }
+        var status: Int32 = 0
+        guard waitpid(pid, &status, WNOHANG) == pid else { return nil }
+        reaped = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+        return reaped
+    }
+
+    /// Waits for the process to end by itself; nil when it did not within `seconds`.
+    func wait(within seconds: Double) -> Int32? {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if let status = exitStatus { return status }
+            usleep(10_000)
+        }
+        return exitStatus
+    }
+
     /// Sends `signal` and waits for the exit; returns the exit status (or 128+signal).
     @discardableResult
     func stop(_ signal: Int32 = SIGTERM, within seconds: Double = 20) -> Int32 {
+        if let reaped { return reaped }
         kill(pid, signal)
         let deadline = Date().addingTimeInterval(seconds)
         var status: Int32 = 0
@@ -221,7 +243,7 @@ final class BackgroundProcess: @unchecked Sendable {
 
     deinit {
         var status: Int32 = 0
-        if waitpid(pid, &status, WNOHANG) == 0 { kill(pid, SIGKILL); waitpid(pid, &status, 0) }
+        if reaped == nil, waitpid(pid, &status, WNOHANG) == 0 { kill(pid, SIGKILL); waitpid(pid, &status, 0) }
         try? FileManager.default.removeItem(atPath: logPath)
     }
 }

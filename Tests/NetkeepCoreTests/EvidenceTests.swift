@@ -51,7 +51,7 @@ import Testing
         #expect(w.plan.notices.contains { $0.message.contains("still exists") })
         a.status = .removing
         w.state.upsert(a)
-        #expect(w.plan.actions.first == .removeAttachment(a, reason: .interruptedDetach))
+        #expect(w.plan.actions.first == .removeAttachment(a, reason: .detachRequested))
     }
 
     @Test(arguments: [

@@ -184,6 +184,16 @@ extension World {
                 hostLinks?[name] = nil
             case .removeNetnsLink(let name, let pid, _):
                 if case .procLink(pid, _)? = netns?[name]?.kind { netns?[name] = nil }
+            case .unplugPort(let a, _):
+                ovs?.ports[a.hostIfname] = nil
+            case .claimPort(let a, _):
+                ovs?.ports[a.hostIfname]?.externalIDs["netkeep-attachment"] = a.id
+            case .releaseLease:
+                break
+            case .renewLease(let a, _, _, _):
+                guard var current = state.attachments.first(where: { $0.id == a.id }), let old = current.lease else { continue }
+                current.lease = freshLease(old.address, router: old.router)
+                state.upsert(current)
             case .markDown(let a, _):
                 guard var current = state.attachments.first(where: { $0.id == a.id }) else { continue }
                 current.status = .down
@@ -216,21 +226,25 @@ extension World {
             let world = World(script: script)
             let observed = world.observed
             for action in world.plan.actions where action.removes {
-                #expect(observed.isComplete, "\(action.summary) while a source was unreadable")
                 switch action {
                 case .removeAttachment(let a, let reason):
-                    if reason == .interruptedDetach {
+                    if reason == .detachRequested {
+                        // A detach needs OVSDB and the host's links, not Docker's word.
                         #expect(a.status == .removing)
+                        #expect(observed.ovs != nil && observed.hostLinks != nil, "\(action.summary) while OVSDB or netlink was unreadable")
                     } else {
+                        #expect(observed.isComplete, "\(action.summary) while a source was unreadable")
                         #expect(observed.docker.isRemoved(a.containerID), "\(action.summary) without a 404")
                         // Rule 5: a live host veth means a live peer; only a detach removes it.
                         #expect(observed.hostLinks?[a.hostIfname] == nil, "\(action.summary) although \(a.hostIfname) lives")
                         #expect(world.engine == world.state.engine, "\(action.summary) on the word of another engine")
                     }
                 case .removePort(let name, _, .releasePortLeft):
+                    #expect(observed.isComplete, "\(action.summary) while a source was unreadable")
                     #expect(observed.ovs?.ports[name]?.isReleaseStation == true, "\(name) is no release station")
                     #expect(observed.hostLinks?[name] == nil, "\(name): a release is running")
                 case .removePort(let name, _, _):
+                    #expect(observed.isComplete, "\(action.summary) while a source was unreadable")
                     let port = observed.ovs?.ports[name]
                     #expect(world.engine == world.state.engine, "\(action.summary) on the word of another engine")
                     #expect(port?.owner != nil, "\(name) is not netkeep's or ovs-docker's")
@@ -248,6 +262,7 @@ extension World {
                         return false
                     }
                     #expect(!alive || ownRemoval, "\(name) points at a live process \(pid)")
+                    #expect(!alive || observed.isComplete, "\(action.summary) of a live process while a source was unreadable")
                 default:
                     Issue.record("unexpected removal \(action.summary)")
                 }

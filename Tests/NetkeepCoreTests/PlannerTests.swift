@@ -144,20 +144,71 @@ import Testing
         w.networks[a.containerID] = nil
         w.hostLinks![a.hostIfname] = nil
         w.netns!["c1"] = NetnsEntry(name: "c1", kind: .procLink(pid: 1001, alive: false))
-        // Recorded as down; the dangling link may go; the attachment and its port stay.
-        #expect(w.plan.actions == [.markDown(a, reason: .containerStopped),
+        // Recorded as down; its dead OVS row unplugged (the veth went with the
+        // namespace); the dangling link may go; the record stays.
+        #expect(w.plan.actions == [.unplugPort(a, reason: .containerStopped), .markDown(a, reason: .containerStopped),
                                    .removeNetnsLink(name: "c1", pid: 1001, reason: .danglingNetnsLink(pid: 1001))])
         #expect(!w.plan.hasErrors)
         var down = a
         down.status = .down
         w.state.upsert(down)
+        w.ovs!.ports[a.hostIfname] = nil
         #expect(w.plan.actions == [.removeNetnsLink(name: "c1", pid: 1001, reason: .danglingNetnsLink(pid: 1001))])
-        // When it runs again it is repaired and recorded as ready.
+        // When it runs again it is repaired, its port added in one step, and recorded as ready.
         w.containers[a.containerID]!.running = true
         w.containers[a.containerID]!.pid = 3001
         w.networks[a.containerID] = ContainerNetwork(links: [:], addresses: [:], defaultRoutes: [])
-        #expect(w.plan.actions.map(\.kind) == ["create-veth", "replace-port", "link-netns", "mark-ready"])
+        #expect(w.plan.actions.map(\.kind) == ["create-veth", "add-port", "link-netns", "mark-ready"])
     }
+
+    @Test func aContainerAnotherPassHoldsIsLeftToIt() {
+        var w = World()
+        let a = w.addHealthy(1)
+        let b = w.addHealthy(2)
+        // Both broken: the veths are gone, the ports dead, Docker says a is removed.
+        w.remove(a)
+        w.hostLinks![b.hostIfname] = nil
+        w.networks[b.containerID]!.links = [:]
+        var observed = w.observed
+        observed.busyContainers = [a.containerID, b.containerID]
+        let held = NetkeepCore.plan(desired: w.state, observed: observed)
+        #expect(held.actions.isEmpty, "\(held.actions.map(\.summary))")
+        #expect(held.notices.filter { $0.message.contains("another netkeep is changing it") }.count == 2)
+        // Nothing of theirs is collected as an orphan either: their links and ports are tracked.
+        #expect(!held.actions.contains { $0.removes })
+        observed.busyContainers = [a.containerID]
+        #expect(NetkeepCore.plan(desired: w.state, observed: observed).actions.allSatisfy { $0.attachment?.id == b.id })
+    }
+
+    @Test func aStoppedContainerWhoseVethLivesKeepsItsPort() {
+        var w = World()
+        let a = w.addHealthy(1)
+        w.containers[a.containerID]!.running = false
+        w.containers[a.containerID]!.pid = 0
+        // The host end still lives (some process holds the namespace): the row is not dead.
+        #expect(w.plan.actions == [.markDown(a, reason: .containerStopped)])
+    }
+
+    @Test func aDetachReleasesTheLeaseFromInsideARunningContainer() {
+        var w = World()
+        var a = w.addHealthy(1, dhcp: true)
+        a.status = .removing
+        w.state.upsert(a)
+        #expect(w.plan.actions.prefix(2) == [.releaseLease(a, pid: 1001, reason: .detachRequested), .removeAttachment(a, reason: .detachRequested)])
+        // Gone by Docker's word: from the release station.
+        w.containers[a.containerID] = nil
+        w.removed.insert(a.containerID)
+        w.networks[a.containerID] = nil
+        #expect(w.plan.actions.first == .releaseLease(a, pid: nil, reason: .detachRequested))
+        // Docker unreachable: the record still goes (OVSDB and netlink answer), no lease is sent anywhere.
+        w.dockerReachable = false
+        #expect(w.plan.actions.map(\.kind) == ["remove-attachment"])
+        // An expired lease is not released.
+        w.dockerReachable = true
+        w.now = w.now.adding(seconds: 7200)
+        #expect(!w.plan.actions.contains { $0.kind == "release-lease" })
+    }
+
 
     @Test func removedContainerIsCollectedOnlyWithA404() {
         var w = World()
@@ -198,8 +249,8 @@ import Testing
         var a = w.addHealthy(1)
         a.status = .removing
         w.state.upsert(a)
-        #expect(w.plan.actions == [.removeAttachment(a, reason: .interruptedDetach),
-                                   .removeNetnsLink(name: "c1", pid: 1001, reason: .interruptedDetach)])
+        #expect(w.plan.actions == [.removeAttachment(a, reason: .detachRequested),
+                                   .removeNetnsLink(name: "c1", pid: 1001, reason: .detachRequested)])
     }
 
     @Test func netnsLinkStaysWhileAnotherAttachmentUsesIt() {
@@ -208,7 +259,7 @@ import Testing
         w.addHealthy(1, ifname: "eth2")
         a.status = .removing
         w.state.upsert(a)
-        #expect(w.plan.actions == [.removeAttachment(a, reason: .interruptedDetach)])
+        #expect(w.plan.actions == [.removeAttachment(a, reason: .detachRequested)])
     }
 
     @Test func orphanPortsOfNetkeepAndOvsDockerGoOnlyWhenTheirContainerIsGone() {

@@ -30,4 +30,11 @@ int nk_ethtool_get_tx_csum(int sock, const char *ifname);
 /// The calling thread's kernel thread id.
 int nk_gettid(void);
 
+/// An open-file-description lock on one byte at `offset` (F_OFD_SETLK):
+/// owned by the descriptor, not the process, so two in one process exclude
+/// each other, and the kernel drops it when the descriptor closes or netkeep
+/// dies. `unlock` 0 takes it, 1 drops it. Returns 0, or -1 with errno set
+/// (EAGAIN: held elsewhere).
+int nk_ofd_lock(int fd, int64_t offset, int unlock);
+
 #endif
