@@ -14,14 +14,13 @@ public enum AddressRules {
     /// An address that may go on an interface: not in 0/8, 127/8 or 224/3,
     /// and not the network or broadcast address of its subnet (for /1-/30).
     public static func check(_ cidr: IPv4CIDR, role: String) throws(InputError) {
-        let object = "\(role) \(cidr)"
+        // Runs on every load and save of the state: the message is made only for a refusal.
+        func refusal(_ cause: String) -> InputError { InputError(object: "\(role) \(cidr)", cause: cause) }
         let first = cidr.address.value >> 24
-        if first == 0 || first == 127 || first >= 224 {
-            throw InputError(object: object, cause: "is not a unicast host address")
-        }
+        if first == 0 || first == 127 || first >= 224 { throw refusal("is not a unicast host address") }
         if cidr.prefixLength <= 30 {
-            if cidr.address == cidr.network { throw InputError(object: object, cause: "is the network address of its subnet") }
-            if cidr.address == cidr.broadcast { throw InputError(object: object, cause: "is the broadcast address of its subnet") }
+            if cidr.address == cidr.network { throw refusal("is the network address of its subnet") }
+            if cidr.address == cidr.broadcast { throw refusal("is the broadcast address of its subnet") }
         }
     }
 

@@ -92,14 +92,14 @@ public struct Attachment: Codable, Hashable, Sendable {
     /// (`.mac: ...`); empty when it can be written and read back.
     public func problems() -> [String] {
         var problems: [String] = []
-        if id != Names.attachmentID(containerID: containerID, ifname: ifname) {
+        if !Names.isAttachmentID(id, containerID: containerID, ifname: ifname) {
             problems.append(".id: \(quoted(id)) does not match its container_id and ifname")
         }
         // Adopted ovs-docker ports keep their own host name; any other must be a valid name.
-        if (try? Names.interface(hostIfname)) == nil {
+        if Names.interfaceFault(hostIfname) != nil {
             problems.append(".host_ifname: \(quoted(hostIfname)) is not a valid interface name")
         }
-        if !containerID.isEmpty, !(containerID.utf8.count == 64 && containerID.allSatisfy(\.isHexDigit)) {
+        if !containerID.isEmpty, !Names.isFullContainerID(containerID) {
             problems.append(".container_id: \(quoted(containerID)) is not a 64-digit hex container id")
         }
         do {
@@ -180,17 +180,15 @@ public struct State: Codable, Equatable, Sendable {
 
     /// Rules the JSON schema cannot say. Returns one message per problem.
     /// Loading refuses a file with any; saving refuses to write one (rule 6).
+    /// Runs on every load and save: messages are made only for a problem found.
     public func problems() -> [String] {
         var problems: [String] = []
-        var seen: [String: Int] = [:]
-        var hostNames: [String: Int] = [:]
+        var seen = [String: Int](minimumCapacity: attachments.count)
+        var hostNames = [String: Int](minimumCapacity: attachments.count)
         for (i, a) in attachments.enumerated() {
-            let at = "attachments[\(i)]"
-            if let j = seen[a.id] { problems.append("\(at): same container and ifname as attachments[\(j)]") }
-            seen[a.id] = i
-            if let j = hostNames[a.hostIfname] { problems.append("\(at).host_ifname: also used by attachments[\(j)]") }
-            hostNames[a.hostIfname] = i
-            problems += a.problems().map { "\(at)\($0)" }
+            if let j = seen.updateValue(i, forKey: a.id) { problems.append("attachments[\(i)]: same container and ifname as attachments[\(j)]") }
+            if let j = hostNames.updateValue(i, forKey: a.hostIfname) { problems.append("attachments[\(i)].host_ifname: also used by attachments[\(j)]") }
+            for problem in a.problems() { problems.append("attachments[\(i)]\(problem)") }
         }
         if let engine, !engine.isUsable { problems.append("docker_engine: an engine without an ID or data root cannot be recorded") }
         return problems

@@ -15,10 +15,12 @@ public struct Lease: Codable, Hashable, Sendable {
     public var rebindAt: Timestamp
     public var dnsServers: [IPv4Address]
     /// False when the address was applied without an answer from a server
-    /// (it was still valid); it is confirmed at the next renewal.
+    /// (it was still valid); INIT-REBOOT confirms it as soon as `retryAt` allows.
     public var confirmed: Bool
     /// A due attempt that changed nothing (no container, no socket, no
     /// answer) is not repeated before this: never a once-a-second loop.
+    /// Also the RFC 2131 4.4.5 wait between unanswered renewals and rebinds:
+    /// T1 and T2 themselves never move, so the phase stays what it is.
     public var retryAt: Timestamp?
 
     public init(address: IPv4CIDR, router: IPv4Address?, serverID: IPv4Address, leaseSeconds: Int64, renewSeconds: Int64,
@@ -52,58 +54,5 @@ public struct Lease: Codable, Hashable, Sendable {
         case rebindAt = "rebind_at"
         case retryAt = "retry_at"
         case dnsServers = "dns"
-    }
-}
-
-/// When each DHCP lease needs attention: the timer logic the daemon drives
-/// and `netkeep dhcp-renew` runs once. Pure.
-public enum LeaseSchedule {
-    public enum Due: Equatable, Sendable {
-        /// INIT-REBOOT: the address was applied without a server's answer.
-        case confirm
-        /// RENEWING: unicast REQUEST to the server.
-        case renew
-        /// REBINDING: broadcast REQUEST.
-        case rebind
-        /// The lease ran out: the address must go; DISCOVER again.
-        case expired
-    }
-
-    public static func due(_ lease: Lease, at now: Timestamp) -> Due? {
-        if let retry = lease.retryAt, now < retry { return nil }
-        if now >= lease.expiresAt { return .expired }
-        if !lease.confirmed && now >= lease.renewAt { return .confirm }
-        if now >= lease.rebindAt { return .rebind }
-        if now >= lease.renewAt { return .renew }
-        return nil
-    }
-
-    /// Every DHCP attachment that needs attention now.
-    public static func due(in state: State, at now: Timestamp) -> [(Attachment, Due)] {
-        state.attachments.compactMap { a in
-            guard a.mode == .dhcp, a.status == .ready, let lease = a.lease, let due = due(lease, at: now) else { return nil }
-            return (a, due)
-        }
-    }
-
-    /// The earliest moment a lease needs attention, for the daemon's timer.
-    public static func nextWake(in state: State) -> Timestamp? {
-        state.attachments.compactMap { a -> Timestamp? in
-            guard a.mode == .dhcp, a.status == .ready, let lease = a.lease else { return nil }
-            let next = min(lease.renewAt, lease.expiresAt)
-            return lease.retryAt.map { max($0, next) } ?? next
-        }.min()
-    }
-
-    /// How long a due lease whose attempt changed nothing waits before the next.
-    public static let retrySeconds: Int64 = 30
-
-    /// The lease after a pass: an attempt that left it due is retried later;
-    /// one that moved it on clears the retry.
-    public static func afterAttempt(_ lease: Lease, at now: Timestamp) -> Lease {
-        var lease = lease
-        lease.retryAt = nil
-        if due(lease, at: now) != nil { lease.retryAt = now.adding(seconds: retrySeconds) }
-        return lease
     }
 }

@@ -8,10 +8,10 @@ public enum Action: Hashable, Sendable {
     case configureInterface(Attachment, pid: Int32, fixes: [InterfaceFix], reason: Reason)
     /// DHCP: INIT-REBOOT for the recorded address, or DISCOVER; then apply the lease.
     case obtainLease(Attachment, pid: Int32, reason: Reason)
-    /// DHCP, a lease that is due (`LeaseSchedule.due`): REQUEST unicast to its
+    /// DHCP, a lease that is due (`LeaseLifecycle.due`): REQUEST unicast to its
     /// server (renew), broadcast (rebind), or INIT-REBOOT to confirm an
     /// address applied without an answer.
-    case renewLease(Attachment, pid: Int32, due: LeaseSchedule.Due, reason: Reason)
+    case renewLease(Attachment, pid: Int32, due: LeaseLifecycle.Due, reason: Reason)
     case addPort(Attachment, reason: Reason)
     /// Delete the row in one transaction and add it in a later one.
     case replacePort(Attachment, reason: Reason)

@@ -193,7 +193,7 @@ struct Planner {
                 actions.append(.obtainLease(a, pid: pid, reason: .leaseMissing))
             } else if let lease = a.lease, !lease.isValid(at: observed.now) {
                 actions.append(.obtainLease(a, pid: pid, reason: .leaseExpired))
-            } else if let lease = a.lease, let due = LeaseSchedule.due(lease, at: observed.now), due != .expired {
+            } else if let lease = a.lease, let due = LeaseLifecycle.due(lease, at: observed.now), due != .expired {
                 let reason: Reason = due == .rebind ? .leaseRebinding : due == .confirm ? .leaseUnconfirmed : .leaseRenewal
                 actions.append(.renewLease(a, pid: pid, due: due, reason: reason))
             }

@@ -461,7 +461,7 @@ final class AttachmentIndex: @unchecked Sendable {
 
     func contains(_ containerID: String) -> Bool { refresh().contains(containerID) }
 
-    /// LeaseSchedule.nextWake of the state file as it is now.
+    /// LeaseLifecycle.nextWake of the state file as it is now.
     func nextLeaseWake() -> Timestamp? {
         _ = refresh()
         return lock.withLock { $0.leaseWake }
@@ -483,7 +483,7 @@ final class AttachmentIndex: @unchecked Sendable {
         if let ids = lock.withLock({ $0.key == key && !key.isEmpty ? $0.ids : nil }) { return ids }
         let state = try? store.load()
         let ids = Set(state?.attachments.map(\.containerID) ?? [])
-        let leaseWake = state.flatMap { LeaseSchedule.nextWake(in: $0) }
+        let leaseWake = state.flatMap { LeaseLifecycle.nextWake(in: $0) }
         lock.withLock {
             $0.key = key
             $0.ids = ids

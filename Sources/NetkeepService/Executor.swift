@@ -209,7 +209,7 @@ struct Executor {
             for ((i, _), result) in zip(all, results) {
                 var a = result.attachment
                 // A renewal that changed nothing (no answer) is not tried again before `retrySeconds`.
-                if case .renewLease = actions[i], let lease = a.lease { a.lease = LeaseSchedule.afterAttempt(lease, at: now) }
+                if case .renewLease = actions[i], let lease = a.lease { a.lease = LeaseLifecycle.afterAttempt(lease, at: now) }
                 state.upsert(a)
                 if let error = result.error { fail(i, error) }
             }

@@ -65,41 +65,120 @@ struct LeaseKeeper {
 
     func run(_ jobs: [Job], now: Timestamp) -> [Result] {
         guard !jobs.isEmpty else { return [] }
-        var goals = jobs.map(\.goal)
-        var outcomes = exchange(jobs, goals: goals)
-        // A NAK (or an expired lease that no server confirmed) starts over with DISCOVER.
+        let outcomes = exchange(jobs, goals: jobs.map(\.goal))
+        let decided = jobs.indices.map { decide(jobs[$0], outcomes[$0], now: now) }
+        // A NAK sends the client back to INIT, whatever was asked: INIT-REBOOT,
+        // a renewal, or the REQUEST after an OFFER that the server had also
+        // made to another client DISCOVERing at the same moment (dnsmasq does).
+        // One more DISCOVER runs at once; after that, the next pass.
         let again = jobs.indices.filter { i in
-            if case .success(.nak)? = outcomes[i], goals[i] != .discover { return true }
-            return false
+            if case .release = jobs[i].goal { return false }
+            return decided[i]?.outcome.startOver == true
         }
+        var retried: [Int: Decision] = [:]
         if !again.isEmpty {
             // The refused address is not used a moment longer.
-            for i in again where jobs[i].addressInPlace {
-                if let error = configure(jobs[i].attachment, pid: jobs[i].pid, namespace: jobs[i].namespace, address: nil, router: nil) {
-                    logger.warning("\(jobs[i].attachment.containerName) \(jobs[i].attachment.ifname): removing the refused address: \(error)")
-                }
-            }
-            for i in again { goals[i] = .discover }
-            let second = exchange(again.map { var job = jobs[$0]; job.addressInPlace = false; return job }, goals: again.map { _ in .discover })
-            for (k, i) in again.enumerated() { outcomes[i] = second[k] }
-        }
-        let work = jobs.indices.map { i in (jobs[i], outcomes[i], again.contains(i)) }
-        return concurrentMap(work) { job, outcome, refused in
-            var job = job
-            if refused {
+            for i in again { clear(jobs[i], because: "removing the refused address") }
+            let fresh = again.map { i -> Job in
+                var job = jobs[i]
+                job.goal = .discover
+                job.attachment.lease = nil
                 job.addressInPlace = false
-                if case .success(.bound)? = outcome {} else {
-                    // Refused, and no other address offered: the old lease is
-                    // not kept; the next pass starts with DISCOVER.
-                    var a = job.attachment
-                    let old = a.lease.map { "\($0.address)" } ?? "the address"
-                    a.lease = nil
-                    a.address = nil
-                    a.gateway = nil
-                    return Result(attachment: a, error: "the DHCP server refused \(old) and offered no other address")
+                return job
+            }
+            let second = exchange(fresh, goals: fresh.map(\.goal))
+            for (k, i) in again.enumerated() {
+                guard var decision = decide(fresh[k], second[k], now: now) else { continue }
+                // Nothing was applied since the address was cleared above.
+                if decision.outcome.address == .clear { decision.outcome.address = .keep }
+                decision.refusal = decided[i]?.outcome.problem
+                retried[i] = decision
+            }
+        }
+        let work = jobs.indices.map { i in
+            var job = jobs[i]
+            if retried[i] != nil { job.addressInPlace = false }
+            return (job, retried[i] ?? decided[i], outcomes[i])
+        }
+        return concurrentMap(work) { job, decision, outcome in
+            guard let decision else {
+                // A release: sent, or why not.
+                switch outcome {
+                case .success(.released)?: return Result(attachment: job.attachment, error: nil)
+                case .failure(let error)?: return Result(attachment: job.attachment, error: error.description)
+                default: return Result(attachment: job.attachment, error: "the DHCPRELEASE was not sent before the deadline")
                 }
             }
-            return apply(outcome, to: job, now: now)
+            return record(decision, for: job)
+        }
+    }
+
+    /// An exchange's result as LeaseLifecycle decides it; nil for a release.
+    struct Decision: Sendable {
+        var outcome: LeaseLifecycle.Outcome
+        /// Why no server's answer counted (nil when one did).
+        var silence: String?
+        /// The NAK that this exchange followed, in its own words.
+        var refusal: String?
+    }
+
+    private func decide(_ job: Job, _ result: Swift.Result<ClientMachine.Outcome, ExchangeError>?, now: Timestamp) -> Decision? {
+        let exchange: LeaseLifecycle.Exchange
+        switch job.goal {
+        case .discover: exchange = .discover
+        case .initReboot: exchange = .initReboot
+        case .renew: exchange = .renew
+        case .rebind: exchange = .rebind
+        case .release: return nil
+        }
+        let answer: LeaseLifecycle.Answer
+        var silence: String?
+        switch result {
+        case .success(.bound(let grant))?: answer = .granted(Self.lease(from: grant, now: now))
+        case .success(.nak)?: answer = .refused
+        case .failure(let error)?: answer = .silent; silence = error.description
+        case .success(.noAnswer)?, .success(.released)?, nil: answer = .silent; silence = "no DHCP server answered"
+        }
+        let outcome = LeaseLifecycle.after(lease: job.attachment.lease, exchange: exchange, answer: answer, at: now)
+        return Decision(outcome: outcome, silence: silence)
+    }
+
+    /// Records the decision and carries out what it says for the interface.
+    private func record(_ decision: Decision, for job: Job) -> Result {
+        var a = job.attachment
+        let name = "\(a.containerName) \(a.ifname)"
+        let old = job.attachment.lease
+        let outcome = decision.outcome
+        a.lease = outcome.lease
+        a.address = outcome.lease?.address
+        a.gateway = outcome.lease?.router
+        // A problem reads as what happened first: the NAK, the silence, the consequence.
+        var problems = outcome.problem.map { [decision.refusal, decision.silence, $0].compactMap { $0 } } ?? []
+        if let lease = outcome.lease, let why = decision.silence, outcome.problem == nil {
+            logger.warning("\(name): \(why); keeping \(lease.address) until \(lease.expiresAt)\(lease.confirmed ? "" : ", unconfirmed")\(lease.retryAt.map { ", asking again at \($0)" } ?? "")")
+        }
+        switch outcome.address {
+        case .apply:
+            guard let lease = outcome.lease else { break }
+            if let old = old?.address, old != lease.address {
+                logger.warning("\(name): DHCP address changed \(old) → \(lease.address)\(decision.refusal == nil ? "" : " (the server refused the old one)")")
+            }
+            let inPlace = job.addressInPlace && old?.address == lease.address && old?.router == lease.router
+            if !inPlace, let failed = configure(a, pid: job.pid, namespace: job.namespace, address: lease.address, router: lease.router) {
+                problems.append(failed)
+            }
+        case .clear:
+            clear(job, because: "removing the address")
+        case .keep:
+            break
+        }
+        return Result(attachment: a, error: problems.isEmpty ? nil : problems.joined(separator: "; "))
+    }
+
+    /// Takes every IPv4 address off the job's interface.
+    private func clear(_ job: Job, because what: String) {
+        if let error = configure(job.attachment, pid: job.pid, namespace: job.namespace, address: nil, router: nil) {
+            logger.warning("\(job.attachment.containerName) \(job.attachment.ifname): \(what): \(error)")
         }
     }
 
@@ -152,55 +231,6 @@ struct LeaseKeeper {
         case .discover: return discoverPolicy
         case .initReboot: return confirmPolicy.forBatch(batch, perExchange: 0.003, budget: 6.4)
         default: return renewPolicy
-        }
-    }
-
-    private func apply(_ outcome: Swift.Result<ClientMachine.Outcome, ExchangeError>?, to job: Job, now: Timestamp) -> Result {
-        var a = job.attachment
-        let name = "\(a.containerName) \(a.ifname)"
-        switch outcome {
-        case .success(.bound(let grant))?:
-            if let old = a.lease?.address, old != grant.address {
-                logger.warning("\(name): DHCP address changed \(old) → \(grant.address) (the server refused the old one)")
-            }
-            let inPlace = job.addressInPlace && a.lease?.address == grant.address && a.lease?.router == grant.router
-            a.lease = Self.lease(from: grant, now: now)
-            a.address = grant.address
-            a.gateway = grant.router
-            if inPlace { return Result(attachment: a, error: nil) }
-            return Result(attachment: a, error: configure(a, pid: job.pid, namespace: job.namespace, address: grant.address, router: grant.router))
-        case .success(.released)?:
-            return Result(attachment: a, error: nil)
-        case .success(.nak)?:
-            return Result(attachment: a, error: "the DHCP server refused the address and offered none")
-        case .success(.noAnswer)?, .failure?, nil:
-            let why: String
-            if case .failure(let e)? = outcome { why = e.description } else { why = "no DHCP server answered" }
-            guard var lease = a.lease else { return Result(attachment: a, error: why) }
-            if lease.isValid(at: now) {
-                // Keep the address while the lease lasts; ask again soon.
-                switch job.goal {
-                case .initReboot:
-                    lease.confirmed = false
-                    lease.renewAt = min(lease.expiresAt, now.adding(seconds: 30))
-                    a.lease = lease
-                    logger.warning("\(name): \(why); keeping \(lease.address) until \(lease.expiresAt) and asking again")
-                    return Result(attachment: a, error: configure(a, pid: job.pid, namespace: job.namespace, address: lease.address, router: lease.router))
-                case .renew:
-                    // RFC 2131 4.4.5: try again after half the time left until T2 (at least a minute).
-                    lease.renewAt = min(lease.rebindAt, now.adding(seconds: max(60, (lease.rebindAt.secondsSinceEpoch - now.secondsSinceEpoch) / 2)))
-                case .rebind:
-                    lease.rebindAt = min(lease.expiresAt, now.adding(seconds: max(60, (lease.expiresAt.secondsSinceEpoch - now.secondsSinceEpoch) / 2)))
-                default:
-                    break
-                }
-                a.lease = lease
-                logger.warning("\(name): \(why); \(lease.address) stays until \(lease.expiresAt)")
-                return Result(attachment: a, error: nil)
-            }
-            logger.warning("\(name): \(why) and the lease of \(lease.address) expired at \(lease.expiresAt); the interface is left without an address")
-            _ = configure(a, pid: job.pid, namespace: job.namespace, address: nil, router: nil)
-            return Result(attachment: a, error: "\(why); lease expired")
         }
     }
 

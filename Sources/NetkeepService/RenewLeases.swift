@@ -17,7 +17,7 @@ public struct RenewLeases {
 
     public struct Outcome: Sendable {
         public var attachment: Attachment
-        public var due: LeaseSchedule.Due
+        public var due: LeaseLifecycle.Due
         public var error: String?
     }
 
@@ -39,14 +39,14 @@ public struct RenewLeases {
                 }
             }
         }
-        let due = LeaseSchedule.due(in: state, at: now)
+        let due = LeaseLifecycle.due(in: state, at: now)
         guard !due.isEmpty else { return [] }
         let report = try Reconcile(environment: environment, logger: logger)
             .run(dryRun: false, scope: .containers(Set(due.map(\.0.containerID))), verify: false)
         if let why = report.dockerUnreachable { throw Failure.unreachable("dhcp-renew: Docker unreachable (\(why))") }
         var outcomes: [Outcome] = []
         for result in report.results ?? [] {
-            let when: LeaseSchedule.Due
+            let when: LeaseLifecycle.Due
             switch result.action {
             case .renewLease(_, _, let d, _): when = d
             case .obtainLease(_, _, .leaseExpired): when = .expired

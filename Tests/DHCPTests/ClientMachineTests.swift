@@ -42,6 +42,32 @@ import Testing
         #expect(m.isDone)
     }
 
+    /// dnsmasq can offer one free address to two clients that DISCOVER at the
+    /// same moment; the second REQUEST gets a NAK. The exchange ends as a NAK
+    /// (not silence), which LeaseLifecycle turns into one more DISCOVER.
+    @Test func aNakOfTheRequestAfterAnOfferEndsTheExchangeAsRefused() throws {
+        var m = ClientMachine(goal: .discover, mac: mac, xid: 11, policy: RetransmitPolicy(attempts: 3), jitter: [0])
+        #expect(m.start(now: 0).send?.messageType == .discover)
+        let requestStep = m.receive(reply(.offer, xid: 11), now: 0.1)
+        #expect(requestStep?.send?.messageType == .request)
+        #expect(requestStep?.send?.options.requestedAddress == address)
+        let nakStep = m.receive(reply(.nak, xid: 11), now: 0.2)
+        let nak = try #require(nakStep)
+        #expect(nak.outcome == .nak(server: server))
+        #expect(nak.send == nil && nak.wakeAt == nil && m.isDone)
+        #expect(m.receive(reply(.ack, xid: 11), now: 0.3) == nil, "a late ACK after the NAK is not taken")
+        let decision = LeaseLifecycle.after(lease: nil, exchange: .discover, answer: .refused, at: Timestamp(secondsSinceEpoch: 0))
+        #expect(decision.startOver && decision.lease == nil)
+    }
+
+    /// A NAK before any OFFER is not for this client's DISCOVER: it is ignored.
+    @Test func aNakWhileSelectingIsIgnored() {
+        var m = ClientMachine(goal: .discover, mac: mac, xid: 12, policy: RetransmitPolicy(attempts: 3), jitter: [0])
+        _ = m.start(now: 0)
+        #expect(m.receive(reply(.nak, xid: 12), now: 0.1) == nil)
+        #expect(!m.isDone)
+    }
+
     @Test func repliesForOthersAreIgnored() {
         var m = ClientMachine(goal: .initReboot(address), mac: mac, xid: 7, policy: RetransmitPolicy(attempts: 2), jitter: [0])
         _ = m.start(now: 0)

@@ -174,11 +174,10 @@ extension IntegrationSuite {
             #expect(netkeep("detach", longest).status == 0)
         }
 
-        /// A DHCP server of the test's own on a bridge of its own: its offers
-        /// are refused where they enter, and the failed attach leaves nothing.
-        @Test(arguments: [("broadcast", "255", "3600"), ("lease time 0", "50", "0")])
-        func hostileDHCPOffersAreRefused(_ label: String, _ host: String, _ leaseTime: String) throws {
-            try Testbed.check()
+        /// A DHCP server of the test's own (dhcp_responder.py, offering
+        /// `<net>.<host>`) on a bridge of its own, for `body(bridge, net, netkeep, count, log)`.
+        func withPrivateDHCPServer(host: String, _ options: [String],
+                                   _ body: (_ bridge: String, _ net: String, _ netkeep: Netkeep, _ count: String, _ log: String) throws -> Void) throws {
             let tag = String(UUID().uuidString.prefix(4).lowercased())
             let bridge = "nkbad\(tag)", ns = "nkbad\(tag)", veth = "nkbadv\(tag)"
             let net = "10.250.\(Int.random(in: 10...250))"
@@ -198,23 +197,54 @@ extension IntegrationSuite {
             run(["ovs-vsctl", "add-port", bridge, veth])
             let netkeep = Netkeep()
             try FileManager.default.createDirectory(atPath: netkeep.stateDirectory, withIntermediateDirectories: true)
-            let count = netkeep.stateDirectory + "/count"
+            let count = netkeep.stateDirectory + "/count", log = netkeep.stateDirectory + "/responder.log"
             let responder = try startTool(["ip", "netns", "exec", ns, "python3", toolsDirectory + "/dhcp_responder.py",
                                            "--interface", "eth0", "--server-ip", "\(net).1", "--offer", "\(net).\(host)",
-                                           "--mask", "255.255.255.0", "--lease-time", leaseTime, "--count-file", count])
+                                           "--mask", "255.255.255.0", "--count-file", count, "--log", log] + options)
             defer { responder.stop() }
-            let c = try TestContainer()
-            let before = hostFingerprint(containers: [c])
-            let r = netkeep("attach", c.name, "--bridge", bridge, "--dhcp")
-            #expect(r.status == 1, "\(label): \(r.stderr)")
-            #expect(r.stderr.contains("no acceptable DHCP answer"), "\(r.stderr)")
-            #expect(Int((try? String(contentsOfFile: count, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "0") ?? 0 > 0,
-                    "the responder saw no DISCOVER")
-            // Undone: no record, no port, no veth, no address.
-            #expect(try netkeep.stateBytes == nil || netkeep.list().isEmpty)
-            #expect(hostFingerprint(containers: [c]) == before)
-            #expect(netkeep("reconcile").status == 0, "a later reconcile brings nothing back")
-            #expect(hostFingerprint(containers: [c]) == before)
+            try body(bridge, net, netkeep, count, log)
+        }
+
+        /// dnsmasq can offer one free address to two clients that DISCOVER at
+        /// the same moment and NAK the second REQUEST: that client starts over
+        /// with one more DISCOVER and gets an address all the same.
+        @Test func aNakOfTheRequestAfterAnOfferStartsOverWithDISCOVER() throws {
+            try Testbed.check()
+            try withPrivateDHCPServer(host: "50", ["--mode", "nak-first-select"]) { bridge, net, netkeep, _, log in
+                let c = try TestContainer()
+                defer { netkeep("detach", c.name) }
+                let r = netkeep("attach", c.name, "--bridge", bridge, "--dhcp")
+                #expect(r.status == 0, "\(r.stderr)")
+                #expect(try netkeep.list().first?["address"] as? String == "\(net).50/24")
+                #expect(c.exec("ip", "-o", "addr", "show", "eth1").stdout.contains(" \(net).50/24 "))
+                let lines = ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").split(separator: "\n")
+                let exchange = lines.compactMap { line -> String? in
+                    let words = line.split(separator: " ")
+                    return words.count > 1 && ["recv", "sent"].contains(words[0]) ? "\(words[0]) \(words[1])" : nil
+                }
+                #expect(exchange.prefix(8) == ["recv DISCOVER", "sent OFFER", "recv REQUEST", "sent NAK",
+                                               "recv DISCOVER", "sent OFFER", "recv REQUEST", "sent ACK"], "\(lines)")
+            }
+        }
+
+        /// Its offers are refused where they enter, and the failed attach leaves nothing.
+        @Test(arguments: [("broadcast", "255", "3600"), ("lease time 0", "50", "0")])
+        func hostileDHCPOffersAreRefused(_ label: String, _ host: String, _ leaseTime: String) throws {
+            try Testbed.check()
+            try withPrivateDHCPServer(host: host, ["--lease-time", leaseTime]) { bridge, _, netkeep, count, _ in
+                let c = try TestContainer()
+                let before = hostFingerprint(containers: [c])
+                let r = netkeep("attach", c.name, "--bridge", bridge, "--dhcp")
+                #expect(r.status == 1, "\(label): \(r.stderr)")
+                #expect(r.stderr.contains("no acceptable DHCP answer"), "\(r.stderr)")
+                #expect(Int((try? String(contentsOfFile: count, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "0") ?? 0 > 0,
+                        "the responder saw no DISCOVER")
+                // Undone: no record, no port, no veth, no address.
+                #expect(try netkeep.stateBytes == nil || netkeep.list().isEmpty)
+                #expect(hostFingerprint(containers: [c]) == before)
+                #expect(netkeep("reconcile").status == 0, "a later reconcile brings nothing back")
+                #expect(hostFingerprint(containers: [c]) == before)
+            }
         }
     }
 }

@@ -67,15 +67,15 @@ import Testing
         let expired = Lease(address: try! IPv4CIDR(parsing: "10.1.2.50/24"), router: nil, serverID: IPv4Address(10, 1, 2, 1),
                             leaseSeconds: 3600, renewSeconds: 1800, rebindSeconds: 3150,
                             obtainedAt: now.adding(seconds: -7200), renewAt: now.adding(seconds: -5400), rebindAt: now.adding(seconds: -4050))
-        #expect(LeaseSchedule.due(expired, at: now) == .expired)
-        let after = LeaseSchedule.afterAttempt(expired, at: now)
-        #expect(after.retryAt == now.adding(seconds: LeaseSchedule.retrySeconds))
-        #expect(LeaseSchedule.due(after, at: now.adding(seconds: 1)) == nil, "not again a second later")
-        #expect(LeaseSchedule.due(after, at: now.adding(seconds: 30)) == .expired)
+        #expect(LeaseLifecycle.due(expired, at: now) == .expired)
+        let after = LeaseLifecycle.afterAttempt(expired, at: now)
+        #expect(after.retryAt == now.adding(seconds: LeaseLifecycle.retrySeconds))
+        #expect(LeaseLifecycle.due(after, at: now.adding(seconds: 1)) == nil, "not again a second later")
+        #expect(LeaseLifecycle.due(after, at: now.adding(seconds: 30)) == .expired)
         var renewed = after
         renewed.obtainedAt = now
         renewed.renewAt = now.adding(seconds: 1800)
         renewed.rebindAt = now.adding(seconds: 3150)
-        #expect(LeaseSchedule.afterAttempt(renewed, at: now).retryAt == nil)
+        #expect(LeaseLifecycle.afterAttempt(renewed, at: now).retryAt == nil)
     }
 }

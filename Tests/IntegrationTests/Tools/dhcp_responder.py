@@ -13,7 +13,7 @@ an argument array, no shell):
     ip netns exec NS python3 dhcp_responder.py --interface IF \
         --server-ip 10.250.7.1 --offer 10.250.7.50 --mask 255.255.255.0 \
         [--router 10.250.7.1] [--lease-time 3600] [--t1 N] [--t2 N] \
-        [--mode normal|wrong-xid|wrong-chaddr] [--log FILE] \
+        [--mode normal|wrong-xid|wrong-chaddr|nak-first-select] [--log FILE] \
         [--count-file FILE] [--max-seconds 300]
 
 Behaviour:
@@ -31,6 +31,10 @@ Behaviour:
     the 300-byte BOOTP minimum.
   * --mode wrong-xid answers with xid+1 (mod 2**32); --mode wrong-chaddr with
     the last byte of the client hardware address (byte hlen-1) flipped (^0xff).
+  * --mode nak-first-select answers the first SELECTING REQUEST (the one
+    after an OFFER) with a NAK, as dnsmasq does when it offered the same
+    address to two clients at once; later REQUESTs are acknowledged. A NAK
+    carries only options 53 and 54 and yiaddr 0 (RFC 2131 table 3).
   * Anything malformed (short, op != 1, bad cookie, hlen > 16, truncated or
     overrunning options, no/unknown option 53) is ignored: it does not count
     and is not answered; it is logged as a `drop` line.
@@ -120,7 +124,7 @@ def parse_args(argv):
     p.add_argument("--lease-time", type=u32, default=3600, help="option 51 (may be 0)")
     p.add_argument("--t1", type=u32, help="option 58 (omitted when not given; may be 0)")
     p.add_argument("--t2", type=u32, help="option 59 (omitted when not given; may be 0)")
-    p.add_argument("--mode", choices=("normal", "wrong-xid", "wrong-chaddr"), default="normal")
+    p.add_argument("--mode", choices=("normal", "wrong-xid", "wrong-chaddr", "nak-first-select"), default="normal")
     p.add_argument("--log", help="append one line per packet received/sent")
     p.add_argument("--count-file", help="rewrite with the number of DHCP packets received")
     p.add_argument("--max-seconds", type=float, default=300.0, help="exit by itself after this long")
@@ -206,7 +210,7 @@ def option(code, value):
 
 
 def build_reply(args, req, reply_type):
-    """Build an OFFER/ACK for request `req`, applying the --mode defect."""
+    """Build an OFFER/ACK/NAK for request `req`, applying the --mode defect."""
     xid = req["xid"]
     chaddr = bytearray(req["chaddr16"])
     if args.mode == "wrong-xid":
@@ -218,12 +222,16 @@ def build_reply(args, req, reply_type):
         2, req["htype"], req["hlen"], 0,   # op=BOOTREPLY, htype, hlen, hops
         xid, 0, req["flags"],              # xid, secs, flags (as the client sent them)
         b"\0\0\0\0",                       # ciaddr
-        args.offer,                        # yiaddr
+        b"\0\0\0\0" if reply_type == NAK else args.offer,  # yiaddr
         args.server_ip,                    # siaddr
         req["giaddr"],                     # giaddr
         bytes(chaddr), b"", b"")           # chaddr, sname, file
     opts = option(OPT_MSG_TYPE, bytes((reply_type,)))
     opts += option(OPT_SERVER_ID, args.server_ip)
+    if reply_type == NAK:
+        opts += bytes((OPT_END,))
+        packet = head + MAGIC_COOKIE + opts
+        return packet + b"\0" * max(0, MIN_REPLY - len(packet)), xid, bytes(chaddr[:req["hlen"]])
     opts += option(OPT_LEASE, struct.pack("!I", args.lease_time))
     opts += option(OPT_MASK, args.mask)
     if args.router is not None:
@@ -239,8 +247,12 @@ def build_reply(args, req, reply_type):
     return packet, xid, bytes(chaddr[:req["hlen"]])
 
 
+selecting_naks = 0
+
+
 def answer_type(args, req):
-    """What to answer to `req`: OFFER, ACK or None (log only)."""
+    """What to answer to `req`: OFFER, ACK, NAK or None (log only)."""
+    global selecting_naks
     t = req["type"]
     if t == DISCOVER:
         return OFFER
@@ -248,7 +260,12 @@ def answer_type(args, req):
         server_id = req["options"].get(OPT_SERVER_ID)
         if server_id is not None:
             # SELECTING: answer only if the client selected us.
-            return ACK if server_id == args.server_ip else None
+            if server_id != args.server_ip:
+                return None
+            if args.mode == "nak-first-select" and selecting_naks == 0:
+                selecting_naks += 1
+                return NAK
+            return ACK
         if OPT_REQUESTED_IP in req["options"]:
             return ACK  # INIT-REBOOT
         if req["ciaddr"] != b"\0\0\0\0":
@@ -351,7 +368,7 @@ def main(argv):
                 rec.line("fail %s xid=0x%08x error=%s" % (TYPE_NAMES[reply_type], xid, e.errno))
                 continue
             rec.line("sent %s xid=0x%08x chaddr=%s yiaddr=%s" % (
-                TYPE_NAMES[reply_type], xid, fmt_mac(chaddr), fmt_ip(args.offer)))
+                TYPE_NAMES[reply_type], xid, fmt_mac(chaddr), fmt_ip(b"\0\0\0\0" if reply_type == NAK else args.offer)))
     finally:
         sock.close()
         rec.close()
