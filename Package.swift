@@ -55,6 +55,14 @@ let package = Package(
         .testTarget(name: "DockerEngineTests", dependencies: ["DockerEngine", "NetkeepCore"]),
         .testTarget(name: "SystemdTests", dependencies: ["Systemd", "NetkeepCore"]),
         .testTarget(name: "DHCPTests", dependencies: ["DHCP", "NetkeepCore"], resources: [.copy("Fixtures")]),
+        // The real executor, observer and commands against an in-memory host: no root.
+        .testTarget(
+            name: "HostModelTests",
+            dependencies: [
+                "NetkeepService", "NetkeepCore", "NetkeepState", "OVSDB", "Netlink", "DockerEngine", "DHCP",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .testTarget(
             name: "IntegrationTests",
             dependencies: ["NetkeepCore", "NetkeepState", "OVSDB", "Netlink", "DockerEngine"],

@@ -250,7 +250,10 @@ struct Planner {
         if !inside.isUp { fixes.append(.containerUp) }
         if !host.isUp { fixes.append(.hostUp) }
         if let address = a.expectedAddress(at: now), !(network.addresses[a.ifname] ?? []).contains(address) { fixes.append(.address(address)) }
-        if let gateway = a.expectedGateway(at: now), !network.defaultRoutes.contains(.init(gateway: gateway, ifname: a.ifname)) {
+        // A lease's router is made the default route only where the container has
+        // none (LeaseKeeper): one on another interface is not this one's fault.
+        if let gateway = a.expectedGateway(at: now), !network.defaultRoutes.contains(.init(gateway: gateway, ifname: a.ifname)),
+           a.mode == .static || !network.defaultRoutes.contains(where: { $0.ifname != a.ifname }) {
             fixes.append(.defaultRoute(gateway))
         }
         return fixes

@@ -33,7 +33,7 @@ public struct Attach {
             containerID: container.id, containerName: container.name, ifname: request.ifname, bridge: checked.bridge,
             mac: request.mac ?? MACAddress.randomLocal(using: &generator), mtu: request.mtu, vlan: request.vlan,
             mode: request.dhcp ? .dhcp : .static, address: request.address, gateway: request.gateway, netnsLink: container.name,
-            status: .pending, createdAt: HostEnvironment.now())
+            status: .pending, createdAt: environment.now())
 
         // From here to the end this is the only netkeep changing the container.
         let claims = try environment.claims()
@@ -118,8 +118,9 @@ public struct Attach {
 
     /// Every check, before anything is changed or locked.
     private func check(_ request: AttachRequest, context: String) throws(Failure) -> Checked {
+        let adapters = environment.adapters
         let container: Container
-        do { container = try environment.docker.inspect(request.container) } catch {
+        do { container = try adapters.docker.inspect(request.container) } catch {
             if case .noSuchContainer = error { throw Failure.badInput("\(context): container \(quoted(request.container)) does not exist") }
             throw Failure.component(context, error)
         }
@@ -131,14 +132,15 @@ public struct Attach {
             throw Failure.badInput("\(context): container \(container.name) uses \(shared); netkeep attaches only containers with a network namespace of their own")
         }
         // Asked now, checked after the other checks, which hide its 11 ms.
-        let docker = environment.docker
+        let docker = adapters.docker
         let engineLookup = Pending { try? docker.engine() }
         let state = try environment.loadState()
         if let existing = state.attachment(containerID: container.id, ifname: request.ifname) {
             throw Failure.badInput("\(context): container \(container.name) already has \(request.ifname) attached to \(existing.bridge) (\(existing.status.rawValue)); detach it first")
         }
         let hostName = Names.hostInterface(containerID: container.id, ifname: request.ifname)
-        let vswitch = try environment.vswitch()
+        let vswitch: any VSwitchAccess
+        do { vswitch = try adapters.openVSwitch() } catch { throw Failure.component("ovsdb", error) }
         defer { vswitch.close() }
         let snapshot: VSwitchSnapshot
         do { snapshot = try vswitch.snapshot() } catch { throw Failure.component(context, error) }
@@ -149,14 +151,14 @@ public struct Attach {
             throw Failure.badInput("\(context): OVS already has a port \(hostName), left by an interrupted attach; run `netkeep reconcile`")
         }
         do {
-            let links = try LinkMaker(container: container)
-            if try links.inside.link(named: request.ifname) != nil {
+            let links = try adapters.namespaces.enter(pid: container.pid, expecting: adapters.namespaces.namespaceID(ofSandbox: container.sandboxKey))
+            if try links.insideLink(named: request.ifname) != nil {
                 throw Failure.badInput("\(context): interface \(request.ifname) already exists in container \(container.name)")
             }
-            if request.gateway != nil, let route = try links.inside.routes().first(where: \.isDefault) {
+            if request.gateway != nil, let route = try links.insideRoutes().first(where: \.isDefault) {
                 throw Failure.badInput("\(context): container \(container.name) already has a default route\(route.gateway.map { " via \($0)" } ?? ""); attach without --gateway")
             }
-            if try links.host.link(named: hostName) != nil {
+            if try adapters.openHostLinks().link(named: hostName) != nil {
                 throw Failure.badInput("\(context): host interface \(hostName) already exists, left by an interrupted attach; run `netkeep reconcile`")
             }
         } catch {

@@ -25,7 +25,7 @@ public struct Detach {
         let context = "detach \(reference)\(ifname.map { " \($0)" } ?? "")"
         // Docker names the container if it still exists; otherwise the record does.
         var container: Container?
-        do { container = try environment.docker.inspect(reference) } catch {
+        do { container = try environment.adapters.docker.inspect(reference) } catch {
             switch error {
             case .noSuchContainer: container = nil
             case .unreachable: logger.warning("\(context): \(error); detaching by the recorded name or id")

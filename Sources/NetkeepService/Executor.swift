@@ -23,9 +23,10 @@ struct Executor {
 
     /// `observed`: what the plan was made from; each container namespace is
     /// entered only if it is still the one observed (PIDs are reused).
-    func execute(_ plan: Plan, state: inout State, observed: ObservedHost, snapshot: VSwitchSnapshot?, vswitch: VSwitchClient?,
+    func execute(_ plan: Plan, state: inout State, observed: ObservedHost, snapshot: VSwitchSnapshot?, vswitch: (any VSwitchAccess)?,
                  timings: inout PhaseTimings) -> [ActionResult] {
         let namespaces = observed.containerNetworks.compactMapValues(\.namespace)
+        let adapters = environment.adapters
         var failures: [Int: String] = [:]
         let actions = plan.actions
         func fail(_ i: Int, _ message: String) { if failures[i] == nil { failures[i] = message } }
@@ -49,8 +50,8 @@ struct Executor {
             timings.measure("execute dhcp") {
                 let station = releases.filter { $0.2 == nil }
                 if !station.isEmpty {
-                    _ = ReleaseStation(logger: logger, audit: environment.audit)
-                        .run(station.map(\.1), vswitch: vswitch, userspaceBridges: userspace, now: HostEnvironment.now())
+                    _ = adapters.dhcp.release(station.map(\.1), vswitch: vswitch, userspaceBridges: userspace, now: adapters.now(),
+                                              logger: logger, audit: environment.audit)
                 }
                 let inside = releases.compactMap { (i, a, pid) -> (Int, LeaseKeeper.Job)? in
                     guard let pid, let lease = a.lease else { return nil }
@@ -58,7 +59,7 @@ struct Executor {
                                                namespace: namespaces[a.containerID]))
                 }
                 if !inside.isEmpty {
-                    let results = LeaseKeeper(logger: logger).run(inside.map(\.1), now: HostEnvironment.now())
+                    let results = adapters.dhcp.run(inside.map(\.1), now: adapters.now(), logger: logger)
                     for ((i, _), result) in zip(inside, results) {
                         if let error = result.error { fail(i, "DHCPRELEASE not sent: \(error)") }
                     }
@@ -106,10 +107,11 @@ struct Executor {
         }
         let skip = failures
         let outcomes = timings.measure("execute netlink") {
-            concurrentMap(groups) { group in
+            let work: @Sendable ([Int]) -> [(Int, String)] = { group in
                 Self.runLinkWork(group.filter { skip[$0] == nil }.map { ($0, actions[$0]) }, userspace: userspace, hostDown: replaced,
-                                 namespaces: namespaces)
+                                 namespaces: namespaces, adapters: adapters)
             }
+            return adapters.parallel ? concurrentMap(groups, work) : groups.map(work)
         }
         for outcome in outcomes { for (i, message) in outcome { fail(i, message) } }
         let waiting = actions.indices.filter { i in
@@ -126,7 +128,7 @@ struct Executor {
                 }
             }
             timings.measure("execute netlink") {
-                if let host = try? NetlinkSession.open() {
+                if let host = try? adapters.openHostLinks() {
                     for i in waiting {
                         let a = actions[i].attachment!
                         do {
@@ -195,17 +197,16 @@ struct Executor {
             return (i, LeaseKeeper.Job(attachment: a, pid: pid, goal: goal, namespace: namespaces[a.containerID]))
         }
         if !leaseJobs.isEmpty || !renewals.isEmpty {
-            let keeper = LeaseKeeper(logger: logger)
-            let now = HostEnvironment.now()
+            let now = adapters.now()
             // Unexpired leases go on the interfaces now; the exchanges confirm them.
-            let prepared = timings.measure("execute dhcp") { keeper.prepare(leaseJobs.map(\.1), now: now) }
+            let prepared = timings.measure("execute dhcp") { adapters.dhcp.prepare(leaseJobs.map(\.1), now: now, logger: logger) }
             if !leaseJobs.isEmpty {
                 timings.measure("wait vswitchd") {
                     if let vswitch, let config = nextConfig, (try? vswitch.waitApplied(config)) == true { nextConfig = nil }
                 }
             }
             let all = leaseJobs + renewals
-            let results = timings.measure("execute dhcp") { keeper.run(prepared + renewals.map(\.1), now: now) }
+            let results = timings.measure("execute dhcp") { adapters.dhcp.run(prepared + renewals.map(\.1), now: now, logger: logger) }
             for ((i, _), result) in zip(all, results) {
                 var a = result.attachment
                 // A renewal that changed nothing (no answer) is not tried again before `retrySeconds`.
@@ -216,7 +217,7 @@ struct Executor {
         }
 
         // netns links.
-        let links = environment.netnsLinks
+        let links = adapters.netns
         for (i, action) in actions.enumerated() {
             switch action {
             case .linkNetns(let a, let pid, _):
@@ -274,13 +275,13 @@ struct Executor {
 
     /// The netlink part of one container's actions (or of one orphan port).
     static func runLinkWork(_ work: [(Int, Action)], userspace: Set<String>, hostDown: Set<String>,
-                            namespaces: [String: NamespaceID]) -> [(Int, String)] {
+                            namespaces: [String: NamespaceID], adapters: HostAdapters) -> [(Int, String)] {
         var errors: [(Int, String)] = []
-        var maker: (pid: Int32, maker: LinkMaker)?
-        func linkMaker(_ pid: Int32) throws -> LinkMaker {
+        var maker: (pid: Int32, maker: any ContainerLinks)?
+        func linkMaker(_ pid: Int32) throws -> any ContainerLinks {
             if let maker, maker.pid == pid { return maker.maker }
             let container = work.first?.1.attachment?.containerID
-            let made = try LinkMaker(pid: pid, expecting: container.flatMap { namespaces[$0] })
+            let made = try adapters.namespaces.enter(pid: pid, expecting: container.flatMap { namespaces[$0] })
             maker = (pid, made)
             return made
         }
@@ -296,9 +297,9 @@ struct Executor {
                 case .configureInterface(let a, let pid, let fixes, _):
                     try linkMaker(pid).configureInside(a, fixes: fixes)
                 case .removeAttachment(let a, _):
-                    try NetlinkSession.open().deleteLink(named: a.hostIfname)
+                    try adapters.openHostLinks().deleteLink(named: a.hostIfname)
                 case .removePort(let name, _, _):
-                    try NetlinkSession.open().deleteLink(named: name)
+                    try adapters.openHostLinks().deleteLink(named: name)
                 default:
                     break
                 }

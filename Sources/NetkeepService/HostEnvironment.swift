@@ -19,6 +19,8 @@ public struct HostEnvironment: Sendable {
     /// How long a command waits for the state lock (the daemon waits less:
     /// its watchdog and systemd's stop timeout must not run out meanwhile).
     public var lockTimeout: Double = 120
+    /// Replaces the real host (HostModelTests); nil: the real one at the paths above.
+    private var replacedAdapters: HostAdapters?
 
     public init(stateDirectory: String = StateStore.defaultDirectory,
                 dockerSocket: String = DockerClient.defaultSocket,
@@ -38,6 +40,15 @@ public struct HostEnvironment: Sendable {
     }
 
     public var netnsLinks: NetnsLinks { NetnsLinks(directory: netnsDirectory) }
+
+    /// What passes and commands talk to: the real host unless replaced.
+    var adapters: HostAdapters {
+        get { replacedAdapters ?? .real(self) }
+        set { replacedAdapters = newValue }
+    }
+
+    /// The current time as the adapters tell it.
+    func now() -> Timestamp { adapters.now() }
 
     /// The wall clock, read here and passed down: the core never reads it.
     /// NETKEEP_TIME_OFFSET (seconds) moves it, so tests can make a lease due
@@ -128,6 +139,7 @@ extension HostEnvironment {
     public func saveState(_ state: State) throws(Failure) {
         var state = state
         state.bootID = Self.bootID()
+        guard adapters.mayWriteState() else { throw Failure.stateIO("state not written: the process is gone") }
         do { try store.save(state) } catch { throw Failure.from(error) }
     }
 }

@@ -36,7 +36,9 @@ public enum ReconcileScope: Equatable, Sendable {
 struct Observer {
     let environment: HostEnvironment
 
-    func observe(_ state: State, scope: ReconcileScope = .host, vswitch: VSwitchClient?, timings: inout PhaseTimings) -> Observation {
+    var adapters: HostAdapters { environment.adapters }
+
+    func observe(_ state: State, scope: ReconcileScope = .host, vswitch: (any VSwitchAccess)?, timings: inout PhaseTimings) -> Observation {
         var snapshot: VSwitchSnapshot?
         var ovsError: String?
         timings.measure("observe ovsdb") {
@@ -59,7 +61,7 @@ struct Observer {
             }
             // Who answered matters only where a 404 may remove something.
             if removals, case .answered = view {
-                do { engine = try environment.docker.engine() } catch { engineError = "\(error)" }
+                do { engine = try adapters.docker.engine() } catch { engineError = "\(error)" }
             }
             return view
         }
@@ -73,7 +75,7 @@ struct Observer {
                 let tracked = Set(state.attachments.map(\.hostIfname))
                 let ports = ovs?.ports.values.filter { !tracked.contains($0.name) && $0.owner != nil }.map(\.name) ?? []
                 hostLinks = try? {
-                    let session = try NetlinkSession.open()
+                    let session = try adapters.openHostLinks()
                     var links: [String: ObservedLink] = [:]
                     for name in state.attachments.map(\.hostIfname) + ports {
                         if let link = try session.link(named: name) { links[link.name] = Self.observed(link) }
@@ -81,22 +83,23 @@ struct Observer {
                     return links
                 }()
             } else {
-                hostLinks = try? NetlinkSession.open().links().reduce(into: [:]) { $0[$1.name] = Self.observed($1) }
+                hostLinks = try? adapters.openHostLinks().links().reduce(into: [:]) { $0[$1.name] = Self.observed($1) }
             }
             if case .answered(let containers, _) = docker {
                 // A detached DHCP attachment still needs its namespace: the lease is released from inside.
                 let wanted = Set(state.attachments.filter { $0.status != .removing || ($0.mode == .dhcp && $0.lease != nil) }.map(\.containerID))
                 let running = containers.values.filter { wanted.contains($0.id) && $0.running && $0.pid > 0 }.sorted { $0.id < $1.id }
                 let keys = sandboxes
+                let namespaces = adapters.namespaces
                 let looked = concurrentMap(running) { container in
-                    (container.id, Self.network(pid: container.pid, sandbox: keys[container.id]))
+                    (container.id, namespaces.network(pid: container.pid, sandbox: keys[container.id]))
                 }
                 var exited = Set<String>()
                 for (container, (id, network)) in zip(running, looked) {
                     switch network {
                     case .success(let network): networks[id] = network
                     case .failure(let why):
-                        if !NetnsLinks.processExists(container.pid) { exited.insert(id) } else { unreadable[id] = why.description }
+                        if !adapters.netns.processExists(container.pid) { exited.insert(id) } else { unreadable[id] = why.description }
                     }
                 }
                 // Stopped between Docker's answer and this look (a stop or a
@@ -114,7 +117,7 @@ struct Observer {
         }
         return Observation(
             host: ObservedHost(docker: docker, ovs: ovs, ovsError: ovsError, hostLinks: hostLinks, containerNetworks: networks,
-                               netns: netns, bootID: HostEnvironment.bootID(), now: HostEnvironment.now(),
+                               netns: netns, bootID: HostEnvironment.bootID(), now: environment.now(),
                                engine: engine, engineError: engineError, unreadableNetworks: unreadable),
             snapshot: snapshot)
     }
@@ -125,7 +128,7 @@ struct Observer {
     /// `removed`, and only a well-formed reference is asked about at all.
     /// Also returns each inspected container's SandboxKey.
     func observeDocker(_ state: State, ovs: OVSView?) -> (DockerView, [String: String]) {
-        let client = environment.docker
+        let client = adapters.docker
         let listed: [Container]
         do { listed = try client.list() } catch { return (.unreachable(error.description), [:]) }
         let byID = Dictionary(listed.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
@@ -170,11 +173,11 @@ struct Observer {
         let answers = concurrentMap(ids.sorted()) { id -> Result<(ObservedContainer, String?)?, DockerError> in
             let records = state.attachments.filter { $0.containerID == id }
             if stopped.contains(id), let name = records.first?.containerName,
-               !records.contains(where: { $0.containerPID.map(NetnsLinks.processExists) ?? false }) {
+               !records.contains(where: { $0.containerPID.map(adapters.netns.processExists) ?? false }) {
                 return .success((ObservedContainer(id: id, name: name, running: false, pid: 0), nil))
             }
             do throws(DockerError) {
-                let c = try environment.docker.inspect(id)
+                let c = try adapters.docker.inspect(id)
                 return .success((Self.observed(c), c.sandboxKey))
             } catch {
                 if case .noSuchContainer = error { return .success(nil) }
@@ -225,31 +228,16 @@ struct Observer {
 
     /// /var/run/netns, or only the given names of it.
     func observeNetns(names: Set<String>? = nil) -> [String: NetnsEntry]? {
-        let links = environment.netnsLinks
-        if let names {
-            var entries: [String: NetnsEntry] = [:]
-            for name in names {
-                if let pid = links.linkedPID(name) {
-                    entries[name] = NetnsEntry(name: name, kind: .procLink(pid: pid, alive: NetnsLinks.processExists(pid)))
-                } else if Files.kind(links.path(name)) != .missing {
-                    entries[name] = NetnsEntry(name: name, kind: .other)
-                }
-            }
-            return entries
-        }
-        let directory = environment.netnsDirectory
-        guard let dir = opendir(directory) else { return errno == ENOENT ? [:] : nil }
-        defer { closedir(dir) }
-        var entries: [String: NetnsEntry] = [:]
-        while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            if name == "." || name == ".." || name.hasPrefix(".") { continue }
+        let links = adapters.netns
+        func entry(_ name: String) -> NetnsEntry? {
             if let pid = links.linkedPID(name) {
-                entries[name] = NetnsEntry(name: name, kind: .procLink(pid: pid, alive: NetnsLinks.processExists(pid)))
-            } else {
-                entries[name] = NetnsEntry(name: name, kind: .other)
+                return NetnsEntry(name: name, kind: .procLink(pid: pid, alive: links.processExists(pid)))
             }
+            return names == nil || links.exists(name) ? NetnsEntry(name: name, kind: .other) : nil
         }
+        guard let listed = names.map(Array.init) ?? links.names() else { return nil }
+        var entries: [String: NetnsEntry] = [:]
+        for name in listed { entries[name] = entry(name) }
         return entries
     }
 

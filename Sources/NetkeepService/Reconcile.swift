@@ -69,7 +69,7 @@ public struct Reconcile {
     /// containers it may change, reads the records, works, and then writes
     /// back only the records of its claimed containers (DESIGN.md rule 7).
     public func run(dryRun: Bool, scope: ReconcileScope = .host, verify: Bool = true,
-                    vswitch shared: VSwitchClient? = nil, claims held: ContainerClaims? = nil,
+                    vswitch shared: (any VSwitchAccess)? = nil, claims held: ContainerClaims? = nil,
                     audit: Bool = true) throws(Failure) -> ReconcileReport {
         var timings = PhaseTimings()
         let claims: ContainerClaims
@@ -99,7 +99,7 @@ public struct Reconcile {
         if scope.containerIDs != nil, desired.attachments.isEmpty {
             return ReconcileReport(dryRun: dryRun, plan: Plan(), results: [], remaining: [], timings: timings, unreachable: false, state: state)
         }
-        let vswitch = shared ?? (try? VSwitchClient(socketPath: environment.ovsdbSocket))
+        let vswitch = shared ?? (try? environment.adapters.openVSwitch())
         defer { if shared == nil { vswitch?.close() } }
         let observer = Observer(environment: environment)
 

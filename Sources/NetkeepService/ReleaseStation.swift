@@ -40,7 +40,7 @@ struct ReleaseStation {
     /// Releases the unexpired leases of `attachments` (whose containers are
     /// gone), logs what could not be, and records a `lease-released` entry each.
     @discardableResult
-    func run(_ attachments: [Attachment], vswitch: VSwitchClient?, userspaceBridges: Set<String>, now: Timestamp) -> [Outcome] {
+    func run(_ attachments: [Attachment], vswitch: (any VSwitchAccess)?, userspaceBridges: Set<String>, now: Timestamp) -> [Outcome] {
         let outcomes = release(attachments, vswitch: vswitch, userspaceBridges: userspaceBridges, now: now)
         var events: [AuditEvent] = []
         for o in outcomes {
@@ -59,7 +59,7 @@ struct ReleaseStation {
     }
 
     /// Releases every unexpired lease of `attachments`, one station per bridge and VLAN.
-    func release(_ attachments: [Attachment], vswitch: VSwitchClient?, userspaceBridges: Set<String>, now: Timestamp) -> [Outcome] {
+    func release(_ attachments: [Attachment], vswitch: (any VSwitchAccess)?, userspaceBridges: Set<String>, now: Timestamp) -> [Outcome] {
         let leased = attachments.filter { $0.mode == .dhcp && ($0.lease?.isValid(at: now) ?? false) }
         guard !leased.isEmpty else { return [] }
         guard let vswitch else { return leased.map { Outcome(attachment: $0, confirmed: false, error: "OVSDB unreachable") } }
@@ -75,7 +75,7 @@ struct ReleaseStation {
         }
     }
 
-    private func release(_ group: [Attachment], bridge: String, vlan: Int?, vswitch: VSwitchClient, userspace: Bool) throws -> [Outcome] {
+    private func release(_ group: [Attachment], bridge: String, vlan: Int?, vswitch: any VSwitchAccess, userspace: Bool) throws -> [Outcome] {
         let name = Self.portName(bridge: bridge, vlan: vlan)
         let host = try NetlinkSession.open()
         // Whatever an interrupted run left: its veth died with its namespace, its row may remain.

@@ -26,7 +26,7 @@ public struct RenewLeases {
     /// other, scoped to the containers whose leases are due. The lock is
     /// held only to read and write records, never across an exchange.
     public func run(all: Bool) throws(Failure) -> [Outcome] {
-        let now = HostEnvironment.now()
+        let now = environment.now()
         var state = try environment.loadState()
         if all {
             state = try environment.updateRecords(logger: logger) { state in

@@ -11,6 +11,26 @@ import Testing
         #expect(w.plan.notices.isEmpty)
     }
 
+    /// Found by HostModelTests: LeaseKeeper adds a lease's router only where
+    /// the container has no default route, so a second DHCP interface must not
+    /// ask for one (the kernel answers EEXIST, every pass).
+    @Test func aSecondDHCPInterfaceDoesNotAskForASecondDefaultRoute() {
+        var w = World()
+        w.addHealthy(1, dhcp: true)
+        let second = w.addHealthy(1, ifname: "eth2", dhcp: true)
+        w.networks[second.containerID]!.defaultRoutes.removeAll { $0.ifname == "eth2" }
+        #expect(w.plan.actions.isEmpty)
+        // Without any default route, the lease's router is asked for.
+        w.networks[second.containerID]!.defaultRoutes = []
+        #expect(w.plan.actions.count == 2)
+        // A static gateway is still demanded (attach refuses a second one).
+        var s = World()
+        s.addHealthy(2)
+        let other = s.addHealthy(2, ifname: "eth2")
+        s.networks[other.containerID]!.defaultRoutes.removeAll { $0.ifname == "eth2" }
+        #expect(s.plan.actions.count == 1)
+    }
+
     @Test func containerRestartedRecreatesVethReplacesPortRelinksAndRecords() {
         var w = World()
         let a = w.addHealthy(1)
