@@ -375,14 +375,24 @@ public final class Daemon: Service, @unchecked Sendable {
     private func repair(_ events: [ContainerEvent], reconcile: Reconcile) {
         let ids = Set(events.map(\.id))
         let stopped = Set(events.filter(\.down).map(\.id))
+        // A batch does not wait behind a container that a command holds (an
+        // attach waiting for its DHCP server): the others are repaired first,
+        // then that one alone, waiting for its claim.
+        let wait = ids.count == 1
         do {
-            var report = try reconcile.run(dryRun: false, scope: .containers(ids, stopped: stopped), verify: false, vswitch: connection())
+            var report = try reconcile.run(dryRun: false, scope: .containers(ids, stopped: stopped), verify: false, vswitch: connection(),
+                                           waitForClaims: wait)
             if report.unreachable {
                 // The kept connection may be the one that broke: once more with a new one.
                 dropConnection()
-                report = try reconcile.run(dryRun: false, scope: .containers(ids, stopped: stopped), verify: false, vswitch: connection())
+                report = try reconcile.run(dryRun: false, scope: .containers(ids, stopped: stopped), verify: false, vswitch: connection(),
+                                           waitForClaims: wait)
             }
             log(report)
+            for event in events where ids.count > 1 && report.busy.contains(event.id) {
+                logger.info("\(event.id.prefix(12)) is held by another netkeep: repaired after the batch, once it is free")
+                repair([event], reconcile: reconcile)
+            }
             if !report.plan.actions.isEmpty {
                 logger.info("repair of \(ids.count == 1 ? String(ids.first!.prefix(12)) : "\(ids.count) containers") after the event\(ids.count == 1 ? "" : "s"): \(report.timings.summary)")
             }

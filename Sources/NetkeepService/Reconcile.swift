@@ -15,6 +15,8 @@ public struct ReconcileReport: Sendable {
     /// Docker or OVSDB could not be reached.
     public var unreachable: Bool
     public var ovsdbReachable = true
+    /// Containers another pass held, left to it.
+    public var busy: Set<String> = []
     /// Why Docker could not be asked, when it could not.
     public var dockerUnreachable: String?
     /// The records after the pass (those of containers it did not claim as it read them).
@@ -63,14 +65,16 @@ public struct Reconcile {
     /// `vswitch`: an open OVSDB connection to use (the daemon keeps one); nil opens one.
     /// `claims`: claims the caller already holds (an attach holds its
     /// container's from before it writes the intent); `audit`: false when
-    /// the caller writes the audit entries of its own command.
+    /// the caller writes the audit entries of its own command;
+    /// `waitForClaims`: false to leave the containers another pass holds
+    /// (they are in the report's `busy`) instead of waiting for them.
     ///
     /// No lock is held while the pass talks to the network: it claims the
     /// containers it may change, reads the records, works, and then writes
     /// back only the records of its claimed containers (DESIGN.md rule 7).
     public func run(dryRun: Bool, scope: ReconcileScope = .host, verify: Bool = true,
                     vswitch shared: (any VSwitchAccess)? = nil, claims held: ContainerClaims? = nil,
-                    audit: Bool = true) throws(Failure) -> ReconcileReport {
+                    audit: Bool = true, waitForClaims: Bool = true) throws(Failure) -> ReconcileReport {
         var timings = PhaseTimings()
         let claims: ContainerClaims
         if let held { claims = held } else { claims = try environment.claims() }
@@ -80,7 +84,12 @@ public struct Reconcile {
         if dryRun {
             state = try timings.measure("load") { () throws(Failure) in try environment.loadState() }
         } else if let ids = scope.containerIDs {
-            try timings.measure("claim") { () throws(Failure) in try environment.claim(ids, in: claims, logger: logger) }
+            try timings.measure("claim") { () throws(Failure) in
+                if waitForClaims { return try environment.claim(ids, in: claims, logger: logger) }
+                for id in ids.sorted() {
+                    do throws(StateFileError) { if try !claims.tryClaim(id) { busy.insert(id) } } catch { throw Failure.from(error) }
+                }
+            }
             state = try timings.measure("load") { () throws(Failure) in try environment.loadState() }
         } else {
             // The whole host: every container that no other pass holds; the
@@ -136,6 +145,7 @@ public struct Reconcile {
             }
         }
         report.state = state
+        report.busy = busy
         if thePlan.actions.isEmpty { report.results = []; return report }
 
         let before = loaded
