@@ -94,6 +94,7 @@ public final class Daemon: Service, @unchecked Sendable {
         // The first pass, fed to the watchdog while it works; READY=1 when it is
         // done or when the start budget runs out (it then goes on), so a slow
         // first pass (no DHCP server, Docker starting) never fails the start.
+        let firstPassStarted = wallClockNanoseconds()
         let first = Task { await self.perform(.full) }
         let feeder = Task { await self.feedWatchdogWhileWorking() }
         let readyInTime = await finishes(first, within: options.startBudget)
@@ -105,7 +106,7 @@ public final class Daemon: Service, @unchecked Sendable {
 
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await untilGracefulShutdown { await self.feedWatchdogWhileWorking() } }
-            group.addTask { await untilGracefulShutdown { await self.followEvents() } }
+            group.addTask { await untilGracefulShutdown { await self.followEvents(coveredUntil: firstPassStarted) } }
             group.addTask { await untilGracefulShutdown { await self.runTimers() } }
             group.addTask {
                 await withGracefulShutdownHandler {
@@ -129,17 +130,24 @@ public final class Daemon: Service, @unchecked Sendable {
 
     // MARK: Docker events
 
-    func followEvents() async {
+    /// `coveredUntil`: when the first pass began to look at the host. The
+    /// first subscription replays every event since then, so it needs no
+    /// full pass of its own (which, run while containers restart, would wait
+    /// on Docker for each of them); later ones, after a gap, do.
+    func followEvents(coveredUntil: Int64? = nil) async {
         var backoff = 0.1
+        var replayFrom = coveredUntil
         while !Task.isCancelled {
-            let since = index.lastEventNano()
+            let since = replayFrom ?? index.lastEventNano()
+            let needsFullPass = replayFrom == nil
+            replayFrom = nil
             do {
                 let subscribedAt = wallClockNanoseconds()
                 let stream = try await onWorkerless { () throws(DockerError) in try DockerEventStream(client: self.environment.docker, sinceNano: since) }
                 counters.withLock { $0.docker = "connected" }
                 logger.notice("following Docker events\(since.map { " since \($0 / 1_000_000_000)" } ?? "")")
                 // Subscribed first, then a full pass: nothing falls in between.
-                await queue.submit(.full)
+                if needsFullPass { await queue.submit(.full) }
                 updateStatus()
                 let connectedAt = ExchangeClock.now()
                 var delivered = 0
