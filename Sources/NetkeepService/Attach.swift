@@ -58,7 +58,12 @@ public struct Attach {
         FaultPoint.attachPendingWritten.check()
 
         let reconcile = Reconcile(environment: environment, logger: logger)
-        let report = try reconcile.run(dryRun: false, scope: .container(container.id), verify: false, claims: claims, audit: false)
+        let report: ReconcileReport
+        do { report = try reconcile.run(dryRun: false, scope: .container(container.id), verify: false, claims: claims, audit: false) } catch {
+            // Reported as failed: it must not be finished by a later pass.
+            undo(attachment, claims: claims, context: context)
+            throw error
+        }
         let made = report.state.attachments.first { $0.id == attachment.id }
         let errors = report.errors(of: attachment.id)
         if let made, made.status == .ready, errors.isEmpty {
@@ -90,6 +95,11 @@ public struct Attach {
                 a.status = .removing
                 state.upsert(a)
             }
+        } catch {
+            logger.critical("\(context): the failed attach could not be marked for removal (\(error)); its record stays pending: run `netkeep detach \(attachment.containerName) \(attachment.ifname)`")
+            return
+        }
+        do {
             let report = try Reconcile(environment: environment, logger: logger)
                 .run(dryRun: false, scope: .container(attachment.containerID), verify: false, claims: claims, audit: false)
             if report.state.attachments.contains(where: { $0.id == attachment.id }) {
