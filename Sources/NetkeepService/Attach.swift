@@ -43,14 +43,10 @@ public struct Attach {
         // Intent first, checked again against the records as they are now:
         // of two attaches of the same interface, the second finds the first's.
         try environment.updateRecords(logger: logger) { (state: inout State) throws(Failure) in
-            if let existing = state.attachment(containerID: container.id, ifname: request.ifname) {
-                throw Failure.badInput("\(context): container \(container.name) already has \(request.ifname) attached to \(existing.bridge) (\(existing.status.rawValue)); detach it first")
-            }
+            try Self.refuseTaken(request, of: container, in: state, context: context)
             // The records are made with one engine; another one on the socket is not mixed in.
             if let engine = checked.engine, engine.isUsable {
-                if let recorded = state.engine, engine != recorded {
-                    throw Failure.badInput("\(context): the Docker socket answers for engine \(engine), not \(recorded) that the records were made with; run `netkeep accept-engine` if the engine really changed")
-                }
+                try Self.refuseOtherEngine(engine, recorded: state.engine, context: context)
                 state.engine = engine
             }
             state.upsert(attachment)
@@ -120,6 +116,19 @@ public struct Attach {
         environment.audit.record(events)
     }
 
+    /// Checked before the claim and again under the lock: the second of two attaches finds the first's record.
+    static func refuseTaken(_ request: AttachRequest, of container: Container, in state: State, context: String) throws(Failure) {
+        if let existing = state.attachment(containerID: container.id, ifname: request.ifname) {
+            throw Failure.badInput("\(context): container \(container.name) already has \(request.ifname) attached to \(existing.bridge) (\(existing.status.rawValue)); detach it first")
+        }
+    }
+
+    static func refuseOtherEngine(_ engine: EngineIdentity, recorded: EngineIdentity?, context: String) throws(Failure) {
+        if let recorded, engine != recorded {
+            throw Failure.badInput("\(context): the Docker socket answers for engine \(engine), not \(recorded) that the records were made with; run `netkeep accept-engine` if the engine really changed")
+        }
+    }
+
     struct Checked {
         var container: Container
         var bridge: String
@@ -145,9 +154,7 @@ public struct Attach {
         let docker = adapters.docker
         let engineLookup = Pending { try? docker.engine() }
         let state = try environment.loadState()
-        if let existing = state.attachment(containerID: container.id, ifname: request.ifname) {
-            throw Failure.badInput("\(context): container \(container.name) already has \(request.ifname) attached to \(existing.bridge) (\(existing.status.rawValue)); detach it first")
-        }
+        try Self.refuseTaken(request, of: container, in: state, context: context)
         let hostName = Names.hostInterface(containerID: container.id, ifname: request.ifname)
         let vswitch: any VSwitchAccess
         do { vswitch = try adapters.openVSwitch() } catch { throw Failure.component("ovsdb", error) }
@@ -174,9 +181,7 @@ public struct Attach {
         } catch {
             throw Failure.component(context, error)
         }
-        if let engine = engineLookup.value, engine.isUsable, let recorded = state.engine, engine != recorded {
-            throw Failure.badInput("\(context): the Docker socket answers for engine \(engine), not \(recorded) that the records were made with; run `netkeep accept-engine` if the engine really changed")
-        }
+        if let engine = engineLookup.value, engine.isUsable { try Self.refuseOtherEngine(engine, recorded: state.engine, context: context) }
         return Checked(container: container, bridge: bridge.name, engine: engineLookup.value)
     }
 }

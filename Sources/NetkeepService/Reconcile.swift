@@ -86,9 +86,7 @@ public struct Reconcile {
         } else if let ids = scope.containerIDs {
             try timings.measure("claim") { () throws(Failure) in
                 if waitForClaims { return try environment.claim(ids, in: claims, logger: logger) }
-                for id in ids.sorted() {
-                    do throws(StateFileError) { if try !claims.tryClaim(id) { busy.insert(id) } } catch { throw Failure.from(error) }
-                }
+                busy = try Self.claimFree(ids, in: claims)
             }
             state = try timings.measure("load") { () throws(Failure) in try environment.loadState() }
         } else {
@@ -96,9 +94,7 @@ public struct Reconcile {
             // records are read again once claimed, as their holders left them.
             let first = try timings.measure("load") { () throws(Failure) in try environment.loadState() }
             try timings.measure("claim") { () throws(Failure) in
-                for id in first.containerIDs.sorted() {
-                    do throws(StateFileError) { if try !claims.tryClaim(id) { busy.insert(id) } } catch { throw Failure.from(error) }
-                }
+                busy = try Self.claimFree(first.containerIDs, in: claims)
             }
             state = try timings.measure("load") { () throws(Failure) in try environment.loadState() }
             busy.formUnion(state.containerIDs.subtracting(claims.claimed))
@@ -168,6 +164,15 @@ public struct Reconcile {
         }
         report.timings = timings
         return report
+    }
+
+    /// Claims those of `ids` that no other pass holds; returns the others.
+    static func claimFree(_ ids: Set<String>, in claims: ContainerClaims) throws(Failure) -> Set<String> {
+        var busy = Set<String>()
+        for id in ids.sorted() {
+            do throws(StateFileError) { if try !claims.tryClaim(id) { busy.insert(id) } } catch { throw Failure.from(error) }
+        }
+        return busy
     }
 
     static func unreachable(_ host: ObservedHost) -> Bool {
