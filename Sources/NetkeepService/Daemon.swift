@@ -94,8 +94,11 @@ public final class Daemon: Service, @unchecked Sendable {
         // The first pass, fed to the watchdog while it works; READY=1 when it is
         // done or when the start budget runs out (it then goes on), so a slow
         // first pass (no DHCP server, Docker starting) never fails the start.
+        // It puts unexpired leases back on their interfaces without waiting
+        // for the server's confirmation, which the lease timer asks for right
+        // after (a boot with 500 leases waited 10 s for dnsmasq's ACKs).
         let firstPassStarted = wallClockNanoseconds()
-        let first = Task { await self.perform(.full) }
+        let first = Task { await self.perform(.full, confirmLeasesLater: true) }
         let feeder = Task { await self.feedWatchdogWhileWorking() }
         let readyInTime = await finishes(first, within: options.startBudget)
         feeder.cancel()
@@ -275,9 +278,9 @@ public final class Daemon: Service, @unchecked Sendable {
 
     // MARK: Work
 
-    func perform(_ work: Work) async {
+    func perform(_ work: Work, confirmLeasesLater: Bool = false) async {
         working.withLock { $0 = ExchangeClock.now() }
-        await onWorker { self.performNow(work) }
+        await onWorker { self.performNow(work, confirmLeasesLater: confirmLeasesLater) }
         working.withLock { $0 = nil }
         updateStatus()
     }
@@ -294,12 +297,12 @@ public final class Daemon: Service, @unchecked Sendable {
         }
     }
 
-    private func performNow(_ work: Work) {
+    private func performNow(_ work: Work, confirmLeasesLater: Bool = false) {
         let reconcile = Reconcile(environment: environment, logger: logger)
         do {
             switch work {
             case .full:
-                let report = try reconcile.run(dryRun: false)
+                let report = try reconcile.run(dryRun: false, confirmLeasesLater: confirmLeasesLater)
                 log(report)
                 logger.info("full reconcile: \(report.plan.actions.count) actions (\(report.timings.summary))")
                 counters.withLock { c in

@@ -23,8 +23,12 @@ struct Executor {
 
     /// `observed`: what the plan was made from; each container namespace is
     /// entered only if it is still the one observed (PIDs are reused).
+    /// `confirmLater`: an unexpired lease whose address went on its interface
+    /// is recorded unconfirmed instead of waiting for the server here; the
+    /// lease timer confirms it at once, after the pass (the daemon's first
+    /// pass, so that READY=1 does not wait for a slow server).
     func execute(_ plan: Plan, state: inout State, observed: ObservedHost, snapshot: VSwitchSnapshot?, vswitch: (any VSwitchAccess)?,
-                 timings: inout PhaseTimings) -> [ActionResult] {
+                 confirmLater: Bool = false, timings: inout PhaseTimings) -> [ActionResult] {
         let namespaces = observed.containerNetworks.compactMapValues(\.namespace)
         let adapters = environment.adapters
         var failures: [Int: String] = [:]
@@ -198,16 +202,31 @@ struct Executor {
         }
         if !leaseJobs.isEmpty || !renewals.isEmpty {
             let now = adapters.now()
-            // Unexpired leases go on the interfaces now; the exchanges confirm them.
-            let prepared = timings.measure("execute dhcp") { adapters.dhcp.prepare(leaseJobs.map(\.1), now: now, logger: logger) }
+            // Unexpired leases go on the interfaces now; the exchanges confirm
+            // them (a confirmation by the lease timer too: its address is then
+            // in place, and the ACK comes unicast).
+            let all = leaseJobs + renewals
+            let prepared = timings.measure("execute dhcp") { adapters.dhcp.prepare(all.map(\.1), now: now, logger: logger) }
+            let deferred = Set(confirmLater ? leaseJobs.indices.filter { prepared[$0].addressInPlace } : [])
+            let exchanged = all.indices.filter { !deferred.contains($0) }
             if !leaseJobs.isEmpty {
                 timings.measure("wait vswitchd") {
                     if let vswitch, let config = nextConfig, (try? vswitch.waitApplied(config)) == true { nextConfig = nil }
                 }
             }
-            let all = leaseJobs + renewals
-            let results = timings.measure("execute dhcp") { adapters.dhcp.run(prepared + renewals.map(\.1), now: now, logger: logger) }
-            for ((i, _), result) in zip(all, results) {
+            var results = [Int: LeaseKeeper.Result]()
+            if !exchanged.isEmpty {
+                let outcomes = timings.measure("execute dhcp") { adapters.dhcp.run(exchanged.map { prepared[$0] }, now: now, logger: logger) }
+                for (j, outcome) in zip(exchanged, outcomes) { results[j] = outcome }
+            }
+            for j in deferred {
+                var a = prepared[j].attachment
+                a.lease?.confirmed = false
+                a.lease?.retryAt = nil
+                results[j] = LeaseKeeper.Result(attachment: a, error: nil)
+            }
+            for (j, (i, _)) in all.enumerated() {
+                guard let result = results[j] else { continue }
                 var a = result.attachment
                 // A renewal that changed nothing (no answer) is not tried again before `retrySeconds`.
                 if case .renewLease = actions[i], let lease = a.lease { a.lease = LeaseLifecycle.afterAttempt(lease, at: now) }

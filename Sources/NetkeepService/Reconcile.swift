@@ -67,14 +67,16 @@ public struct Reconcile {
     /// container's from before it writes the intent); `audit`: false when
     /// the caller writes the audit entries of its own command;
     /// `waitForClaims`: false to leave the containers another pass holds
-    /// (they are in the report's `busy`) instead of waiting for them.
+    /// (they are in the report's `busy`) instead of waiting for them;
+    /// `confirmLeasesLater`: unexpired leases are applied and left for the
+    /// lease timer to confirm (see `Executor.execute`).
     ///
     /// No lock is held while the pass talks to the network: it claims the
     /// containers it may change, reads the records, works, and then writes
     /// back only the records of its claimed containers (DESIGN.md rule 7).
     public func run(dryRun: Bool, scope: ReconcileScope = .host, verify: Bool = true,
                     vswitch shared: (any VSwitchAccess)? = nil, claims held: ContainerClaims? = nil,
-                    audit: Bool = true, waitForClaims: Bool = true) throws(Failure) -> ReconcileReport {
+                    audit: Bool = true, waitForClaims: Bool = true, confirmLeasesLater: Bool = false) throws(Failure) -> ReconcileReport {
         var timings = PhaseTimings()
         let claims: ContainerClaims
         if let held { claims = held } else { claims = try environment.claims() }
@@ -123,7 +125,8 @@ public struct Reconcile {
         var results: [ActionResult] = []
         if !thePlan.actions.isEmpty {
             results = Executor(environment: environment, logger: logger)
-                .execute(thePlan, state: &state, observed: observation.host, snapshot: observation.snapshot, vswitch: vswitch, timings: &timings)
+                .execute(thePlan, state: &state, observed: observation.host, snapshot: observation.snapshot, vswitch: vswitch,
+                         confirmLater: confirmLeasesLater, timings: &timings)
         }
         if state != loaded {
             let mine = claims.claimed
@@ -160,7 +163,11 @@ public struct Reconcile {
             var again = observer.observe(desired, scope: scope, vswitch: vswitch, timings: &verifyTimings)
             again.host.busyContainers = busy
             timings.add("verify", verifyTimings.values.reduce(0) { $0 + $1.1 })
-            report.remaining = plan(desired: desired, observed: again.host).actions
+            report.remaining = plan(desired: desired, observed: again.host).actions.filter { action in
+                // Confirmations left for the lease timer on purpose are not unfinished work.
+                if confirmLeasesLater, case .renewLease(_, _, .confirm, _) = action { return false }
+                return true
+            }
         }
         report.timings = timings
         return report

@@ -72,6 +72,33 @@ import Testing
         #expect(try bed.records() == [])
     }
 
+    @Test func aPassThatConfirmsLaterAppliesTheLeaseAndTheTimerConfirmsIt() throws {
+        let bed = Bed()
+        let db = bed.host.run(name: "db1")
+        let d = try bed.attach("db1", dhcp: true, mac: "02:00:00:00:00:02")
+        let lease = try #require(d.lease)
+        bed.host.restart(db)
+        var w = bed.host.snapshot
+        w.now = w.now.adding(seconds: 60)
+        bed.host.snapshot = w
+
+        let report = try Reconcile(environment: bed.environment, logger: bed.logger).run(dryRun: false, confirmLeasesLater: true)
+        #expect(report.exitCode == 0)
+        w = bed.host.snapshot
+        #expect(w.namespaces[w.containers[db]!.ns]?.addresses["eth1"] == [lease.address], "the address is back before any answer")
+        let applied = try #require(try bed.records().first?.lease)
+        #expect(!applied.confirmed && applied.obtainedAt == lease.obtainedAt, "no exchange yet: \(applied)")
+        #expect(LeaseLifecycle.due(applied, at: w.now) == .confirm)
+        #expect(try bed.problems() == [])
+
+        let outcomes = try RenewLeases(environment: bed.environment, logger: bed.logger).run(all: false)
+        #expect(outcomes.map(\.due) == [.confirm])
+        #expect(outcomes.first?.error == nil)
+        let confirmed = try #require(try bed.records().first?.lease)
+        #expect(confirmed.confirmed && confirmed.obtainedAt == w.now && confirmed.address == lease.address)
+        #expect(try bed.problems() == [])
+    }
+
     @Test func renewLeasesRenewsWhatIsDueAtT1() throws {
         let bed = Bed()
         bed.host.run(name: "web1")

@@ -59,6 +59,45 @@ extension IntegrationSuite {
             #expect(r.stdout.contains("failures 0"), "\(r.stdout)")
         }
 
+        /// After a reboot the daemon's first pass puts the unexpired leases
+        /// back without waiting for the server (READY=1 does not wait for
+        /// dnsmasq's ACKs); the lease timer confirms each of them right after.
+        @Test func afterARebootLeasesAreAppliedFirstAndConfirmedRightAfter() throws {
+            try Testbed.check()
+            let netkeep = Netkeep()
+            let containers = try (0..<2).map { _ in try TestContainer(restart: true) }
+            defer { for c in containers { netkeep("detach", c.name) } }
+            for c in containers { #expect(netkeep("attach", c.name, "--bridge", Testbed.bridge, "--dhcp").status == 0) }
+            let addresses = try containers.map { try Self.address(netkeep, $0) }
+            let macs = try containers.map { try Self.mac(netkeep, $0) }
+            #expect(run([Testbed.packageRoot + "/scripts/testbed", "reboot"]).status == 0)
+            // The first pass is to find them running (else their `start` events repair them).
+            for c in containers {
+                #expect(eventually(within: 60) { run(["docker", "inspect", "-f", "{{.State.Running}}", c.name]).stdout.hasPrefix("true") })
+            }
+            let logBefore = (try? String(contentsOfFile: Self.runDir + "/dnsmasq.log", encoding: .utf8)) ?? ""
+            let since = Int(Date().timeIntervalSince1970) - 1
+            let daemon = try BackgroundProcess([Testbed.netkeepBinary, "daemon", "--verbose", "--state-dir", netkeep.stateDirectory])
+            defer { daemon.stop() }
+            for (c, address) in zip(containers, addresses) {
+                #expect(eventually(within: 30) { c.exec("ip", "-o", "addr", "show", "eth1").stdout.contains(" \(address) ") }, "\(c.name) not repaired")
+            }
+            #expect(eventually(within: 30) {
+                ((try? netkeep.list()) ?? []).filter { ($0["lease"] as? [String: Any])?["confirmed"] as? Bool == true }.count == 2
+            }, "the leases were not confirmed: \(daemon.log)")
+            #expect(Set(try netkeep.list().compactMap { $0["address"] as? String }) == Set(addresses))
+            let newLines = ((try? String(contentsOfFile: Self.runDir + "/dnsmasq.log", encoding: .utf8)) ?? "").dropFirst(logBefore.count)
+            for (mac, address) in zip(macs, addresses) {
+                #expect(newLines.contains("DHCPACK(eth0) \(address.split(separator: "/")[0]) \(mac)"), "no confirmation of \(mac): \(newLines)")
+            }
+            // The first pass ended before the confirmations began (the log is
+            // the journal's when journald runs, else the daemon's stderr).
+            let log = daemon.log + run(["journalctl", "--since=@\(since)", "-t", "netkeep", "--no-pager", "-o", "cat"]).stdout
+            let passEnded = try #require(log.range(of: "full reconcile:"), "\(log)")
+            let confirmed = try #require(log.range(of: "(confirm): "), "\(log)")
+            #expect(passEnded.lowerBound < confirmed.lowerBound, "\(log)")
+        }
+
         @Test func renewalsReachTheServerWhenDue() throws {
             try Testbed.check()
             let netkeep = Netkeep()
