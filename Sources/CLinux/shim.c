@@ -30,6 +30,11 @@ int nk_ethtool_get_tx_csum(int sock, const char *ifname) {
     return value.data ? 1 : 0;
 }
 
+int nk_unsent_bytes(int fd) {
+    int n = 0;
+    return ioctl(fd, TIOCOUTQ, &n) < 0 ? -1 : n;
+}
+
 int nk_gettid(void) { return (int)syscall(SYS_gettid); }
 
 int nk_ofd_lock(int fd, int64_t offset, int unlock) {

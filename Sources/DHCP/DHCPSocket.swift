@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CLinux
 import HostIO
 import NetkeepCore
 
@@ -59,6 +60,9 @@ public final class DHCPSocket: @unchecked Sendable {
         let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
         return n > 0 ? Array(buffer[..<n]) : nil
     }
+
+    /// Whether everything sent has left the socket (an error counts as yes).
+    public var allSent: Bool { nk_unsent_bytes(fd) <= 0 }
 
     deinit { close(fd) }
 }

@@ -64,6 +64,10 @@ public final class ExchangeLoop {
     /// delivers the answers in bursts about 100 ms apart.
     public static let busyWindow = 0.15
 
+    /// The longest wait for sent RELEASEs to leave their sockets (ARP
+    /// resolves in milliseconds; three unanswered ARP probes take 3 s).
+    public static let releaseDrain = 1.0
+
     /// Runs until every exchange has ended or `deadline` passes; returns the
     /// outcome (or error) of each, by id. Retransmissions wait while answers
     /// keep arriving (`busyWindow`).
@@ -101,6 +105,14 @@ public final class ExchangeLoop {
             }
             startQueued()
         }
+        // A RELEASE is unicast and ends the exchange as soon as it is sent,
+        // but the kernel may still be resolving the server's hardware address
+        // (the datagram waits in the neighbour queue), and a detach deletes
+        // the interface right after: the RELEASE would be dropped with it.
+        // A datagram counts against its socket until it has left; wait for that.
+        let releases = sessions.filter { $0.outcome == .released }
+        let drained = min(deadline, Self.now() + Self.releaseDrain)
+        while releases.contains(where: { !$0.socket.allSent }), Self.now() < drained, !Interruption.isRequested { usleep(1000) }
         var results: [String: Result<ClientMachine.Outcome, ExchangeError>] = [:]
         for s in sessions {
             if let refusal = s.machine.refusal, s.outcome == nil || s.outcome == .noAnswer {

@@ -27,6 +27,11 @@ int nk_ethtool_set_tx_csum(int sock, const char *ifname, uint32_t on);
 /// Reads it back; returns 0/1, or -1 with errno set.
 int nk_ethtool_get_tx_csum(int sock, const char *ifname);
 
+/// Bytes a socket has sent that have not left yet (SIOCOUTQ: a datagram
+/// waiting for the neighbour's address counts until it is transmitted);
+/// -1 with errno set.
+int nk_unsent_bytes(int fd);
+
 /// The calling thread's kernel thread id.
 int nk_gettid(void);
 
