@@ -4,7 +4,9 @@ DHCP rows use a bridge and DHCP server of their own (nk-bench0, dnsmasq with a
 10.2.0.0/16 pool and --no-ping, so that 2 x 500 clients fit and the setup does
 not wait for dnsmasq's 3 s probe of each new address; recovery after a reboot
 asks for known addresses, which dnsmasq never probes). The parallel row uses
-the test bed's own nk-br0 and dnsmasq, which does probe. Shared helpers are in
+the test bed's own nk-br0 and dnsmasq, which does probe, and (parallel-server)
+nk-slow0 with slow_dhcp.py, which takes as long per new address but answers
+clients in parallel (benchlib.SlowDHCPNetwork). Shared helpers are in
 benchlib.py; the parallel and together rows in bench_concurrency.py, the
 scale row in bench_scale.py."""
 import argparse, json, os, re, signal, time
@@ -156,7 +158,8 @@ def idle(n, seconds):
     return usage
 
 
-ROWS = ("recovery", "latency", "gc", "gc-dhcp", "idle", "parallel", "together", "scale")
+# parallel-server is also part of parallel; alone, it runs only that row.
+ROWS = ("recovery", "latency", "gc", "gc-dhcp", "idle", "parallel", "parallel-server", "together", "scale")
 DEFAULT_ROWS = ROWS[:-1]
 
 
@@ -214,8 +217,9 @@ def main():
           cpu, rss, peak = idle(n, 20 if QUICK else 60)
           rows.append((f"daemon idle with {n} attachments, {20 if QUICK else 60} s", f"RSS {rss:.1f} MiB (peak {peak:.1f}), CPU {cpu:.2f} %", "-", "-",
                        "RSS <= 30 MB, CPU <= 0.5 %"))
-        if "parallel" in run:
-          more, details["parallel"] = bench_concurrency.parallel_rows(args.count)
+        if "parallel" in run or "parallel-server" in run:
+          modes = bench_concurrency.PARALLEL_MODES if "parallel" in run else ("dhcp-parallel-server",)
+          more, details["parallel"] = bench_concurrency.parallel_rows(args.count, modes)
           rows.extend(more)
         if "together" in run:
           more, details["together"] = bench_concurrency.together_rows(args.count)

@@ -2,16 +2,19 @@
 
 - parallel: n `netkeep attach` processes started at the same moment, DHCP on
   the test bed's own bridge and dnsmasq (which pings a new address for about
-  3 s before offering it), then static; the same with NETKEEP_BASELINE_BIN
-  when it is set.
+  3 s before offering it), then static, then DHCP against a server that also
+  takes 3 s per new lease but answers every client meanwhile (slow_dhcp.py on
+  a bridge of its own, benchlib.SlowDHCPNetwork: dnsmasq answers nothing
+  while it pings, so against it the n attaches are serialized by the server);
+  the same with NETKEEP_BASELINE_BIN when it is set.
 - together: the daemon with n attachments (static, then DHCP) and
   `docker restart` of all n at the same moment (n parallel `docker restart`
   calls); per container, the latency from its `start` event to the daemon's
   journal entry of the repair, and to the address appearing (RTM_NEWADDR)."""
 import os, random, re, subprocess, time
 
-from benchlib import (BR, NETKEEP, TESTBED_BRIDGE, TESTBED_RUN, AddressWatch, Containers, Daemon, address_of, addresses_of,
-                      attachments, docker_events, journal, log, percentile, sh, wait_until, work)
+from benchlib import (BR, NETKEEP, TESTBED_BRIDGE, TESTBED_RUN, AddressWatch, Containers, Daemon, SlowDHCPNetwork, address_of,
+                      addresses_of, attachments, docker_events, journal, log, percentile, sh, wait_until, work)
 
 MONTHS = {m: i + 1 for i, m in enumerate("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split())}
 
@@ -84,19 +87,35 @@ def wait_ping_window(path):
     wait_until(lambda: time.time() - last_offer(path) >= 31, 120, "dnsmasq's 30 s ping window to pass", 0.5)
 
 
+PARALLEL_MODES = ("dhcp", "static", "dhcp-parallel-server")
+# slow_dhcp.py's wait before it offers a new address (dnsmasq's ping: PING_WAIT).
+SERVER_OFFER_DELAY = 3.0
+
+
 def parallel(n, mode, binary=NETKEEP, label="netkeep"):
-    """n attaches started together; mode is "dhcp" or "static"."""
+    """n attaches started together; mode is "dhcp" (nk-br0, the test bed's
+    dnsmasq), "static" or "dhcp-parallel-server" (a fresh SlowDHCPNetwork:
+    its bridge, namespace and server exist for this run only)."""
+    if mode == "dhcp-parallel-server":
+        with SlowDHCPNetwork(SERVER_OFFER_DELAY) as net:
+            return run_parallel(n, mode, binary, label, net)
+    return run_parallel(n, mode, binary, label, None)
+
+
+def run_parallel(n, mode, binary, label, net):
+    bridge = net.BRIDGE if net else TESTBED_BRIDGE
     state = f"{work()}/state-parallel-{label}-{mode}"
-    cs = Containers(f"par-{label[:4]}-{mode}", n)
+    cs = Containers(f"par-{label[:4]}-{'psrv' if net else mode}", n)
     subnet = f"10.{random.randint(200, 249)}.{random.randint(0, 255)}"
     dnsmasq_log = os.path.join(TESTBED_RUN, "dnsmasq.log")
     try:
         if mode == "dhcp":
             wait_ping_window(dnsmasq_log)
         offset = os.path.getsize(dnsmasq_log) if os.path.exists(dnsmasq_log) else 0
-        pick = (lambda i: ["--dhcp"]) if mode == "dhcp" else (lambda i: ["--ip", f"{subnet}.{10 + i}/24"])
-        log(f"parallel ({label}, {mode}): {n} attaches to {TESTBED_BRIDGE} started together")
-        total, outcomes = launch_together([[binary, "attach", name, "--bridge", TESTBED_BRIDGE, *pick(i), "--state-dir", state]
+        pick = (lambda i: ["--ip", f"{subnet}.{10 + i}/24"]) if mode == "static" else (lambda i: ["--dhcp"])
+        log(f"parallel ({label}, {mode}): {n} attaches to {bridge} started together")
+        started = time.monotonic()
+        total, outcomes = launch_together([[binary, "attach", name, "--bridge", bridge, *pick(i), "--state-dir", state]
                                            for i, name in enumerate(cs.names)])
         recorded = {a["container_name"]: a for a in attachments(state, binary)} if os.path.exists(f"{state}/state.json") else {}
         pids = cs.pids()
@@ -134,6 +153,9 @@ def parallel(n, mode, binary=NETKEEP, label="netkeep"):
                          " through its DHCP exchange: each waits for the previous one's)")
             result["note"] = note
             log(f"parallel ({label}, {mode}): {note}")
+        if net:
+            result.update(server_note(net, started, ends, n))
+            log(f"parallel ({label}, {mode}): {result['note']}")
         return result
     finally:
         for name in cs.names:
@@ -141,11 +163,31 @@ def parallel(n, mode, binary=NETKEEP, label="netkeep"):
         cs.remove()
 
 
-def parallel_rows(n):
+def server_note(net, started, ends, n):
+    """What slow_dhcp.py's log says of a run started at `started` (monotonic
+    s), with the attaches' end times: the results and the row's note."""
+    seen = net.offers(started)
+    offers = sorted(o - started for _, o, _ in seen.values() if o is not None)
+    waits = sorted(o - d for d, o, _ in seen.values() if d is not None and o is not None)
+    acks = sum(a is not None for _, _, a in seen.values())
+    out = {"offer_offsets_s": offers, "discover_to_offer_s": waits, "acks": acks, "clients": len(seen),
+           "end_spread_s": ends[-1] - ends[0] if ends else None}
+    note = (f"ends {ends[0]:.2f}-{ends[-1]:.2f} s after the start (spread {ends[-1] - ends[0]:.2f} s); " if ends else "")
+    if offers:
+        out["offer_span_s"] = offers[-1] - offers[0]
+        note += (f"server log: {len(offers)} OFFERs at +{offers[0]:.2f} to +{offers[-1]:.2f} s (span {offers[-1] - offers[0]:.2f} s), "
+                 f"DISCOVER to OFFER {waits[0]:.2f}-{waits[-1]:.2f} s, {acks} ACKs; target: all {n} done within 4 s")
+    else:
+        note += "server log: no OFFERs"
+    out["note"] = note
+    return out
+
+
+def parallel_rows(n, modes=PARALLEL_MODES):
     """The table rows of `parallel` (netkeep, and the baseline binary when set)."""
     baseline = os.environ.get("NETKEEP_BASELINE_BIN")
     results, rows = [], []
-    for mode in ("dhcp", "static"):
+    for mode in modes:
         runs = [parallel(n, mode)]
         if baseline:
             runs.append(parallel(n, mode, baseline, "baseline"))
@@ -154,7 +196,9 @@ def parallel_rows(n):
         def cell(r):
             ok = sum(c == 0 for c in r["exit_codes"])
             return f"{r['total_s']:.2f} s ({ok}/{r['n']} exit 0, {r['addressed']}/{r['n']} addressed)"
-        rows.append((f"{n} attaches at once ({mode}{', ' + TESTBED_BRIDGE + ' dnsmasq with ping' if mode == 'dhcp' else ''}), all done",
+        what = (f"dhcp, a server that takes {SERVER_OFFER_DELAY:g} s per new lease and answers in parallel"
+                if mode == "dhcp-parallel-server" else f"{mode}{', ' + TESTBED_BRIDGE + ' dnsmasq with ping' if mode == 'dhcp' else ''}")
+        rows.append((f"{n} attaches at once ({what}), all done",
                      cell(runs[0]), ("baseline " + cell(runs[1])) if baseline else "-",
                      f"{runs[1]['total_s'] / runs[0]['total_s']:.1f}x" if baseline else "-", runs[0].get("note", "")))
     return rows, results

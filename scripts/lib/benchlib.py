@@ -5,7 +5,7 @@ NOTIFY_SOCKET, namespaces, Docker events, the journal and percentiles.
 Everything a bench creates is named nkbench-<run tag>-..., removed by the row
 that made it (also on failure), and only processes the bench started are
 stopped, by PID."""
-import ctypes, fcntl, json, os, re, signal, socket, statistics, struct, subprocess, sys, tempfile, threading, time, uuid
+import ctypes, fcntl, json, os, re, select, signal, socket, statistics, struct, subprocess, sys, tempfile, threading, time, uuid
 from concurrent.futures import ThreadPoolExecutor
 
 NETKEEP = os.environ.get("NETKEEP_BIN", "netkeep")
@@ -110,6 +110,100 @@ class BenchNetwork:
         sh("ovs-vsctl", "--if-exists", "del-br", BR, check=False)
         sh("ip", "link", "del", "nkbdhcp", check=False)
         sh("ip", "netns", "del", NS, check=False)
+
+
+class SlowDHCPNetwork:
+    """A bridge of its own (nk-slow0) with a server namespace (nk-slowdhcp,
+    10.3.0.1/16 on a veth into the bridge) running slow_dhcp.py: each new
+    lease takes `offer_delay` s (as dnsmasq's ping does), but the server
+    answers every client meanwhile. Its log (one line per packet, with
+    time.monotonic() stamps comparable to the bench's) is in the run's
+    directory; offers() reads it. On exit the server is stopped by its PID,
+    then the bridge, the veth and the namespace are deleted. The names
+    collide neither with BenchNetwork (nk-bench0, nk-benchdhcp) nor with the
+    test bed (nk-br0, nk-dhcpsrv)."""
+
+    BRIDGE, NS, VETH = "nk-slow0", "nk-slowdhcp", "nkslow"
+    SERVER = os.path.join(ROOT, "scripts", "lib", "slow_dhcp.py")
+
+    def __init__(self, offer_delay=3.0):
+        self.offer_delay = offer_delay
+        tag = uuid.uuid4().hex[:6]
+        self.log_path, self.pid_path = f"{work()}/slow-dhcp-{tag}.log", f"{work()}/slow-dhcp-{tag}.pid"
+        self.proc = None
+
+    def __enter__(self):
+        br, ns, veth = self.BRIDGE, self.NS, self.VETH
+        try:
+            sh("ovs-vsctl", "--may-exist", "add-br", br, "--", "set", "bridge", br, "datapath_type=netdev")
+            sh("ip", "netns", "del", ns, check=False)  # left by an earlier run, with its veth
+            sh("ip", "link", "del", veth, check=False)
+            sh("ip", "netns", "add", ns)
+            sh("ip", "link", "add", veth, "type", "veth", "peer", "name", f"{veth}-c")
+            sh("ip", "link", "set", f"{veth}-c", "netns", ns)
+            sh("ip", "-n", ns, "link", "set", f"{veth}-c", "name", "eth0")
+            sh("ip", "-n", ns, "link", "set", "eth0", "up")
+            sh("ip", "-n", ns, "addr", "replace", "10.3.0.1/16", "dev", "eth0")
+            sh("ip", "netns", "exec", ns, "ethtool", "-K", "eth0", "tx", "off")
+            sh("ip", "link", "set", veth, "up")
+            sh("ethtool", "-K", veth, "tx", "off")
+            sh("ovs-vsctl", "--may-exist", "add-port", br, veth)
+            err = open(f"{self.log_path}.stderr", "w")
+            self.proc = subprocess.Popen(
+                ["ip", "netns", "exec", ns, "python3", self.SERVER, "--interface", "eth0", "--server-ip", "10.3.0.1",
+                 "--pool-start", "10.3.0.100", "--pool-end", "10.3.15.250", "--mask", "255.255.0.0", "--router", "10.3.0.1",
+                 "--lease-time", "3600", "--offer-delay", str(self.offer_delay), "--log", self.log_path,
+                 "--pid-file", self.pid_path, "--max-seconds", "1800"], stdout=subprocess.PIPE, stderr=err, text=True)
+            err.close()
+            ready, _, _ = select.select([self.proc.stdout], [], [], 10)
+            if not ready or self.proc.stdout.readline().strip() != "ready":
+                raise RuntimeError(f"slow_dhcp.py did not get ready (see {self.log_path}.stderr)")
+            return self
+        except BaseException:
+            self.__exit__()
+            raise
+
+    def __exit__(self, *exc):
+        if self.proc is not None:
+            pids = {self.proc.pid}
+            try:  # the same process unless `ip netns exec` forked
+                pids.add(int(open(self.pid_path).read()))
+            except (OSError, ValueError):
+                pass
+            for pid in pids:
+                if alive(pid):
+                    os.kill(pid, signal.SIGTERM)
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            self.proc.stdout.close()
+            wait_until(lambda: not any(alive(p) for p in pids), 5, "slow_dhcp.py to end")
+        sh("ovs-vsctl", "--if-exists", "del-br", self.BRIDGE, check=False)
+        sh("ip", "link", "del", self.VETH, check=False)
+        sh("ip", "netns", "del", self.NS, check=False)
+
+    def offers(self, since, macs=None):
+        """{mac: (first DISCOVER, first OFFER, first ACK)} in time.monotonic()
+        seconds, each None when absent, for the packets at or after `since`
+        (macs None: every client in the log; only the bench's talk to it)."""
+        seen = {m: [None, None, None] for m in macs or ()}
+        try:
+            lines = open(self.log_path).read().splitlines()
+        except OSError:
+            return {}
+        for line in lines:
+            f = line.split()
+            if len(f) < 5 or not f[4].startswith("chaddr="):
+                continue
+            t, mac = float(f[0]), f[4][len("chaddr="):]
+            slot = {("recv", "DISCOVER"): 0, ("sent", "OFFER"): 1, ("sent", "ACK"): 2}.get((f[1], f[2]))
+            if macs is None and t >= since:
+                seen.setdefault(mac, [None, None, None])
+            if t >= since and mac in seen and slot is not None and seen[mac][slot] is None:
+                seen[mac][slot] = t
+        return {m: tuple(v) for m, v in seen.items()}
 
 
 ALL_CONTAINERS = []
