@@ -25,24 +25,48 @@ public struct AttachRequest: Equatable, Sendable {
             if let gateway { throw InputError(object: "--gateway \(quoted(gateway))", cause: "cannot be combined with --dhcp (the lease names the router)") }
         }
         guard dhcp || ip != nil else { throw InputError(object: "attach", cause: "needs --ip CIDR or --dhcp") }
-        let address = try ip.map { text throws(InputError) in try IPv4CIDR(parsing: text) }
-        if let address { try AddressRules.check(address, role: "--ip") }
+        let address = try ip.map { text throws(InputError) in try parseAddress(text, role: "--ip") }
         var gatewayAddress: IPv4Address?
-        if let gateway, let address {
-            let gw = try IPv4Address(parsing: gateway)
-            guard address.contains(gw) else {
-                throw InputError(object: "gateway \(gw)", cause: "is outside the subnet \(address.network)/\(address.prefixLength) of --ip \(address)")
-            }
-            guard gw != address.address else {
-                throw InputError(object: "gateway \(gw)", cause: "is the interface's own address")
-            }
-            gatewayAddress = gw
-        }
-        let macAddress = try mac.map { text throws(InputError) in try MACAddress(parsing: text).validatedForInterface() }
-        let mtuValue = try mtu.map { text throws(InputError) in try validateMTU(parseInt(text, what: "MTU")) } ?? defaultMTU
-        let vlanValue = try vlan.map { text throws(InputError) in try validateVLAN(parseInt(text, what: "VLAN")) }
+        if let gateway, let address { gatewayAddress = try parseGateway(gateway, on: address, addressRole: "--ip") }
+        let macAddress = try mac.map { text throws(InputError) in try parseMAC(text) }
+        let mtuValue = try mtu.map { text throws(InputError) in try parseMTU(text) } ?? defaultMTU
+        let vlanValue = try vlan.map { text throws(InputError) in try parseVLAN(text) }
         return AttachRequest(container: container, bridge: bridge, ifname: ifname, address: address, dhcp: dhcp,
                              gateway: gatewayAddress, mac: macAddress, mtu: mtuValue, vlan: vlanValue)
+    }
+
+    // One check per field, shared with the container labels (Labels.swift)
+    // so that both ways of asking accept exactly the same values.
+
+    /// An address netkeep may put on an interface; `role` names where it came from.
+    static func parseAddress(_ text: String, role: String) throws(InputError) -> IPv4CIDR {
+        let address = try IPv4CIDR(parsing: text)
+        try AddressRules.check(address, role: role)
+        return address
+    }
+
+    /// Another address of the interface's subnet; `addressRole` names where `address` came from.
+    static func parseGateway(_ text: String, on address: IPv4CIDR, addressRole: String) throws(InputError) -> IPv4Address {
+        let gw = try IPv4Address(parsing: text)
+        guard address.contains(gw) else {
+            throw InputError(object: "gateway \(gw)", cause: "is outside the subnet \(address.network)/\(address.prefixLength) of \(addressRole) \(address)")
+        }
+        guard gw != address.address else {
+            throw InputError(object: "gateway \(gw)", cause: "is the interface's own address")
+        }
+        return gw
+    }
+
+    static func parseMAC(_ text: String) throws(InputError) -> MACAddress {
+        try MACAddress(parsing: text).validatedForInterface()
+    }
+
+    static func parseMTU(_ text: String) throws(InputError) -> Int {
+        try validateMTU(parseInt(text, what: "MTU"))
+    }
+
+    static func parseVLAN(_ text: String) throws(InputError) -> Int {
+        try validateVLAN(parseInt(text, what: "VLAN"))
     }
 
     /// 68 is the IPv4 minimum (RFC 791); 65535 the largest a veth takes.

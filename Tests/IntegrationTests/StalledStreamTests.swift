@@ -24,7 +24,7 @@ extension IntegrationSuite {
             defer { daemon.stop() }
             #expect(eventually(within: 20) { daemon.log.contains("following Docker events") }, "daemon did not start: \(daemon.log)")
             // The stream that is open now stops delivering; new connections still work.
-            FileManager.default.createFile(atPath: stall, contents: Data())
+            _ = FileManager.default.createFile(atPath: stall, contents: Data())
             let stalledAt = Date()
             #expect(run(["docker", "restart", "-t", "0", c.name]).status == 0)
             let repaired = eventually(within: 30) { c.exec("ip", "-o", "addr", "show", "eth1").stdout.contains(" \(net).9/24 ") }

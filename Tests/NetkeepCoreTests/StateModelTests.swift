@@ -30,7 +30,7 @@ func sampleAttachment(container: String = String(repeating: "a", count: 64), ifn
     }
 
     @Test func problemsFindDuplicatesAndForgedNames() {
-        var state = State(attachments: [sampleAttachment(), sampleAttachment()])
+        let state = State(attachments: [sampleAttachment(), sampleAttachment()])
         #expect(state.problems().contains { $0.contains("same container and ifname") })
         var forged = sampleAttachment()
         forged.hostIfname = "eth0"
