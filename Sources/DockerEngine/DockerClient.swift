@@ -17,8 +17,11 @@ public struct Container: Equatable, Sendable {
     /// `NetworkSettings.SandboxKey`: Docker's bind mount of the container's
     /// namespace (empty when it has none of its own).
     public var sandboxKey: String
+    /// `Config.Labels` (fixed when the container was created).
+    public var labels: [String: String]
 
-    public init(id: String, name: String, running: Bool, pid: Int32, status: String, networkMode: String = "", sandboxKey: String = "") {
+    public init(id: String, name: String, running: Bool, pid: Int32, status: String, networkMode: String = "", sandboxKey: String = "",
+                labels: [String: String] = [:]) {
         self.id = id
         self.name = name
         self.running = running
@@ -26,6 +29,15 @@ public struct Container: Equatable, Sendable {
         self.status = status
         self.networkMode = networkMode
         self.sandboxKey = sandboxKey
+        self.labels = labels
+    }
+
+    /// What the container's labels ask netkeep for.
+    public func declaration() -> LabelDeclaration {
+        do { return try LabelDeclaration.parse(labels: labels, container: id) } catch {
+            // Only an engine that is not Docker gives an id that is none.
+            return .refused([LabelProblem(key: labels.keys.min() ?? "", cause: "the container's id: \(error)")])
+        }
     }
 
     /// Why the container has no network namespace of its own; nil when it has.
@@ -190,17 +202,20 @@ public struct DockerClient: Sendable {
         }
         struct HostConfigBody: Decodable { var NetworkMode: String? }
         struct NetworkSettingsBody: Decodable { var SandboxKey: String? }
+        struct ConfigBody: Decodable { var Labels: [String: String]? }
         var Id: String
         var Name: String
         var State: StateBody
         var HostConfig: HostConfigBody?
         var NetworkSettings: NetworkSettingsBody?
+        var Config: ConfigBody?
     }
 
     struct ListItem: Decodable {
         var Id: String
         var Names: [String]?
         var State: String
+        var Labels: [String: String]?
     }
 
     public static func decodeInspect(_ body: [UInt8]) throws(DockerError) -> Container {
@@ -208,7 +223,8 @@ public struct DockerClient: Sendable {
             let item = try JSONDecoder().decode(InspectBody.self, from: Data(body))
             return Container(id: item.Id, name: String(item.Name.drop { $0 == "/" }), running: item.State.Running,
                              pid: item.State.Running ? item.State.Pid : 0, status: item.State.Status,
-                             networkMode: item.HostConfig?.NetworkMode ?? "", sandboxKey: item.NetworkSettings?.SandboxKey ?? "")
+                             networkMode: item.HostConfig?.NetworkMode ?? "", sandboxKey: item.NetworkSettings?.SandboxKey ?? "",
+                             labels: item.Config?.Labels ?? [:])
         } catch {
             throw .protocolViolation("unexpected inspect answer: \(error)")
         }
@@ -219,7 +235,7 @@ public struct DockerClient: Sendable {
         do {
             return try JSONDecoder().decode([ListItem].self, from: Data(body)).map { item in
                 Container(id: item.Id, name: String((item.Names?.first ?? "").drop { $0 == "/" }),
-                          running: item.State == "running", pid: 0, status: item.State)
+                          running: item.State == "running", pid: 0, status: item.State, labels: item.Labels ?? [:])
             }
         } catch {
             throw .protocolViolation("unexpected list answer: \(error)")

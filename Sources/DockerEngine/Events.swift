@@ -15,13 +15,18 @@ public struct DockerEvent: Equatable, Sendable {
     public var name: String?
     /// Nanoseconds since the epoch.
     public var timeNano: Int64
+    /// Whether the container has a `netkeep.` label: Docker copies a
+    /// container's labels into its events' attributes, so a `start` tells
+    /// whether the container declares attachments without asking the engine.
+    public var declares: Bool
 
-    public init(type: String, action: String, actorID: String, name: String?, timeNano: Int64) {
+    public init(type: String, action: String, actorID: String, name: String?, timeNano: Int64, declares: Bool = false) {
         self.type = type
         self.action = action
         self.actorID = actorID
         self.name = name
         self.timeNano = timeNano
+        self.declares = declares
     }
 
     struct Wire: Decodable {
@@ -57,8 +62,9 @@ public struct DockerEvent: Equatable, Sendable {
             nano = product
         }
         // Older engines put the container's status in `status` with no `Type`.
+        let declares = wire.Actor?.Attributes?.keys.contains { $0.utf8.starts(with: LabelDeclaration.prefix.utf8) } ?? false
         return DockerEvent(type: wire.Type ?? "container", action: action, actorID: id,
-                           name: wire.Actor?.Attributes?["name"], timeNano: nano)
+                           name: wire.Actor?.Attributes?["name"], timeNano: nano, declares: declares)
     }
 
     static func reason(_ error: any Error) -> String {

@@ -14,6 +14,12 @@ public enum AttachmentStatus: String, Codable, Sendable, CaseIterable {
     case down
 }
 
+/// Who asked for an attachment other than `netkeep attach` (which records none).
+public enum Declarer: String, Codable, Sendable, CaseIterable {
+    /// The container's `netkeep.<ifname>.*` labels (see `LabelDeclaration`).
+    case labels
+}
+
 /// One container interface attached to an OVS bridge: everything needed to
 /// create it again, exactly as it was.
 public struct Attachment: Codable, Hashable, Sendable {
@@ -38,6 +44,8 @@ public struct Attachment: Codable, Hashable, Sendable {
     public var containerPID: Int32?
     /// The current DHCP lease (mode dhcp); `address` and `gateway` mirror it.
     public var lease: Lease?
+    /// nil: made by `netkeep attach`.
+    public var declaredBy: Declarer?
 
     public init(containerID: String, containerName: String, ifname: String, bridge: String,
                 mac: MACAddress, mtu: Int, vlan: Int?, mode: AddressMode,
@@ -70,6 +78,7 @@ public struct Attachment: Codable, Hashable, Sendable {
         case createdAt = "created_at"
         case containerPID = "container_pid"
         case lease
+        case declaredBy = "declared_by"
     }
 
     /// The address that must be on the interface at `now`: the static one,

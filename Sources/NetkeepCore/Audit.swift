@@ -18,6 +18,8 @@ public struct AuditEvent: Equatable, Sendable {
         case leaseExpired = "lease-expired"
         /// `netkeep accept-engine` recorded a new Docker engine identity.
         case engineAccepted = "engine-accepted"
+        /// A container's netkeep labels are refused: nothing of it is attached.
+        case labelsRefused = "labels-refused"
 
         /// Fixed for good: operators and the catalog (units/netkeep.catalog) key on them.
         public var messageID: String {
@@ -33,13 +35,14 @@ public struct AuditEvent: Equatable, Sendable {
             case .leaseReleased: return "25531a55da22497b919696c36ee68d0b"
             case .leaseExpired: return "a962ff609d784ac8905790fb6f938b4d"
             case .engineAccepted: return "261da2d9692d4c409565a111342040b4"
+            case .labelsRefused: return "11fbf1b69dd74994a660593fadc0514c"
             }
         }
 
         /// syslog priority: changes of address and expiries are warnings.
         public var priority: Int {
             switch self {
-            case .leaseChanged, .leaseExpired, .engineAccepted: return 4
+            case .leaseChanged, .leaseExpired, .engineAccepted, .labelsRefused: return 4
             case .repair, .garbageCollect: return 5
             default: return 6
             }
@@ -58,6 +61,8 @@ public struct AuditEvent: Equatable, Sendable {
     public var ip: String?
     /// For a repair: the steps taken, in order (create-veth, replace-port, ...).
     public var steps: [String]
+    /// For refused labels: the first bad label's key.
+    public var label: String?
 
     public init(kind: Kind, message: String, reason: String? = nil, attachment a: Attachment? = nil,
                 port: String? = nil, bridge: String? = nil, ip: String? = nil, steps: [String] = []) {
@@ -90,7 +95,21 @@ public struct AuditEvent: Equatable, Sendable {
         add("NETKEEP_MAC", mac)
         add("NETKEEP_IP", ip)
         add("NETKEEP_STEPS", steps.isEmpty ? nil : steps.joined(separator: ","))
+        add("NETKEEP_LABEL", label)
         return f
+    }
+
+    /// The one warning about a container whose labels are refused; the
+    /// message names every bad label (at most five spelled out) and its cause.
+    public static func labelsRefused(containerID: String, containerName: String, problems: [LabelProblem]) -> AuditEvent {
+        let shown = problems.prefix(5).map(\.description).joined(separator: "; ")
+        let more = problems.count > 5 ? "; and \(problems.count - 5) more" : ""
+        var event = AuditEvent(kind: .labelsRefused, message: "container \(containerName): labels refused, nothing attached: \(shown)\(more)",
+                               reason: "labels-refused")
+        event.containerID = containerID
+        event.containerName = containerName
+        event.label = problems.first.map { quoted($0.key) }
+        return event
     }
 }
 
@@ -148,6 +167,12 @@ extension AuditEvent {
         }
         let repairEvents = order.map { id -> AuditEvent in
             let (a, steps, reason) = repairs[id]!
+            if reason == .declaredByLabels {
+                // Made for the first time: the entry `netkeep attach` writes, with this reason.
+                let made = recorded(a.id) ?? a
+                return AuditEvent(kind: .create, message: "\(made.containerName) \(made.ifname): attached to \(made.bridge) as \(made.hostIfname) (mac \(made.mac), \(made.address.map(\.description) ?? "no address")), as its labels declare",
+                                  reason: reason.code, attachment: made, steps: steps)
+            }
             return AuditEvent(kind: .repair, message: "\(a.containerName) \(a.ifname): repaired (\(steps.joined(separator: ", "))) after: \(reason)",
                               reason: reason.code, attachment: recorded(a.id) ?? a, steps: steps)
         }

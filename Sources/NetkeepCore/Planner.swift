@@ -168,7 +168,9 @@ struct Planner {
         var vethMade = false
         if host == nil && inside == nil {
             let reason: Reason
-            if let recorded = a.containerPID, recorded != pid {
+            if a.status == .pending, a.containerPID == nil, a.declaredBy == .labels {
+                reason = .declaredByLabels
+            } else if let recorded = a.containerPID, recorded != pid {
                 reason = .containerRestarted(oldPID: recorded, newPID: pid)
             } else if let was = desired.bootID, let now = observed.bootID, was != now {
                 reason = .vethMissingAfterReboot
@@ -211,7 +213,7 @@ struct Planner {
         if a.status != .ready || a.containerPID != pid {
             let reason: Reason
             switch a.status {
-            case .pending where a.containerPID == nil: reason = .interruptedAttach
+            case .pending where a.containerPID == nil: reason = a.declaredBy == .labels ? .declaredByLabels : .interruptedAttach
             case .pending: reason = .interruptedRepair
             default: reason = .containerRestarted(oldPID: a.containerPID, newPID: pid)
             }

@@ -23,6 +23,8 @@ public enum Reason: Hashable, Sendable, CustomStringConvertible {
     case releasePortLeft
     case interruptedAttach
     case interruptedRepair
+    /// The container's labels declare the interface, and it has none yet.
+    case declaredByLabels
     /// `netkeep detach` recorded the attachment as to be removed.
     case detachRequested
     /// A DHCP attachment without a lease yet (its attach was interrupted).
@@ -59,6 +61,7 @@ public enum Reason: Hashable, Sendable, CustomStringConvertible {
         case .danglingNetnsLink: return "dangling-netns-link"
         case .releasePortLeft: return "release-port-left"
         case .interruptedAttach: return "interrupted-attach"
+        case .declaredByLabels: return "declared-by-labels"
         case .interruptedRepair: return "interrupted-repair"
         case .detachRequested: return "detach-requested"
         case .leaseMissing: return "lease-missing"
@@ -92,6 +95,7 @@ public enum Reason: Hashable, Sendable, CustomStringConvertible {
         case .danglingNetnsLink(let pid): return "netns link to dead pid \(pid)"
         case .releasePortLeft: return "DHCP release station left by an interrupted release"
         case .interruptedAttach: return "attach was interrupted"
+        case .declaredByLabels: return "the container's labels declare it"
         case .interruptedRepair: return "an earlier repair was interrupted"
         case .detachRequested: return "detach requested"
         case .leaseMissing: return "no DHCP lease yet"

@@ -27,13 +27,7 @@ public struct Attach {
         let context = "attach \(request.container) \(request.ifname)"
         let checked = try check(request, context: context)
         let container = checked.container
-
-        var generator = SystemRandomNumberGenerator()
-        let attachment = Attachment(
-            containerID: container.id, containerName: container.name, ifname: request.ifname, bridge: checked.bridge,
-            mac: request.mac ?? MACAddress.randomLocal(using: &generator), mtu: request.mtu, vlan: request.vlan,
-            mode: request.dhcp ? .dhcp : .static, address: request.address, gateway: request.gateway, netnsLink: container.name,
-            status: .pending, createdAt: environment.now())
+        let attachment = Self.intent(request, checked: checked, now: environment.now())
 
         // From here to the end this is the only netkeep changing the container.
         let claims = try environment.claims()
@@ -69,6 +63,21 @@ public struct Attach {
         let cause = Self.cause(errors, plan: report.plan, bridge: checked.bridge)
         undo(attachment, claims: claims, context: context)
         throw Failure.failed("\(context): \(cause)")
+    }
+
+    /// The pending record of a checked request. An interface that the
+    /// container's labels declare is recorded as theirs (a `netkeep attach`
+    /// that agrees with them is let through, see `check`).
+    static func intent(_ request: AttachRequest, checked: Checked, now: Timestamp) -> Attachment {
+        let container = checked.container
+        var generator = SystemRandomNumberGenerator()
+        var attachment = Attachment(
+            containerID: container.id, containerName: container.name, ifname: request.ifname, bridge: checked.bridge,
+            mac: request.mac ?? MACAddress.randomLocal(using: &generator), mtu: request.mtu, vlan: request.vlan,
+            mode: request.dhcp ? .dhcp : .static, address: request.address, gateway: request.gateway, netnsLink: container.name,
+            status: .pending, createdAt: now)
+        if checked.declared { attachment.declaredBy = .labels }
+        return attachment
     }
 
     /// What makes the attach fail, for the person who asked for it.
@@ -133,15 +142,30 @@ public struct Attach {
         var container: Container
         var bridge: String
         var engine: EngineIdentity?
+        /// The container's labels declare this interface, as the request has it.
+        var declared = false
     }
 
-    /// Every check, before anything is changed or locked.
-    private func check(_ request: AttachRequest, context: String) throws(Failure) -> Checked {
+    /// Every check, before anything is changed or locked. `inspected`: the
+    /// container as Docker just described it (a declaration by labels), else
+    /// it is asked for.
+    func check(_ request: AttachRequest, context: String, inspected: Container? = nil) throws(Failure) -> Checked {
         let adapters = environment.adapters
         let container: Container
-        do { container = try adapters.docker.inspect(request.container) } catch {
-            if case .noSuchContainer = error { throw Failure.badInput("\(context): container \(quoted(request.container)) does not exist") }
-            throw Failure.component(context, error)
+        if let inspected { container = inspected } else {
+            do { container = try adapters.docker.inspect(request.container) } catch {
+                if case .noSuchContainer = error { throw Failure.badInput("\(context): container \(quoted(request.container)) does not exist") }
+                throw Failure.component(context, error)
+            }
+        }
+        // Labels win: an interface the container declares is made as declared.
+        var declared = false
+        if case .interfaces(let requests) = container.declaration(), let labelled = requests.first(where: { $0.ifname == request.ifname }) {
+            let differences = inspected == nil ? labelled.differences(from: request) : []
+            guard differences.isEmpty else {
+                throw Failure.badInput("\(context): container \(container.name) declares \(request.ifname) with its labels, and labels win: \(differences.joined(separator: "; ")); attach it without options that differ, or let the daemon attach it")
+            }
+            declared = true
         }
         guard container.running, container.pid > 0 else {
             throw Failure.badInput("\(context): container \(container.name) is not running (\(container.status))")
@@ -182,7 +206,7 @@ public struct Attach {
             throw Failure.component(context, error)
         }
         if let engine = engineLookup.value, engine.isUsable { try Self.refuseOtherEngine(engine, recorded: state.engine, context: context) }
-        return Checked(container: container, bridge: bridge.name, engine: engineLookup.value)
+        return Checked(container: container, bridge: bridge.name, engine: engineLookup.value, declared: declared)
     }
 }
 

@@ -64,6 +64,12 @@ public final class Daemon: Service, @unchecked Sendable {
     private var vswitch: VSwitchClient?
     /// When the work in progress began (monotonic seconds); nil when idle.
     private let working = Mutex<Double?>(nil)
+    /// Containers whose `start` said they carry netkeep labels, to be
+    /// declared by their next repair.
+    private let declaring = Mutex<Set<String>>([])
+    /// Containers whose refused labels were written to the journal: once
+    /// per container and daemon run, not at every pass.
+    private let warned = Mutex<Set<String>>([])
 
     struct Counters {
         var repairs = 0
@@ -186,7 +192,11 @@ public final class Daemon: Service, @unchecked Sendable {
     /// A container event costs nothing beyond parsing unless an attachment
     /// names the container.
     func handle(_ event: DockerEvent) async {
-        guard event.type == "container", index.contains(event.actorID) else { return }
+        guard event.type == "container" else { return }
+        // A container with netkeep labels is declared at its start.
+        let declares = event.declares && event.action == "start"
+        if declares { declaring.withLock { _ = $0.insert(event.actorID) } }
+        guard declares || index.contains(event.actorID) else { return }
         // Asking Docker about a container between its `die` and its next `start`
         // blocks until the start is done: a stop is recorded from the event alone.
         let work: Work
@@ -302,6 +312,7 @@ public final class Daemon: Service, @unchecked Sendable {
         do {
             switch work {
             case .full:
+                declare { () throws(Failure) in try Declare(environment: environment, logger: logger).run(dryRun: false) }
                 let report = try reconcile.run(dryRun: false, confirmLeasesLater: confirmLeasesLater)
                 log(report)
                 logger.info("full reconcile: \(report.plan.actions.count) actions (\(report.timings.summary))")
@@ -368,6 +379,23 @@ public final class Daemon: Service, @unchecked Sendable {
         for notice in report.plan.notices where notice.severity == .error { logger.warning("\(notice.message)") }
     }
 
+    /// Writes the intents of what containers declare with their labels (the
+    /// pass that follows makes them); refused labels go to the journal as one
+    /// warning per container.
+    private func declare(_ body: () throws(Failure) -> Declare.Outcome) {
+        let outcome: Declare.Outcome
+        do { outcome = try body() } catch {
+            logger.warning("labels not read: \(error); declared attachments wait for the next pass")
+            return
+        }
+        for line in outcome.lines { logger.notice("\(line)") }
+        let new = warned.withLock { seen in
+            outcome.refused.filter { seen.insert($0.container.id).inserted }
+        }
+        guard !new.isEmpty else { return }
+        environment.audit.record(new.map { AuditEvent.labelsRefused(containerID: $0.container.id, containerName: $0.container.name, problems: $0.problems) })
+    }
+
     /// The event time goes into the state file so that a restarted daemon
     /// resumes the stream from there.
     private func recordLastEvent(_ nano: Int64) throws(Failure) {
@@ -386,6 +414,16 @@ public final class Daemon: Service, @unchecked Sendable {
     private func repair(_ events: [ContainerEvent], reconcile: Reconcile) {
         let ids = Set(events.map(\.id))
         let stopped = Set(events.filter(\.down).map(\.id))
+        let started = declaring.withLock { pending in
+            let mine = ids.subtracting(stopped).intersection(pending)
+            pending.subtract(ids)
+            return mine
+        }
+        if !started.isEmpty {
+            declare { () throws(Failure) in
+                try Declare(environment: environment, logger: logger).run(containerIDs: started.sorted(), dryRun: false)
+            }
+        }
         // A batch does not wait behind a container that a command holds (an
         // attach waiting for its DHCP server): the others are repaired first,
         // then that one alone, waiting for its claim.

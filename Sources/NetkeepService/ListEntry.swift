@@ -1,48 +1,117 @@
+import DockerEngine
 import NetkeepCore
 
-/// One row of `netkeep list`, for people (a table) and machines (JSON).
+/// One row of `netkeep list`, for people (a table) and machines (JSON): a
+/// recorded attachment, or what a running container's labels declare that
+/// has no record: `declared` (not made yet: the daemon or `netkeep
+/// reconcile` makes it) or `refused` (a bad label; nothing is attached).
 public struct ListEntry: Encodable, Sendable {
-    public var attachment: Attachment
+    public var attachment: Attachment?
+    /// For a declaration without a record.
+    public var declaration: Declaration?
+
+    public struct Declaration: Sendable {
+        public var containerID: String
+        public var containerName: String
+        /// nil for a refused container (it is refused as a whole).
+        public var request: AttachRequest?
+        public var problems: [LabelProblem]
+    }
 
     public init(_ attachment: Attachment) { self.attachment = attachment }
+    public init(_ declaration: Declaration) { self.declaration = declaration }
+
+    /// The rows for what the engine's running containers declare and the
+    /// records lack (a short timeout: `list` must answer without Docker too).
+    public static func declarations(environment: HostEnvironment, in state: State) throws(DockerError) -> [ListEntry] {
+        declarations(of: try DockerClient(socketPath: environment.dockerSocket, timeout: 2).list(), in: state)
+    }
+
+    /// The rows for what running containers declare and the records lack.
+    public static func declarations(of containers: [Container], in state: State) -> [ListEntry] {
+        containers.filter(\.running).sorted { $0.name < $1.name }.flatMap { c -> [ListEntry] in
+            switch c.declaration() {
+            case .nothing: return []
+            case .refused(let problems):
+                return [ListEntry(Declaration(containerID: c.id, containerName: c.name, request: nil, problems: problems))]
+            case .interfaces(let requests):
+                return requests.filter { state.attachment(containerID: c.id, ifname: $0.ifname) == nil }.map {
+                    ListEntry(Declaration(containerID: c.id, containerName: c.name, request: $0, problems: []))
+                }
+            }
+        }
+    }
 
     enum Key: String, CodingKey {
-        case id, ifname, bridge, mac, mtu, vlan, mode, address, gateway, status
+        case id, ifname, bridge, mac, mtu, vlan, mode, address, gateway, status, problems
         case containerID = "container_id", containerName = "container_name", hostIfname = "host_ifname"
         case netnsLink = "netns_link"
         case leaseExpiresAt = "lease_expires_at"
         case lease
+        case declaredBy = "declared_by"
     }
 
     /// Every key is always present (null when unset), so consumers need not guess.
     public func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: Key.self)
-        let a = attachment
-        try c.encode(a.id, forKey: .id)
-        try c.encode(a.containerID, forKey: .containerID)
-        try c.encode(a.containerName, forKey: .containerName)
-        try c.encode(a.ifname, forKey: .ifname)
-        try c.encode(a.bridge, forKey: .bridge)
-        try c.encode(a.hostIfname, forKey: .hostIfname)
-        try c.encode(a.mac, forKey: .mac)
-        try c.encode(a.mtu, forKey: .mtu)
-        try c.encode(a.vlan, forKey: .vlan)
-        try c.encode(a.mode, forKey: .mode)
-        try c.encode(a.address, forKey: .address)
-        try c.encode(a.gateway, forKey: .gateway)
-        try c.encode(a.netnsLink, forKey: .netnsLink)
-        try c.encode(a.status, forKey: .status)
-        try c.encode(a.lease?.expiresAt, forKey: .leaseExpiresAt)
-        try c.encode(a.lease, forKey: .lease)
+        if let a = attachment {
+            try c.encode(a.id, forKey: .id)
+            try c.encode(a.containerID, forKey: .containerID)
+            try c.encode(a.containerName, forKey: .containerName)
+            try c.encode(a.ifname, forKey: .ifname)
+            try c.encode(a.bridge, forKey: .bridge)
+            try c.encode(a.hostIfname, forKey: .hostIfname)
+            try c.encode(a.mac, forKey: .mac)
+            try c.encode(a.mtu, forKey: .mtu)
+            try c.encode(a.vlan, forKey: .vlan)
+            try c.encode(a.mode, forKey: .mode)
+            try c.encode(a.address, forKey: .address)
+            try c.encode(a.gateway, forKey: .gateway)
+            try c.encode(a.netnsLink, forKey: .netnsLink)
+            try c.encode(a.status, forKey: .status)
+            try c.encode(a.lease?.expiresAt, forKey: .leaseExpiresAt)
+            try c.encode(a.lease, forKey: .lease)
+            try c.encode(a.declaredBy, forKey: .declaredBy)
+            try c.encodeNil(forKey: .problems)
+        } else if let d = declaration {
+            let r = d.request
+            try c.encode(r.map { Names.attachmentID(containerID: d.containerID, ifname: $0.ifname) }, forKey: .id)
+            try c.encode(d.containerID, forKey: .containerID)
+            try c.encode(d.containerName, forKey: .containerName)
+            try c.encode(r?.ifname, forKey: .ifname)
+            try c.encode(r?.bridge, forKey: .bridge)
+            try c.encodeNil(forKey: .hostIfname)
+            try c.encode(r?.mac, forKey: .mac)
+            try c.encode(r?.mtu, forKey: .mtu)
+            try c.encode(r?.vlan, forKey: .vlan)
+            try c.encode(r.map { $0.dhcp ? AddressMode.dhcp : .static }, forKey: .mode)
+            try c.encode(r?.address, forKey: .address)
+            try c.encode(r?.gateway, forKey: .gateway)
+            try c.encodeNil(forKey: .netnsLink)
+            try c.encode(r == nil ? "refused" : "declared", forKey: .status)
+            try c.encodeNil(forKey: .leaseExpiresAt)
+            try c.encodeNil(forKey: .lease)
+            try c.encode(Declarer.labels, forKey: .declaredBy)
+            try c.encode(d.problems.map(\.description), forKey: .problems)
+        }
     }
 
-    static let columns = ["CONTAINER", "IFNAME", "BRIDGE", "HOST-IF", "MAC", "MTU", "VLAN", "MODE", "ADDRESS", "GATEWAY", "LEASE-EXPIRES", "STATUS"]
+    static let columns = ["CONTAINER", "IFNAME", "BRIDGE", "HOST-IF", "MAC", "MTU", "VLAN", "MODE", "ADDRESS", "GATEWAY", "LEASE-EXPIRES", "BY", "STATUS"]
 
     var cells: [String] {
-        let a = attachment
-        return [a.containerName, a.ifname, a.bridge, a.hostIfname, a.mac.description, String(a.mtu),
-                a.vlan.map(String.init) ?? "-", a.mode.rawValue, a.address?.description ?? "-",
-                a.gateway?.description ?? "-", a.lease.map { $0.expiresAt.description } ?? "-", a.status.rawValue]
+        if let a = attachment {
+            return [a.containerName, a.ifname, a.bridge, a.hostIfname, a.mac.description, String(a.mtu),
+                    a.vlan.map(String.init) ?? "-", a.mode.rawValue, a.address?.description ?? "-",
+                    a.gateway?.description ?? "-", a.lease.map { $0.expiresAt.description } ?? "-",
+                    a.declaredBy?.rawValue ?? "attach", a.status.rawValue]
+        }
+        guard let d = declaration else { return Self.columns.map { _ in "-" } }
+        guard let r = d.request else {
+            return [d.containerName] + Array(repeating: "-", count: 10) + ["labels", "refused: " + d.problems.map(\.description).joined(separator: "; ")]
+        }
+        return [d.containerName, r.ifname, r.bridge, "-", r.mac?.description ?? "-", String(r.mtu), r.vlan.map(String.init) ?? "-",
+                r.dhcp ? "dhcp" : "static", r.address?.description ?? "-", r.gateway?.description ?? "-", "-", "labels",
+                "declared (not made yet)"]
     }
 
     /// An aligned table with a header line.

@@ -21,6 +21,8 @@ public struct ReconcileReport: Sendable {
     public var dockerUnreachable: String?
     /// The records after the pass (those of containers it did not claim as it read them).
     public var state = State()
+    /// What containers' labels declared before the pass (`Declare.Outcome.lines`).
+    public var declarations: [String] = []
 
     /// Why each of an attachment's actions failed, in plan order.
     public func errors(of attachmentID: String) -> [(Action, String)] {

@@ -4,7 +4,7 @@ import NetkeepCore
 extension ReconcileReport {
     /// One line per action with its reason (and its outcome), then notices and a summary.
     public var text: String {
-        var lines: [String] = []
+        var lines = declarations
         let outcomes = results.map { rs in rs.map { $0.error.map { "FAILED: \($0)" } ?? "done" } }
         if plan.actions.isEmpty {
             lines.append(plan.hasErrors ? "nothing done: see the errors below" : "nothing to do: the host matches the state")
@@ -40,6 +40,7 @@ extension ReconcileReport {
         var actions: [ActionJSON]
         var notices: [[String: String]]
         var remaining: [String]
+        var declarations: [String]
         var timings_ms: [String: Double]
     }
 
@@ -56,7 +57,7 @@ extension ReconcileReport {
             dry_run: dryRun, ok: exitCode == 0,
             actions: plan.actions.enumerated().map { item($1, results?[$0]) },
             notices: plan.notices.map { ["severity": $0.severity.rawValue, "message": $0.message] },
-            remaining: remaining.map(\.summary),
+            remaining: remaining.map(\.summary), declarations: declarations,
             timings_ms: Dictionary(timings.values.map { ($0.0, ($0.1 * 100).rounded() / 100) }, uniquingKeysWith: +))
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]

@@ -67,7 +67,7 @@ struct StateJSONReader {
         var id: String?, containerID: String?, containerName: String?, ifname: String?, bridge: String?
         var hostIfname: String?, netnsLink: String?, mac: MACAddress?, mtu: Int?, vlan: Int?
         var mode: AddressMode?, address: IPv4CIDR?, gateway: IPv4Address?, status: AttachmentStatus?
-        var createdAt: Timestamp?, containerPID: Int32?, lease: Lease?
+        var createdAt: Timestamp?, containerPID: Int32?, lease: Lease?, declaredBy: Declarer?
         let complete = object { r, key in
             switch key {
             case "id": return r.once(&id) { $0.string() }
@@ -87,6 +87,7 @@ struct StateJSONReader {
             case "created_at": return r.once(&createdAt) { $0.string(Timestamp.init(rfc3339:)) }
             case "container_pid": return r.once(&containerPID) { $0.integer() }
             case "lease": return r.once(&lease) { $0.lease() }
+            case "declared_by": return r.once(&declaredBy) { $0.string(Declarer.init(rawValue:)) }
             default: return false
             }
         }
@@ -112,6 +113,7 @@ struct StateJSONReader {
         attachment.createdAt = createdAt
         attachment.containerPID = containerPID
         attachment.lease = lease
+        attachment.declaredBy = declaredBy
         return attachment
     }
 

@@ -56,6 +56,7 @@ struct StateJSONWriter {
         key("container_name"); string(a.containerName)
         if let pid = a.containerPID { key("container_pid"); integer(pid) }
         key("created_at"); timestamp(a.createdAt)
+        if let declarer = a.declaredBy { key("declared_by"); string(declarer.rawValue) }
         if let gateway = a.gateway { key("gateway"); ipv4(gateway) }
         key("host_ifname"); string(a.hostIfname)
         key("id"); string(a.id)

@@ -141,7 +141,15 @@ struct DetachCommand: ParsableCommand {
 }
 
 struct ListCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "list", abstract: "Show every recorded attachment.")
+    static let configuration = CommandConfiguration(
+        commandName: "list", abstract: "Show every recorded attachment, and what containers' labels declare.",
+        discussion: """
+        One row per recorded attachment (BY: attach, or labels when a container's netkeep.* labels \
+        declared it). When Docker answers, running containers whose labels declare an interface \
+        without a record add a row with STATUS "declared" (the daemon or `netkeep reconcile` makes \
+        it), and containers with a bad label one row "refused" with every bad label and why; \
+        nothing of a refused container is attached.
+        """)
 
     @Flag(help: "A JSON array instead of a table.") var json = false
     @OptionGroup var options: GlobalOptions
@@ -149,7 +157,11 @@ struct ListCommand: ParsableCommand {
     func run() throws {
         try runReporting { () throws(Failure) in
             let state = try options.environment.loadState()
-            let entries = state.attachments.map(ListEntry.init)
+            var entries = state.attachments.map(ListEntry.init)
+            // What labels declare and the records lack; without Docker, the records alone.
+            do { entries += try ListEntry.declarations(environment: options.environment, in: state) } catch {
+                options.logger.notice("labels not read: \(error)")
+            }
             if json {
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
@@ -167,7 +179,10 @@ struct ReconcileCommand: ParsableCommand {
         commandName: "reconcile",
         abstract: "Make the host match the state: repair attachments, collect garbage.",
         discussion: """
-        Observes Docker, OVSDB, the host's and each container's links, and /var/run/netns; plans \
+        First, every running container whose netkeep.* labels declare an interface without a record \
+        gets a pending record after the checks of `netkeep attach` (listed as "declare:"; with \
+        --dry-run only listed); a container with a bad label is listed as refused and left alone. \
+        Then it observes Docker, OVSDB, the host's and each container's links, and /var/run/netns; plans \
         every repair and removal with its reason; prints the plan (one line per action); then carries \
         it out unless --dry-run, and looks again. Repairs keep the recorded host veth name, MAC, MTU, \
         VLAN, address and gateway. Garbage (ports of netkeep or ovs-docker, /var/run/netns links to \
@@ -185,7 +200,11 @@ struct ReconcileCommand: ParsableCommand {
 
     func run() throws {
         try runReporting { () throws(Failure) in
-            let report = try Reconcile(environment: options.environment, logger: options.logger).run(dryRun: dryRun)
+            // What labels declare becomes pending records first (with --dry-run: is listed); the pass makes them.
+            // When Docker cannot be asked, the pass says so itself.
+            let declared = try? Declare(environment: options.environment, logger: options.logger).run(dryRun: dryRun)
+            var report = try Reconcile(environment: options.environment, logger: options.logger).run(dryRun: dryRun)
+            report.declarations = declared?.lines ?? []
             print(json ? report.json : report.text, terminator: "")
             if report.exitCode != 0 { throw Failure.exit(report.exitCode) }
         }

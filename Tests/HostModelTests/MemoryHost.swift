@@ -48,6 +48,7 @@ final class MemoryHost: @unchecked Sendable {
         var running: Bool
         var pid: Int32
         var ns: UInt64
+        var labels: [String: String] = [:]
     }
 
     struct Port: Equatable {
@@ -123,10 +124,10 @@ final class MemoryHost: @unchecked Sendable {
     // MARK: The world's own events (Docker, not netkeep)
 
     @discardableResult
-    func run(name: String) -> String {
+    func run(name: String, labels: [String: String] = [:]) -> String {
         lock.withLock {
             let id = (0..<4).map { _ in String(format: "%016llx", UInt64(world.nextPID) &* 0x9E3779B97F4A7C15 &+ UInt64(name.count)) }.joined()
-            world.containers[id] = ContainerRow(id: id, name: name, running: false, pid: 0, ns: 0)
+            world.containers[id] = ContainerRow(id: id, name: name, running: false, pid: 0, ns: 0, labels: labels)
             start(id, in: &world)
             return id
         }
@@ -282,7 +283,7 @@ struct MemoryDocker: DockerAccess {
     func list() throws(DockerError) -> [Container] {
         do {
             return try host.read { w in
-                w.containers.values.sorted { $0.id < $1.id }.map { Container(id: $0.id, name: $0.name, running: $0.running, pid: 0, status: $0.running ? "running" : "exited") }
+                w.containers.values.sorted { $0.id < $1.id }.map { Container(id: $0.id, name: $0.name, running: $0.running, pid: 0, status: $0.running ? "running" : "exited", labels: $0.labels) }
             }
         } catch { throw died }
     }
@@ -297,7 +298,7 @@ struct MemoryDocker: DockerAccess {
         } catch { throw died }
         guard let c = found else { throw .noSuchContainer(reference) }
         return Container(id: c.id, name: c.name, running: c.running, pid: c.pid, status: c.running ? "running" : "exited",
-                         networkMode: "none", sandboxKey: c.running ? MemoryHost.sandbox(c.ns) : "")
+                         networkMode: "none", sandboxKey: c.running ? MemoryHost.sandbox(c.ns) : "", labels: c.labels)
     }
 
     func engine() throws(DockerError) -> EngineIdentity {

@@ -131,10 +131,11 @@ final class TestContainer: @unchecked Sendable {
     let name: String
     let id: String
 
-    init(prefix: String = "nkt", restart: Bool = false) throws {
+    init(prefix: String = "nkt", restart: Bool = false, labels: [String: String] = [:], network: String = "none") throws {
         name = "\(prefix)-\(UUID().uuidString.prefix(8).lowercased())"
-        var args = ["docker", "run", "-d", "--net=none", "--name", name]
+        var args = ["docker", "run", "-d", "--net=\(network)", "--name", name]
         if restart { args += ["--restart", "always"] }
+        for (key, value) in labels.sorted(by: { $0.key < $1.key }) { args += ["--label", "\(key)=\(value)"] }
         let result = run(args + [Testbed.image, "sleep", "1000000"])
         guard result.status == 0 else { throw Testbed.TestbedMissing("docker run failed: \(result.stderr)") }
         id = result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)

@@ -73,6 +73,7 @@ struct StateGenerator {
             containerPID: chance(50) ? integer() : nil, hostIfname: text())
         if chance(20) { a.id = text() }
         a.lease = chance(50) ? lease() : nil
+        a.declaredBy = chance(50) ? Declarer.allCases.randomElement(using: &rng) : nil
         return a
     }
 

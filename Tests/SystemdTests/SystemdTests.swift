@@ -51,6 +51,33 @@ let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
     }
 }
 
+@Suite struct DeclaredAuditTests {
+    @Test func anInterfaceDeclaredByLabelsIsACreateEntryWithItsReason() {
+        var a = NetkeepCore.Attachment(
+            containerID: String(repeating: "e", count: 64), containerName: "web", ifname: "eth1", bridge: "br0",
+            mac: MACAddress(bytes: [2, 0, 0, 0, 0, 3])!, mtu: 1500, vlan: nil, mode: .static,
+            address: try! IPv4CIDR(parsing: "10.0.0.4/24"), gateway: nil, netnsLink: "web", status: .pending,
+            createdAt: Timestamp(secondsSinceEpoch: 0))
+        a.declaredBy = .labels
+        let actions: [Action] = [.createVeth(a, pid: 2, reason: .declaredByLabels), .addPort(a, reason: .portMissing),
+                                 .markReady(a, pid: 2, reason: .declaredByLabels)]
+        let events = AuditEvent.of(reconciled: actions, succeeded: { _ in true }, leaseBefore: { _ in nil }, recorded: { _ in a })
+        #expect(events.map(\.kind) == [.create])
+        #expect(events[0].reason == "declared-by-labels" && events[0].steps == ["create-veth", "add-port"])
+        #expect(events[0].message.contains("as its labels declare") && events[0].message.contains("10.0.0.4/24"), "\(events[0].message)")
+    }
+
+    @Test func refusedLabelsAreOneWarningNamingTheContainerTheLabelAndTheCause() {
+        let problems = (0..<7).map { LabelProblem(key: "netkeep.eth\($0).brige", cause: "unknown key \"brige\"") }
+        let event = AuditEvent.labelsRefused(containerID: String(repeating: "f", count: 64), containerName: "bad", problems: problems)
+        let fields = Dictionary(event.fields, uniquingKeysWith: { a, _ in a })
+        #expect(fields["PRIORITY"] == "4" && fields["NETKEEP_ACTION"] == "labels-refused")
+        #expect(fields["NETKEEP_CONTAINER_NAME"] == "bad" && fields["NETKEEP_LABEL"] == "\"netkeep.eth0.brige\"")
+        #expect(event.message.hasPrefix("container bad: labels refused, nothing attached: label \"netkeep.eth0.brige\": unknown key"))
+        #expect(event.message.hasSuffix("; and 2 more") && !event.message.contains("eth5"), "\(event.message)")
+    }
+}
+
 @Suite struct CatalogTests {
     static let catalog = (try? String(contentsOfFile: repositoryRoot + "/units/netkeep.catalog", encoding: .utf8)) ?? ""
 

@@ -1,0 +1,116 @@
+import DockerEngine
+import Logging
+import NetkeepCore
+import NetkeepState
+
+/// The attachments that containers declare with their labels
+/// (`netkeep.<ifname>.bridge`, `.ip`, ...): a thin intent writer in front of
+/// the planner, as `netkeep attach` is. For every declared interface without
+/// a record it runs attach's own checks and writes attach's own pending
+/// record, marked as declared by labels; the pass that follows (the daemon's,
+/// or `netkeep reconcile`'s) makes it. A container with one bad label is
+/// left alone, and said so.
+public struct Declare {
+    public let environment: HostEnvironment
+    public let logger: Logger
+
+    public init(environment: HostEnvironment, logger: Logger) {
+        self.environment = environment
+        self.logger = logger
+    }
+
+    public struct Outcome: Sendable {
+        /// Recorded as pending (with `dryRun`: what would be).
+        public var declared: [Attachment] = []
+        /// Containers whose labels are refused: nothing of theirs is attached.
+        public var refused: [(container: Container, problems: [LabelProblem])] = []
+        /// Declared interfaces that attach's checks refused, with why.
+        public var failed: [(container: Container, ifname: String, error: String)] = []
+        /// Containers another netkeep was changing: declared at the next pass.
+        public var busy: [Container] = []
+
+        public var isEmpty: Bool { declared.isEmpty && refused.isEmpty && failed.isEmpty && busy.isEmpty }
+    }
+
+    /// Every running container that declares something (one `GET
+    /// /containers/json`, which carries the labels).
+    public func run(dryRun: Bool) throws(Failure) -> Outcome {
+        let listed: [Container]
+        do { listed = try environment.adapters.docker.list() } catch { throw Failure.component("docker", error) }
+        // The list has no PIDs: each declaring container is looked at closely.
+        return try run(containerIDs: listed.filter { $0.running && $0.declaration() != .nothing }.map(\.id), dryRun: dryRun)
+    }
+
+    /// The declarations of these containers (a container gone meanwhile declares nothing).
+    public func run(containerIDs: [String], dryRun: Bool) throws(Failure) -> Outcome {
+        var inspected: [Container] = []
+        for id in containerIDs {
+            do { inspected.append(try environment.adapters.docker.inspect(id)) } catch {
+                if case .noSuchContainer = error { continue }
+                throw Failure.component("docker", error)
+            }
+        }
+        return inspected.isEmpty ? Outcome() : try run(inspected, dryRun: dryRun)
+    }
+
+    /// The declarations of these containers, as Docker just described them.
+    public func run(_ containers: [Container], dryRun: Bool) throws(Failure) -> Outcome {
+        var outcome = Outcome()
+        let state = try environment.loadState()
+        let attach = Attach(environment: environment, logger: logger)
+        var intents: [Attachment] = []
+        var engine: EngineIdentity?
+        for container in containers where container.running && container.pid > 0 {
+            switch container.declaration() {
+            case .nothing:
+                continue
+            case .refused(let problems):
+                outcome.refused.append((container, problems))
+            case .interfaces(let requests):
+                for request in requests where state.attachment(containerID: container.id, ifname: request.ifname) == nil {
+                    let context = "labels of \(container.name) \(request.ifname)"
+                    do {
+                        let checked = try attach.check(request, context: context, inspected: container)
+                        if let found = checked.engine, found.isUsable { engine = found }
+                        intents.append(Attach.intent(request, checked: checked, now: environment.now()))
+                    } catch {
+                        outcome.failed.append((container, request.ifname, "\(error)"))
+                    }
+                }
+            }
+        }
+        guard !dryRun, !intents.isEmpty else {
+            outcome.declared = intents
+            return outcome
+        }
+        // Claimed while the intents are written: a container another netkeep
+        // is changing is left for the next pass.
+        let claims = try environment.claims()
+        defer { claims.release() }
+        let busy = try Reconcile.claimFree(Set(intents.map(\.containerID)), in: claims)
+        outcome.busy = containers.filter { busy.contains($0.id) }
+        let mine = intents.filter { !busy.contains($0.containerID) }
+        guard !mine.isEmpty else { return outcome }
+        try environment.updateRecords(logger: logger) { (state: inout State) throws(Failure) in
+            if let engine {
+                try Attach.refuseOtherEngine(engine, recorded: state.engine, context: "labels")
+                state.engine = engine
+            }
+            for a in mine where state.attachment(containerID: a.containerID, ifname: a.ifname) == nil {
+                state.upsert(a)
+                outcome.declared.append(a)
+            }
+        }
+        return outcome
+    }
+}
+
+extension Declare.Outcome {
+    /// One line per declaration, refusal and failure, for `reconcile` and the daemon's log.
+    public var lines: [String] {
+        declared.map { "declare: \($0.containerName) \($0.ifname) on \($0.bridge) (\($0.mode == .dhcp ? "dhcp" : $0.address?.description ?? "-")), as its labels say" }
+            + refused.map { AuditEvent.labelsRefused(containerID: $0.container.id, containerName: $0.container.name, problems: $0.problems).message }
+            + failed.map { "not declared: \($0.error)" }
+            + busy.map { "later: \($0.name) is being changed by another netkeep" }
+    }
+}
