@@ -7,11 +7,15 @@ public enum AddressMode: String, Codable, Sendable, CaseIterable {
 /// Where an attachment is in its life. `pending` is written before the host is
 /// changed and `ready` after, so a crash leaves a record of what may be half-made.
 /// `down`: the container is stopped; everything is kept for when it starts.
+/// `retained`: the container is gone, its port and veth too; its MAC (and
+/// DHCP lease) are kept until `retainedUntil` for a new container of the
+/// same name on the same bridge and interface (a recreate).
 public enum AttachmentStatus: String, Codable, Sendable, CaseIterable {
     case pending
     case ready
     case removing
     case down
+    case retained
 }
 
 /// Who asked for an attachment other than `netkeep attach` (which records none).
@@ -46,6 +50,10 @@ public struct Attachment: Codable, Hashable, Sendable {
     public var lease: Lease?
     /// nil: made by `netkeep attach`.
     public var declaredBy: Declarer?
+    /// Status `retained`: when the MAC and lease are given up.
+    public var retainedUntil: Timestamp?
+    /// The container this one took the MAC and lease of (a recreate).
+    public var recreatedFrom: String?
 
     public init(containerID: String, containerName: String, ifname: String, bridge: String,
                 mac: MACAddress, mtu: Int, vlan: Int?, mode: AddressMode,
@@ -79,6 +87,8 @@ public struct Attachment: Codable, Hashable, Sendable {
         case containerPID = "container_pid"
         case lease
         case declaredBy = "declared_by"
+        case retainedUntil = "retained_until"
+        case recreatedFrom = "recreated_from"
     }
 
     /// The address that must be on the interface at `now`: the static one,

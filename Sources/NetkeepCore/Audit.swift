@@ -99,6 +99,12 @@ public struct AuditEvent: Equatable, Sendable {
         return f
     }
 
+    /// "; recreated: container OLD -> NEW ..." for an attachment that took over a predecessor's identity.
+    public static func recreated(_ a: Attachment) -> String {
+        guard let from = a.recreatedFrom else { return "" }
+        return "; recreated: container \(from.prefix(12)) -> \(a.shortContainerID), same MAC\(a.lease.map { " and DHCP lease of \($0.address)" } ?? "")"
+    }
+
     /// The one warning about a container whose labels are refused; the
     /// message names every bad label (at most five spelled out) and its cause.
     public static func labelsRefused(containerID: String, containerName: String, problems: [LabelProblem]) -> AuditEvent {
@@ -143,6 +149,9 @@ extension AuditEvent {
             case .removeAttachment(let a, let r):
                 events.append(AuditEvent(kind: .garbageCollect, message: "\(a.containerName) \(a.ifname): removed port and veth \(a.hostIfname) from \(a.bridge) and forgot the attachment: \(r)",
                                          reason: r.code, attachment: a))
+            case .retainAttachment(let a, let until, let r):
+                events.append(AuditEvent(kind: .garbageCollect, message: "\(a.containerName) \(a.ifname): removed port and veth \(a.hostIfname) from \(a.bridge): \(r); MAC \(a.mac)\(a.lease.map { " and the DHCP lease of \($0.address)" } ?? "") kept until \(until) for a container recreated as \(a.containerName)",
+                                         reason: r.code, attachment: a))
             case .removePort(let name, let bridge, let r):
                 events.append(AuditEvent(kind: .garbageCollect, message: "removed port \(name) from \(bridge): \(r)", reason: r.code, port: name, bridge: bridge))
             case .removeNetnsLink(let name, _, let r):
@@ -170,7 +179,7 @@ extension AuditEvent {
             if reason == .declaredByLabels {
                 // Made for the first time: the entry `netkeep attach` writes, with this reason.
                 let made = recorded(a.id) ?? a
-                return AuditEvent(kind: .create, message: "\(made.containerName) \(made.ifname): attached to \(made.bridge) as \(made.hostIfname) (mac \(made.mac), \(made.address.map(\.description) ?? "no address")), as its labels declare",
+                return AuditEvent(kind: .create, message: "\(made.containerName) \(made.ifname): attached to \(made.bridge) as \(made.hostIfname) (mac \(made.mac), \(made.address.map(\.description) ?? "no address")), as its labels declare\(recreated(made))",
                                   reason: reason.code, attachment: made, steps: steps)
             }
             return AuditEvent(kind: .repair, message: "\(a.containerName) \(a.ifname): repaired (\(steps.joined(separator: ", "))) after: \(reason)",

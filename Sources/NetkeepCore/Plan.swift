@@ -22,6 +22,10 @@ public enum Action: Hashable, Sendable {
     case linkNetns(Attachment, pid: Int32, reason: Reason)
     /// Port, veth and record (the netns link is a `removeNetnsLink` of its own).
     case removeAttachment(Attachment, reason: Reason)
+    /// Port and veth of a removed container; the record stays as `retained`
+    /// until `until`, with its MAC and lease (nothing is released), for a
+    /// recreated container of the same name, bridge and interface.
+    case retainAttachment(Attachment, until: Timestamp, reason: Reason)
     /// A port (and a host link of the same name) that no record claims.
     case removePort(name: String, bridge: String, reason: Reason)
     /// Only if it is still a symlink to /proc/`pid`/ns/net.
@@ -43,7 +47,7 @@ public enum Action: Hashable, Sendable {
         case .createVeth(_, _, let r), .recreateVeth(_, _, let r), .configureInterface(_, _, _, let r), .obtainLease(_, _, let r), .renewLease(_, _, _, let r),
              .addPort(_, let r), .replacePort(_, let r), .setVLAN(_, let r), .claimPort(_, let r), .linkNetns(_, _, let r),
              .removeAttachment(_, let r), .removePort(_, _, let r), .removeNetnsLink(_, _, let r), .markReady(_, _, let r), .markDown(_, let r),
-             .releaseLease(_, _, let r), .unplugPort(_, let r):
+             .releaseLease(_, _, let r), .unplugPort(_, let r), .retainAttachment(_, _, let r):
             return r
         }
     }
@@ -52,7 +56,7 @@ public enum Action: Hashable, Sendable {
         switch self {
         case .createVeth(let a, _, _), .recreateVeth(let a, _, _), .configureInterface(let a, _, _, _), .obtainLease(let a, _, _),
              .renewLease(let a, _, _, _), .addPort(let a, _), .replacePort(let a, _), .setVLAN(let a, _), .claimPort(let a, _), .linkNetns(let a, _, _), .removeAttachment(let a, _), .markReady(let a, _, _),
-             .markDown(let a, _), .releaseLease(let a, _, _), .unplugPort(let a, _):
+             .markDown(let a, _), .releaseLease(let a, _, _), .unplugPort(let a, _), .retainAttachment(let a, _, _):
             return a
         case .removePort, .removeNetnsLink:
             return nil
@@ -73,6 +77,7 @@ public enum Action: Hashable, Sendable {
         case .claimPort: return "claim-port"
         case .linkNetns: return "link-netns"
         case .removeAttachment: return "remove-attachment"
+        case .retainAttachment: return "retain-attachment"
         case .removePort: return "remove-port"
         case .removeNetnsLink: return "remove-netns-link"
         case .markReady: return "mark-ready"
@@ -85,7 +90,7 @@ public enum Action: Hashable, Sendable {
     /// Whether the action deletes something from the host.
     public var removes: Bool {
         switch self {
-        case .removeAttachment, .removePort, .removeNetnsLink: return true
+        case .removeAttachment, .removePort, .removeNetnsLink, .retainAttachment: return true
         default: return false
         }
     }
@@ -127,6 +132,8 @@ public enum Action: Hashable, Sendable {
             case .claimPort: what = "mark port \(a.hostIfname) as netkeep's"
             case .linkNetns: what = "link /var/run/netns/\(a.netnsLink ?? "")"
             case .removeAttachment: what = "remove port and veth \(a.hostIfname) and the record"
+            case .retainAttachment(_, let until, _):
+                what = "remove port and veth \(a.hostIfname); keep MAC \(a.mac)\(a.lease.map { " and lease of \($0.address.address)" } ?? "") for a recreate until \(until)"
             case .markReady: what = "record as ready"
             case .markDown: what = "record as down"
             case .releaseLease(_, let pid, _):

@@ -1,14 +1,19 @@
 /// Compares the desired state with the observed host and returns what to do.
 /// Pure and total: no I/O, no clock, no randomness; the same input always
 /// gives the same plan. The rules of DESIGN.md live here.
-public func plan(desired: State, observed: ObservedHost) -> Plan {
-    var planner = Planner(desired: desired, observed: observed)
+///
+/// `retention`: seconds a removed container's MAC and lease are kept for a
+/// container recreated with its name (0: given back at once); commands and
+/// the daemon pass the configured one (24 h unless told otherwise).
+public func plan(desired: State, observed: ObservedHost, retention: Int64 = 0) -> Plan {
+    var planner = Planner(desired: desired, observed: observed, retention: retention)
     return planner.run()
 }
 
 struct Planner {
     let desired: State
     let observed: ObservedHost
+    let retention: Int64
     var actions: [Action] = []
     var notices: [Notice] = []
     /// netns links that attachments (re)make or remove: garbage collection leaves them to that.
@@ -19,9 +24,10 @@ struct Planner {
     /// Why the engine that answered cannot vouch for the records; nil when it can.
     let engineDoubt: String?
 
-    init(desired: State, observed: ObservedHost) {
+    init(desired: State, observed: ObservedHost, retention: Int64 = 0) {
         self.desired = desired
         self.observed = observed
+        self.retention = max(0, retention)
         self.engineDoubt = Self.engineDoubt(desired: desired, observed: observed)
     }
 
@@ -46,7 +52,13 @@ struct Planner {
         for id in busy.sorted() {
             notices.append(Notice(.info, "container \(id.prefix(12)): another netkeep is changing it; left to that pass"))
         }
-        let sorted = all.filter { !busy.contains($0.containerID) }
+        // Kept for a recreate: nothing on the host is theirs; when the time
+        // is up, the lease goes back and the record goes.
+        for a in all where a.status == .retained && !busy.contains(a.containerID) && !(a.retainedUntil.map { $0 > observed.now } ?? false) {
+            planRelease(a, reason: .retentionEnded)
+            actions.append(.removeAttachment(a, reason: .retentionEnded))
+        }
+        let sorted = all.filter { !busy.contains($0.containerID) && $0.status != .retained }
         // A detach needs only OVSDB and the host's links; a removed container also Docker's word and /var/run/netns.
         let removing = Set(sorted.filter { a in
             guard isToBeRemoved(a) else { return false }
@@ -103,8 +115,14 @@ struct Planner {
     /// the container keeps it and it points at the container or a dead process.
     mutating func planRemoval(_ a: Attachment, keeping: [Attachment]) {
         let reason: Reason = a.status == .removing ? .detachRequested : .containerRemoved
-        planRelease(a, reason: reason)
-        actions.append(.removeAttachment(a, reason: reason))
+        if reason == .containerRemoved, retention > 0, a.status == .ready || a.status == .down {
+            // Compose, `docker run --rm` and upgrades recreate containers under
+            // the same name: the next one gets this MAC, hence this lease.
+            actions.append(.retainAttachment(a, until: observed.now.adding(seconds: retention), reason: reason))
+        } else {
+            planRelease(a, reason: reason)
+            actions.append(.removeAttachment(a, reason: reason))
+        }
         guard let link = a.netnsLink, !keeping.contains(where: { $0.containerID == a.containerID && $0.netnsLink == link }),
               !actions.contains(where: { if case .removeNetnsLink(link, _, _) = $0 { return true } else { return false } }),
               case .procLink(let pid, let alive)? = observed.netns?[link]?.kind else { return }

@@ -27,6 +27,8 @@ public enum Reason: Hashable, Sendable, CustomStringConvertible {
     case declaredByLabels
     /// `netkeep detach` recorded the attachment as to be removed.
     case detachRequested
+    /// A removed container's MAC and lease were kept this long and no recreate came.
+    case retentionEnded
     /// A DHCP attachment without a lease yet (its attach was interrupted).
     case leaseMissing
     case leaseExpired
@@ -64,6 +66,7 @@ public enum Reason: Hashable, Sendable, CustomStringConvertible {
         case .declaredByLabels: return "declared-by-labels"
         case .interruptedRepair: return "interrupted-repair"
         case .detachRequested: return "detach-requested"
+        case .retentionEnded: return "retention-ended"
         case .leaseMissing: return "lease-missing"
         case .leaseExpired: return "lease-expired"
         case .leaseReboot: return "lease-reboot"
@@ -98,6 +101,7 @@ public enum Reason: Hashable, Sendable, CustomStringConvertible {
         case .declaredByLabels: return "the container's labels declare it"
         case .interruptedRepair: return "an earlier repair was interrupted"
         case .detachRequested: return "detach requested"
+        case .retentionEnded: return "kept for a recreate, none came in time"
         case .leaseMissing: return "no DHCP lease yet"
         case .leaseExpired: return "DHCP lease expired"
         case .leaseReboot: return "interface made again: ask for the same address (INIT-REBOOT)"

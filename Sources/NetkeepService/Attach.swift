@@ -27,7 +27,8 @@ public struct Attach {
         let context = "attach \(request.container) \(request.ifname)"
         let checked = try check(request, context: context)
         let container = checked.container
-        let attachment = Self.intent(request, checked: checked, now: environment.now())
+        var attachment = Self.intent(request, checked: checked, now: environment.now())
+        let stopped = stoppedPredecessors(of: attachment)
 
         // From here to the end this is the only netkeep changing the container.
         let claims = try environment.claims()
@@ -43,6 +44,7 @@ public struct Attach {
                 try Self.refuseOtherEngine(engine, recorded: state.engine, context: context)
                 state.engine = engine
             }
+            Self.takeOver(&attachment, requestedMAC: request.mac, in: &state, stopped: stopped, claims: claims, now: environment.now())
             state.upsert(attachment)
         }
         FaultPoint.attachPendingWritten.check()
@@ -78,6 +80,34 @@ public struct Attach {
             status: .pending, createdAt: now)
         if checked.declared { attachment.declaredBy = .labels }
         return attachment
+    }
+
+    /// The containers of records this attachment could take over (see
+    /// `Recreate`) that Docker says are stopped or gone.
+    func stoppedPredecessors(of intent: Attachment) -> Set<String> {
+        guard let state = try? environment.loadState() else { return [] }
+        var stopped = Set<String>()
+        for candidate in Recreate.candidates(for: intent, in: state) {
+            do {
+                let c = try environment.adapters.docker.inspect(candidate.containerID)
+                if !c.running { stopped.insert(candidate.containerID) }
+            } catch {
+                if case .noSuchContainer = error { stopped.insert(candidate.containerID) }
+            }
+        }
+        return stopped
+    }
+
+    /// Under the state lock: a container recreated under its predecessor's
+    /// name takes its MAC and lease, when that predecessor's container can
+    /// be claimed (no other pass is changing it).
+    static func takeOver(_ intent: inout Attachment, requestedMAC: MACAddress?, in state: inout State, stopped: Set<String>,
+                         claims: ContainerClaims, now: Timestamp) {
+        guard let donor = Recreate.donor(for: intent, requestedMAC: requestedMAC, in: state, stopped: stopped, now: now),
+              (try? claims.tryClaim(donor.containerID)) == true else { return }
+        let (taken, left) = Recreate.inherit(intent, from: donor, now: now)
+        intent = taken
+        if let left { state.upsert(left) } else { state.remove(id: donor.id) }
     }
 
     /// What makes the attach fail, for the person who asked for it.
@@ -116,8 +146,8 @@ public struct Attach {
     }
 
     private func record(_ attachment: Attachment) {
-        var events = [AuditEvent(kind: .create, message: "\(attachment.containerName) \(attachment.ifname): attached to \(attachment.bridge) as \(attachment.hostIfname) (mac \(attachment.mac), \(attachment.address.map(\.description) ?? "no address"))",
-                                 attachment: attachment)]
+        var events = [AuditEvent(kind: .create, message: "\(attachment.containerName) \(attachment.ifname): attached to \(attachment.bridge) as \(attachment.hostIfname) (mac \(attachment.mac), \(attachment.address.map(\.description) ?? "no address"))\(AuditEvent.recreated(attachment))",
+                                 reason: attachment.recreatedFrom == nil ? nil : "recreated", attachment: attachment)]
         if let lease = attachment.lease {
             events.append(AuditEvent(kind: .leaseObtained, message: "\(attachment.containerName) \(attachment.ifname): DHCP lease of \(lease.address) from \(lease.serverID) until \(lease.expiresAt)",
                                      attachment: attachment, ip: lease.address.description))

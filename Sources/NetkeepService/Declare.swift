@@ -59,6 +59,8 @@ public struct Declare {
         let state = try environment.loadState()
         let attach = Attach(environment: environment, logger: logger)
         var intents: [Attachment] = []
+        var requested: [String: MACAddress?] = [:]
+        var stopped = Set<String>()
         var engine: EngineIdentity?
         for container in containers where container.running && container.pid > 0 {
             switch container.declaration() {
@@ -72,7 +74,10 @@ public struct Declare {
                     do {
                         let checked = try attach.check(request, context: context, inspected: container)
                         if let found = checked.engine, found.isUsable { engine = found }
-                        intents.append(Attach.intent(request, checked: checked, now: environment.now()))
+                        let intent = Attach.intent(request, checked: checked, now: environment.now())
+                        intents.append(intent)
+                        requested[intent.id] = request.mac
+                        stopped.formUnion(attach.stoppedPredecessors(of: intent))
                     } catch {
                         outcome.failed.append((container, request.ifname, "\(error)"))
                     }
@@ -96,7 +101,9 @@ public struct Declare {
                 try Attach.refuseOtherEngine(engine, recorded: state.engine, context: "labels")
                 state.engine = engine
             }
-            for a in mine where state.attachment(containerID: a.containerID, ifname: a.ifname) == nil {
+            for intent in mine where state.attachment(containerID: intent.containerID, ifname: intent.ifname) == nil {
+                var a = intent
+                Attach.takeOver(&a, requestedMAC: requested[a.id] ?? nil, in: &state, stopped: stopped, claims: claims, now: environment.now())
                 state.upsert(a)
                 outcome.declared.append(a)
             }

@@ -74,7 +74,7 @@ struct Executor {
         // OVSDB, first transaction: rows to delete.
         let deletions = actions.indices.compactMap { i -> (Int, String)? in
             switch actions[i] {
-            case .replacePort(let a, _), .removeAttachment(let a, _), .unplugPort(let a, _): return (i, a.hostIfname)
+            case .replacePort(let a, _), .removeAttachment(let a, _), .unplugPort(let a, _), .retainAttachment(let a, _, _): return (i, a.hostIfname)
             case .removePort(let name, _, _): return (i, name)
             default: return nil
             }
@@ -265,6 +265,14 @@ struct Executor {
                 state.upsert(a)
             case .removeAttachment(let a, _):
                 if !failedAttachments.contains(a.id) { state.remove(id: a.id) }
+            case .retainAttachment(let planned, let until, _):
+                guard !failedAttachments.contains(planned.id), var a = state.attachments.first(where: { $0.id == planned.id }) else { continue }
+                a.status = .retained
+                a.retainedUntil = until
+                a.containerPID = nil
+                // Its netns link went with the container (a removeNetnsLink of its own).
+                a.netnsLink = nil
+                state.upsert(a)
             case .markDown(let planned, _):
                 guard var a = state.attachments.first(where: { $0.id == planned.id }) else { continue }
                 a.status = .down
@@ -280,14 +288,14 @@ struct Executor {
 
     static func isLinkWork(_ action: Action) -> Bool {
         switch action {
-        case .createVeth, .recreateVeth, .configureInterface, .removeAttachment, .removePort: return true
+        case .createVeth, .recreateVeth, .configureInterface, .removeAttachment, .removePort, .retainAttachment: return true
         default: return false
         }
     }
 
     static func touchesRecord(_ action: Action) -> Bool {
         switch action {
-        case .markReady, .markDown, .removeAttachment: return true
+        case .markReady, .markDown, .removeAttachment, .retainAttachment: return true
         default: return false
         }
     }
@@ -315,7 +323,7 @@ struct Executor {
                     try m.create(a, userspaceBridge: userspace.contains(a.bridge), hostUp: !hostDown.contains(a.hostIfname))
                 case .configureInterface(let a, let pid, let fixes, _):
                     try linkMaker(pid).configureInside(a, fixes: fixes)
-                case .removeAttachment(let a, _):
+                case .removeAttachment(let a, _), .retainAttachment(let a, _, _):
                     try adapters.openHostLinks().deleteLink(named: a.hostIfname)
                 case .removePort(let name, _, _):
                     try adapters.openHostLinks().deleteLink(named: name)

@@ -19,6 +19,8 @@ public struct HostEnvironment: Sendable {
     /// How long a command waits for the state lock (the daemon waits less:
     /// its watchdog and systemd's stop timeout must not run out meanwhile).
     public var lockTimeout: Double = 120
+    /// Seconds a removed container's MAC and lease wait for a recreate (`Retention`).
+    public var retentionSeconds: Int64 = Retention.defaultSeconds
     /// Replaces the real host (HostModelTests); nil: the real one at the paths above.
     private var replacedAdapters: HostAdapters?
 

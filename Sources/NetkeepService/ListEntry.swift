@@ -49,6 +49,8 @@ public struct ListEntry: Encodable, Sendable {
         case leaseExpiresAt = "lease_expires_at"
         case lease
         case declaredBy = "declared_by"
+        case retainedUntil = "retained_until"
+        case recreatedFrom = "recreated_from"
     }
 
     /// Every key is always present (null when unset), so consumers need not guess.
@@ -72,6 +74,8 @@ public struct ListEntry: Encodable, Sendable {
             try c.encode(a.lease?.expiresAt, forKey: .leaseExpiresAt)
             try c.encode(a.lease, forKey: .lease)
             try c.encode(a.declaredBy, forKey: .declaredBy)
+            try c.encode(a.retainedUntil, forKey: .retainedUntil)
+            try c.encode(a.recreatedFrom, forKey: .recreatedFrom)
             try c.encodeNil(forKey: .problems)
         } else if let d = declaration {
             let r = d.request
@@ -92,6 +96,8 @@ public struct ListEntry: Encodable, Sendable {
             try c.encodeNil(forKey: .leaseExpiresAt)
             try c.encodeNil(forKey: .lease)
             try c.encode(Declarer.labels, forKey: .declaredBy)
+            try c.encodeNil(forKey: .retainedUntil)
+            try c.encodeNil(forKey: .recreatedFrom)
             try c.encode(d.problems.map(\.description), forKey: .problems)
         }
     }
@@ -103,7 +109,8 @@ public struct ListEntry: Encodable, Sendable {
             return [a.containerName, a.ifname, a.bridge, a.hostIfname, a.mac.description, String(a.mtu),
                     a.vlan.map(String.init) ?? "-", a.mode.rawValue, a.address?.description ?? "-",
                     a.gateway?.description ?? "-", a.lease.map { $0.expiresAt.description } ?? "-",
-                    a.declaredBy?.rawValue ?? "attach", a.status.rawValue]
+                    a.declaredBy?.rawValue ?? "attach",
+                    a.retainedUntil.map { "retained until \($0) (container removed; MAC and lease kept for a recreate)" } ?? a.status.rawValue]
         }
         guard let d = declaration else { return Self.columns.map { _ in "-" } }
         guard let r = d.request else {

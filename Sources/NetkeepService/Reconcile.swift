@@ -115,7 +115,7 @@ public struct Reconcile {
         var observation = observer.observe(desired, scope: scope, vswitch: vswitch, timings: &timings)
         observation.host.busyContainers = busy
         let observed = observation.host
-        let thePlan = timings.measure("plan") { plan(desired: desired, observed: observed) }
+        let thePlan = timings.measure("plan") { plan(desired: desired, observed: observed, retention: environment.retentionSeconds) }
         var report = ReconcileReport(dryRun: dryRun, plan: thePlan, results: nil, remaining: [], timings: timings,
                                      unreachable: Self.unreachable(observation.host), state: state)
         report.ovsdbReachable = observation.host.ovs != nil
@@ -165,7 +165,7 @@ public struct Reconcile {
             var again = observer.observe(desired, scope: scope, vswitch: vswitch, timings: &verifyTimings)
             again.host.busyContainers = busy
             timings.add("verify", verifyTimings.values.reduce(0) { $0 + $1.1 })
-            report.remaining = plan(desired: desired, observed: again.host).actions.filter { action in
+            report.remaining = plan(desired: desired, observed: again.host, retention: environment.retentionSeconds).actions.filter { action in
                 // Confirmations left for the lease timer on purpose are not unfinished work.
                 if confirmLeasesLater, case .renewLease(_, _, .confirm, _) = action { return false }
                 return true

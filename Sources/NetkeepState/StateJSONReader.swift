@@ -68,6 +68,7 @@ struct StateJSONReader {
         var hostIfname: String?, netnsLink: String?, mac: MACAddress?, mtu: Int?, vlan: Int?
         var mode: AddressMode?, address: IPv4CIDR?, gateway: IPv4Address?, status: AttachmentStatus?
         var createdAt: Timestamp?, containerPID: Int32?, lease: Lease?, declaredBy: Declarer?
+        var retainedUntil: Timestamp?, recreatedFrom: String?
         let complete = object { r, key in
             switch key {
             case "id": return r.once(&id) { $0.string() }
@@ -88,6 +89,8 @@ struct StateJSONReader {
             case "container_pid": return r.once(&containerPID) { $0.integer() }
             case "lease": return r.once(&lease) { $0.lease() }
             case "declared_by": return r.once(&declaredBy) { $0.string(Declarer.init(rawValue:)) }
+            case "retained_until": return r.once(&retainedUntil) { $0.string(Timestamp.init(rfc3339:)) }
+            case "recreated_from": return r.once(&recreatedFrom) { $0.string() }
             default: return false
             }
         }
@@ -114,6 +117,8 @@ struct StateJSONReader {
         attachment.containerPID = containerPID
         attachment.lease = lease
         attachment.declaredBy = declaredBy
+        attachment.retainedUntil = retainedUntil
+        attachment.recreatedFrom = recreatedFrom
         return attachment
     }
 

@@ -66,6 +66,8 @@ struct StateJSONWriter {
         key("mode"); string(a.mode.rawValue)
         key("mtu"); integer(a.mtu)
         if let link = a.netnsLink { key("netns_link"); string(link) }
+        if let from = a.recreatedFrom { key("recreated_from"); string(from) }
+        if let until = a.retainedUntil { key("retained_until"); timestamp(until) }
         key("status"); string(a.status.rawValue)
         if let vlan = a.vlan { key("vlan"); integer(vlan) }
         close(closeBrace)

@@ -21,13 +21,29 @@ struct GlobalOptions: ParsableArguments {
     @Option(name: .customLong("ovsdb-socket"), help: ArgumentHelp("OVSDB server socket.", valueName: "path"))
     var ovsdbSocket: String = "/var/run/openvswitch/db.sock"
 
+    @Option(name: .customLong("retention"), help: ArgumentHelp(
+        "How long a removed container's MAC and DHCP lease are kept for a container recreated with its name, bridge and interface: 90s, 30m, 24h, 7d; 0 gives them back at once (env NETKEEP_RETENTION; default 24h).",
+        valueName: "duration"))
+    var retention: String?
+
     @Flag(name: [.short, .long], help: "Print what is being done.")
     var verbose = false
 
+    /// The retention as given (flag, then environment), checked by `validate`.
+    var retentionText: String { retention ?? getenv("NETKEEP_RETENTION").map { String(cString: $0) } ?? "24h" }
+
+    mutating func validate() throws {
+        do { _ = try Retention.seconds(parsing: retentionText) } catch {
+            throw ValidationError("\(error)\(retention == nil ? " (from NETKEEP_RETENTION)" : "")")
+        }
+    }
+
     var environment: HostEnvironment {
         let fromEnv = getenv("NETKEEP_STATE_DIR").map { String(cString: $0) }
-        return HostEnvironment(stateDirectory: stateDirectory ?? fromEnv ?? "/var/lib/netkeep",
-                               dockerSocket: dockerSocket, ovsdbSocket: ovsdbSocket)
+        var environment = HostEnvironment(stateDirectory: stateDirectory ?? fromEnv ?? "/var/lib/netkeep",
+                                          dockerSocket: dockerSocket, ovsdbSocket: ovsdbSocket)
+        environment.retentionSeconds = (try? Retention.seconds(parsing: retentionText)) ?? Retention.defaultSeconds
+        return environment
     }
 
     var logger: Logger {

@@ -23,6 +23,8 @@ final class Bed {
                                       ovsdbSocket: "/nonexistent/db.sock", netnsDirectory: "/nonexistent/netns")
         environment.audit = Audit(enabled: false)
         environment.lockTimeout = 5
+        // Removed containers give everything back unless a test keeps them for a recreate.
+        environment.retentionSeconds = 0
         environment.adapters = host.adapters
         var world = host.snapshot
         world.bridges = ["br0": "netdev", "br1": "system"]
@@ -68,6 +70,14 @@ final class Bed {
         var found: [String] = []
         for a in records {
             let name = "\(a.containerName) \(a.ifname)"
+            if a.status == .retained {
+                // Kept for a recreate: nothing of it on the host but its lease at the server.
+                if w.containers[a.containerID] != nil { found.append("\(name): retained, but its container exists") }
+                if w.ports[a.hostIfname] != nil || w.hostLinks[a.hostIfname] != nil { found.append("\(name): retained, but its port or veth stays") }
+                if a.retainedUntil == nil || a.netnsLink != nil { found.append("\(name): retained without a deadline, or with a netns link") }
+                if a.mode == .dhcp, let lease = a.lease, w.leases[a.mac] != lease.address { found.append("\(name): retained lease \(lease.address) not held by the server") }
+                continue
+            }
             guard let c = w.containers[a.containerID] else { found.append("\(name): the container is gone but its record stays"); continue }
             if !c.running {
                 if w.ports[a.hostIfname] != nil { found.append("\(name): stopped, but its port stays") }

@@ -70,7 +70,7 @@ func run(_ arguments: [String], environment: [String: String] = [:]) -> CommandR
     posix_spawnattr_setsigmask(&attributes, &empty)
     posix_spawnattr_setsigdefault(&attributes, &all)
     posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-    let env = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }.map { "\($0)=\($1)" }
+    let env = childEnvironment(environment).map { "\($0)=\($1)" }
     func cStrings(_ items: [String]) -> [UnsafeMutablePointer<CChar>?] { items.map { strdup($0) } + [nil] }
     let argv = cStrings(arguments), envp = cStrings(env)
     defer { (argv + envp).forEach { free($0) } }
@@ -84,6 +84,16 @@ func run(_ arguments: [String], environment: [String: String] = [:]) -> CommandR
     return CommandResult(status: code,
                          stdout: (try? String(contentsOfFile: out, encoding: .utf8)) ?? "",
                          stderr: (try? String(contentsOfFile: err, encoding: .utf8)) ?? "")
+}
+
+/// The environment of a spawned command: the test's, `extra` on top.
+/// netkeep gives a removed container's MAC and lease back at once
+/// (NETKEEP_RETENTION=0) unless a test asks for a retention: the suites
+/// that check garbage collection predate it, RetentionIntegrationTests test it.
+func childEnvironment(_ extra: [String: String]) -> [String: String] {
+    var env = ProcessInfo.processInfo.environment
+    if env["NETKEEP_RETENTION"] == nil { env["NETKEEP_RETENTION"] = "0" }
+    return env.merging(extra) { _, new in new }
 }
 
 /// Polls `condition` until it holds or `seconds` pass; returns whether it held.
@@ -131,8 +141,8 @@ final class TestContainer: @unchecked Sendable {
     let name: String
     let id: String
 
-    init(prefix: String = "nkt", restart: Bool = false, labels: [String: String] = [:], network: String = "none") throws {
-        name = "\(prefix)-\(UUID().uuidString.prefix(8).lowercased())"
+    init(prefix: String = "nkt", named: String? = nil, restart: Bool = false, labels: [String: String] = [:], network: String = "none") throws {
+        name = named ?? "\(prefix)-\(UUID().uuidString.prefix(8).lowercased())"
         var args = ["docker", "run", "-d", "--net=\(network)", "--name", name]
         if restart { args += ["--restart", "always"] }
         for (key, value) in labels.sorted(by: { $0.key < $1.key }) { args += ["--label", "\(key)=\(value)"] }
@@ -196,7 +206,7 @@ final class BackgroundProcess: @unchecked Sendable {
         posix_spawnattr_setsigmask(&attributes, &empty)
         posix_spawnattr_setsigdefault(&attributes, &all)
         posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-        let env = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }.map { "\($0)=\($1)" }
+        let env = childEnvironment(environment).map { "\($0)=\($1)" }
         let argv = arguments.map { strdup($0) } + [nil], envp = env.map { strdup($0) } + [nil]
         defer { (argv + envp).forEach { free($0) } }
         var pid: pid_t = 0

@@ -16,6 +16,8 @@ struct World {
     var bootID = "boot-1"
     var now = Timestamp(secondsSinceEpoch: 1_800_000_000)
     var nextIndex: Int32 = 100
+    /// Seconds a removed container's identity is kept (0: released at once).
+    var retention: Int64 = 0
 
     static func containerID(_ n: Int) -> String { String(repeating: String(n % 10), count: 64) }
 
@@ -61,7 +63,7 @@ struct World {
                      containerNetworks: networks, netns: netns, bootID: bootID, now: now, engine: engine)
     }
 
-    var plan: Plan { NetkeepCore.plan(desired: state, observed: observed) }
+    var plan: Plan { NetkeepCore.plan(desired: state, observed: observed, retention: retention) }
 
     /// Docker forgot the container and its namespace is gone, veth and all.
     mutating func remove(_ a: NetkeepCore.Attachment) {

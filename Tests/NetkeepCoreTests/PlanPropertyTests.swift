@@ -7,6 +7,8 @@ import Testing
 extension World {
     init(script: [Int]) {
         self.init()
+        // Half the worlds keep removed containers' identities for a day.
+        if let first = script.first, first % 2 == 1 { retention = 86400 }
         for code in script {
             let op = code % 20, arg = code / 20
             let all = state.attachments
@@ -179,6 +181,15 @@ extension World {
                 hostLinks?[a.hostIfname] = nil
                 if networks[a.containerID]?.links[a.ifname]?.mac == a.mac { networks[a.containerID]?.links[a.ifname] = nil }
                 state.remove(id: a.id)
+            case .retainAttachment(let a, let until, _):
+                ovs?.ports[a.hostIfname] = nil
+                hostLinks?[a.hostIfname] = nil
+                guard var current = state.attachments.first(where: { $0.id == a.id }) else { continue }
+                current.status = .retained
+                current.retainedUntil = until
+                current.containerPID = nil
+                current.netnsLink = nil
+                state.upsert(current)
             case .removePort(let name, _, _):
                 ovs?.ports[name] = nil
                 hostLinks?[name] = nil
@@ -227,8 +238,13 @@ extension World {
             let observed = world.observed
             for action in world.plan.actions where action.removes {
                 switch action {
-                case .removeAttachment(let a, let reason):
-                    if reason == .detachRequested {
+                case .removeAttachment(let a, let reason), .retainAttachment(let a, _, let reason):
+                    if case .retainAttachment = action {
+                        #expect(reason == .containerRemoved && world.retention > 0 && (a.status == .ready || a.status == .down), "\(action.summary)")
+                    }
+                    if reason == .retentionEnded {
+                        #expect(a.status == .retained && !(a.retainedUntil.map { $0 > world.now } ?? false), "\(action.summary) before its time")
+                    } else if reason == .detachRequested {
                         // A detach needs OVSDB and the host's links, not Docker's word.
                         #expect(a.status == .removing)
                         #expect(observed.ovs != nil && observed.hostLinks != nil, "\(action.summary) while OVSDB or netlink was unreadable")
@@ -258,8 +274,11 @@ extension World {
                         continue
                     }
                     let ownRemoval = world.plan.actions.contains {
-                        if case .removeAttachment(let a, _) = $0 { return a.netnsLink == name && observed.docker.container(a.containerID)?.pid == pid }
-                        return false
+                        switch $0 {
+                        case .removeAttachment(let a, _), .retainAttachment(let a, _, _):
+                            return a.netnsLink == name && observed.docker.container(a.containerID)?.pid == pid
+                        default: return false
+                        }
                     }
                     #expect(!alive || ownRemoval, "\(name) points at a live process \(pid)")
                     #expect(!alive || observed.isComplete, "\(action.summary) of a live process while a source was unreadable")

@@ -74,6 +74,8 @@ struct StateGenerator {
         if chance(20) { a.id = text() }
         a.lease = chance(50) ? lease() : nil
         a.declaredBy = chance(50) ? Declarer.allCases.randomElement(using: &rng) : nil
+        a.retainedUntil = chance(30) ? timestamp() : nil
+        a.recreatedFrom = chance(30) ? text() : nil
         return a
     }
 
