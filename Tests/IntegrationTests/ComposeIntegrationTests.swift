@@ -1,0 +1,104 @@
+import Foundation
+import Testing
+
+/// examples/compose/docker-compose.yml with the real docker-compose 1.29:
+/// three labelled services attached, repaired, recreated with the same
+/// MACs and addresses, and collected by `down` without giving anything back.
+extension IntegrationSuite {
+    @Suite struct ComposeIntegrationTests {
+        struct Seen: Equatable, CustomStringConvertible {
+            var mac: String
+            var address: String
+            var description: String { "\(mac) \(address)" }
+        }
+
+        static func seen(_ container: String, _ ifname: String) -> Seen? {
+            let mac = run(["docker", "exec", container, "cat", "/sys/class/net/\(ifname)/address"])
+            let addr = run(["docker", "exec", container, "ip", "-o", "-4", "addr", "show", ifname]).stdout.split(separator: " ").map(String.init)
+            guard mac.status == 0, let i = addr.firstIndex(of: "inet"), i + 1 < addr.count else { return nil }
+            return Seen(mac: mac.stdout.trimmingCharacters(in: .whitespacesAndNewlines), address: addr[i + 1])
+        }
+
+        @Test func theExampleProjectIsAttachedRepairedRecreatedAndCollected() throws {
+            try Testbed.check()
+            let version = run(["docker-compose", "version", "--short"])
+            try #require(version.status == 0, "docker-compose is missing (scripts/testbed up installs it): \(version.stderr)")
+            let netkeep = Netkeep()
+            let daemon = try BackgroundProcess([Testbed.netkeepBinary, "daemon", "--verbose", "--state-dir", netkeep.stateDirectory],
+                                               environment: ["NETKEEP_RETENTION": "24h"])
+            defer { daemon.stop() }
+            let project = "nkc\(UUID().uuidString.prefix(6).lowercased())"
+            let net = randomSubnet()
+            let file = Testbed.packageRoot + "/examples/compose/docker-compose.yml"
+            let env = ["NETKEEP_BRIDGE": Testbed.bridge, "NETKEEP_NET": net, "NETKEEP_IMAGE": Testbed.image]
+            @discardableResult
+            func compose(_ args: String...) -> CommandResult {
+                run(["docker-compose", "--no-ansi", "-f", file, "-p", project] + args, environment: env)
+            }
+            let interfaces = [("\(project)_dhcp_1", "eth1"), ("\(project)_web_1", "eth1"), ("\(project)_router_1", "eth1"), ("\(project)_router_1", "eth2")]
+            defer {
+                compose("down", "-t", "0")
+                for name in Set(interfaces.map(\.0)) { netkeep("detach", name) }
+            }
+            func all() -> [String: Seen]? {
+                var out: [String: Seen] = [:]
+                for (c, i) in interfaces {
+                    guard let s = Self.seen(c, i) else { return nil }
+                    out["\(c) \(i)"] = s
+                }
+                return out
+            }
+
+            let up = compose("up", "-d")
+            try #require(up.status == 0, "\(up.stderr)")
+            var first: [String: Seen] = [:]
+            #expect(eventually(within: 40) { all().map { first = $0; return true } ?? false }, "not all attached: \(daemon.log)")
+            #expect(first["\(project)_web_1 eth1"] == Seen(mac: "02:6e:6b:77:00:10", address: "\(net).10/24"))
+            #expect(first["\(project)_router_1 eth1"]?.address == "\(net).1/25" && first["\(project)_router_1 eth2"]?.address == "\(net).129/25")
+            #expect(first["\(project)_dhcp_1 eth1"]?.address.hasPrefix("10.1.2.") == true, "\(first)")
+            #expect(run(["docker", "exec", "\(project)_web_1", "ip", "-o", "link", "show", "eth0"]).status == 0, "web has its Docker network too")
+            #expect(run(["docker", "exec", "\(project)_router_1", "cat", "/sys/class/net/eth2/mtu"]).stdout.hasPrefix("1400"))
+            let rows = try netkeep.list()
+            #expect(rows.count == 4 && rows.allSatisfy { $0["declared_by"] as? String == "labels" && $0["status"] as? String == "ready" }, "\(rows)")
+            let tags = Dictionary(rows.compactMap { r in (r["ifname"] as? String).map { ("\(r["container_name"] as? String ?? "") \($0)", r["vlan"] as? Int) } },
+                                  uniquingKeysWith: { a, _ in a })
+            #expect(tags["\(project)_router_1 eth1"] == 10 && tags["\(project)_router_1 eth2"] == 20)
+
+            // restart: the same containers, new namespaces, repaired.
+            let pids = interfaces.map { run(["docker", "inspect", "-f", "{{.State.Pid}}", $0.0]).stdout }
+            #expect(compose("restart", "-t", "0").status == 0)
+            #expect(eventually(within: 40) { all() == first && interfaces.map { run(["docker", "inspect", "-f", "{{.State.Pid}}", $0.0]).stdout } != pids },
+                    "not repaired after restart: \(String(describing: all()))")
+
+            // --force-recreate: new containers, the same MACs and addresses.
+            let ids = Set(interfaces.map { run(["docker", "inspect", "-f", "{{.Id}}", $0.0]).stdout })
+            let recreate = compose("up", "-d", "--force-recreate", "-t", "0")
+            try #require(recreate.status == 0, "\(recreate.stderr)")
+            #expect(Set(interfaces.map { run(["docker", "inspect", "-f", "{{.Id}}", $0.0]).stdout }).isDisjoint(with: ids))
+            var again: [String: Seen]?
+            #expect(eventually(within: 40) { again = all(); return again == first }, "\(first) -> \(String(describing: again))\n\(daemon.log)")
+            #expect(eventually(within: 20) {
+                let now = (try? netkeep.list()) ?? []
+                return now.count == 4 && now.allSatisfy { $0["status"] as? String == "ready" && $0["recreated_from"] is String }
+            }, "\(String(describing: try? netkeep.list()))")
+
+            // down: ports and netns links collected, MACs and leases kept for the next up.
+            let ports = Set(try netkeep.list().compactMap { $0["host_ifname"] as? String })
+            let dhcpMAC = try #require(first["\(project)_dhcp_1 eth1"]?.mac)
+            #expect(compose("down", "-t", "0").status == 0)
+            #expect(eventually(within: 30) {
+                let now = (try? netkeep.list()) ?? []
+                return now.count == 4 && now.allSatisfy { $0["status"] as? String == "retained" }
+            }, "\(String(describing: try? netkeep.list()))")
+            let bridgePorts = Set(run(["ovs-vsctl", "list-ports", Testbed.bridge]).lines)
+            #expect(bridgePorts.isDisjoint(with: ports), "ports left: \(bridgePorts.intersection(ports))")
+            let links = (try? FileManager.default.contentsOfDirectory(atPath: "/var/run/netns")) ?? []
+            #expect(!links.contains { $0.hasPrefix(project) }, "netns links left: \(links)")
+            #expect(DHCPIntegrationTests.leaseLine(dhcpMAC) != nil, "the lease was released by down")
+
+            // And up again: everything back as it was.
+            #expect(compose("up", "-d").status == 0)
+            #expect(eventually(within: 40) { all() == first }, "\(String(describing: all()))")
+        }
+    }
+}
