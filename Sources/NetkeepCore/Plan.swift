@@ -163,10 +163,15 @@ public struct Notice: Hashable, Sendable, CustomStringConvertible {
 public struct Plan: Equatable, Sendable {
     public var actions: [Action]
     public var notices: [Notice]
+    /// Stopped containers whose OVS row stays only because their veth still
+    /// exists (the kernel has not torn the namespace down yet): a look a
+    /// moment later unplugs it.
+    public var awaitingTeardown: Set<String>
 
-    public init(actions: [Action] = [], notices: [Notice] = []) {
+    public init(actions: [Action] = [], notices: [Notice] = [], awaitingTeardown: Set<String> = []) {
         self.actions = actions
         self.notices = notices
+        self.awaitingTeardown = awaitingTeardown
     }
 
     public var hasErrors: Bool { notices.contains { $0.severity == .error } }

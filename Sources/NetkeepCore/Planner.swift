@@ -16,6 +16,7 @@ struct Planner {
     let retention: Int64
     var actions: [Action] = []
     var notices: [Notice] = []
+    var awaitingTeardown = Set<String>()
     /// netns links that attachments (re)make or remove: garbage collection leaves them to that.
     var claimedLinks = Set<String>()
     /// netns links already planned by an earlier attachment of the same container.
@@ -81,7 +82,7 @@ struct Planner {
             collectOrphanPorts()
             collectDanglingLinks()
         }
-        return Plan(actions: actions, notices: notices)
+        return Plan(actions: actions, notices: notices, awaitingTeardown: awaitingTeardown)
     }
 
     /// Detach interrupted, or the container is gone: Docker said 404 for it
@@ -158,8 +159,8 @@ struct Planner {
         }
         guard container.running, container.pid > 0 else {
             // Its veth went with its namespace: a row left would only report "could not open network device".
-            if observed.ovs?.ports[a.hostIfname] != nil, !hasLiveVeth(a.hostIfname) {
-                actions.append(.unplugPort(a, reason: .containerStopped))
+            if observed.ovs?.ports[a.hostIfname] != nil {
+                if hasLiveVeth(a.hostIfname) { awaitingTeardown.insert(a.containerID) } else { actions.append(.unplugPort(a, reason: .containerStopped)) }
             }
             if a.status == .ready { actions.append(.markDown(a, reason: .containerStopped)) }
             return

@@ -70,6 +70,9 @@ public final class Daemon: Service, @unchecked Sendable {
     /// Containers whose refused labels were written to the journal: once
     /// per container and daemon run, not at every pass.
     private let warned = Mutex<Set<String>>([])
+    /// Stopped containers looked at again until the kernel has torn their
+    /// veth down (the looks so far).
+    private let teardownLooks = Mutex<[String: Int]>([:])
 
     struct Counters {
         var repairs = 0
@@ -379,6 +382,28 @@ public final class Daemon: Service, @unchecked Sendable {
         for notice in report.plan.notices where notice.severity == .error { logger.warning("\(notice.message)") }
     }
 
+    /// A `die` often comes before the kernel has torn the container's
+    /// namespace down, so its veth still exists and its OVS row stays (rule
+    /// 5: a live veth has a live peer). Such a container is looked at again
+    /// every half second, at most 20 times; the resync catches the rest.
+    private func lookAgainAfterTeardown(_ events: [ContainerEvent], report: ReconcileReport) {
+        let again = events.filter { $0.down && report.plan.awaitingTeardown.contains($0.id) }
+        let due = teardownLooks.withLock { looks in
+            for e in events where !again.contains(where: { $0.id == e.id }) { looks[e.id] = nil }
+            return again.filter { e in
+                let n = looks[e.id, default: 0]
+                looks[e.id] = n + 1
+                return n < 20
+            }
+        }
+        for event in due {
+            Task {
+                try? await Task.sleep(nanoseconds: 500_000_000)
+                await self.queue.submit(.containerDown(event.id, eventNano: event.nano))
+            }
+        }
+    }
+
     /// Writes the intents of what containers declare with their labels (the
     /// pass that follows makes them); refused labels go to the journal as one
     /// warning per container.
@@ -388,12 +413,14 @@ public final class Daemon: Service, @unchecked Sendable {
             logger.warning("labels not read: \(error); declared attachments wait for the next pass")
             return
         }
-        for line in outcome.lines { logger.notice("\(line)") }
+        for line in outcome.progress { logger.notice("\(line)") }
         let new = warned.withLock { seen in
             outcome.refused.filter { seen.insert($0.container.id).inserted }
         }
         guard !new.isEmpty else { return }
-        environment.audit.record(new.map { AuditEvent.labelsRefused(containerID: $0.container.id, containerName: $0.container.name, problems: $0.problems) })
+        let entries = new.map { Declare.Outcome.refusal($0.container, $0.problems) }
+        // One warning each: the journal entry, or without journald the log line.
+        if environment.audit.enabled { environment.audit.record(entries) } else { for entry in entries { logger.warning("\(entry.message)") } }
     }
 
     /// The event time goes into the state file so that a restarted daemon
@@ -438,6 +465,7 @@ public final class Daemon: Service, @unchecked Sendable {
                                            waitForClaims: wait)
             }
             log(report)
+            lookAgainAfterTeardown(events, report: report)
             for event in events where ids.count > 1 && report.busy.contains(event.id) {
                 logger.info("\(event.id.prefix(12)) is held by another netkeep: repaired after the batch, once it is free")
                 repair([event], reconcile: reconcile)

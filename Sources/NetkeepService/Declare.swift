@@ -37,8 +37,21 @@ public struct Declare {
     public func run(dryRun: Bool) throws(Failure) -> Outcome {
         let listed: [Container]
         do { listed = try environment.adapters.docker.list() } catch { throw Failure.component("docker", error) }
-        // The list has no PIDs: each declaring container is looked at closely.
-        return try run(containerIDs: listed.filter { $0.running && $0.declaration() != .nothing }.map(\.id), dryRun: dryRun)
+        let state = try environment.loadState()
+        var refused: [(container: Container, problems: [LabelProblem])] = []
+        var missing: [String] = []
+        for c in listed where c.running {
+            switch c.declaration() {
+            case .nothing: continue
+            case .refused(let problems): refused.append((c, problems))
+            case .interfaces(let requests):
+                if requests.contains(where: { state.attachment(containerID: c.id, ifname: $0.ifname) == nil }) { missing.append(c.id) }
+            }
+        }
+        // The list has no PIDs: only a container with something to declare is looked at closely.
+        var outcome = try run(containerIDs: missing, dryRun: dryRun)
+        outcome.refused += refused
+        return outcome
     }
 
     /// The declarations of these containers (a container gone meanwhile declares nothing).
@@ -69,18 +82,30 @@ public struct Declare {
             case .refused(let problems):
                 outcome.refused.append((container, problems))
             case .interfaces(let requests):
+                // All of a container's missing interfaces pass the checks, or none is declared.
+                var mine: [(Attachment, MACAddress?)] = []
+                var failed: [(container: Container, ifname: String, error: String)] = []
                 for request in requests where state.attachment(containerID: container.id, ifname: request.ifname) == nil {
                     let context = "labels of \(container.name) \(request.ifname)"
                     do {
                         let checked = try attach.check(request, context: context, inspected: container)
                         if let found = checked.engine, found.isUsable { engine = found }
-                        let intent = Attach.intent(request, checked: checked, now: environment.now())
-                        intents.append(intent)
-                        requested[intent.id] = request.mac
-                        stopped.formUnion(attach.stoppedPredecessors(of: intent))
+                        mine.append((Attach.intent(request, checked: checked, now: environment.now()), request.mac))
                     } catch {
-                        outcome.failed.append((container, request.ifname, "\(error)"))
+                        failed.append((container, request.ifname, "\(error)"))
                     }
+                }
+                guard failed.isEmpty else {
+                    let others = mine.map(\.0.ifname)
+                    outcome.failed += failed.map { f in
+                        (f.container, f.ifname, f.error + (others.isEmpty ? "" : "; so \(others.joined(separator: ", ")) wait\(others.count == 1 ? "s" : "") too"))
+                    }
+                    continue
+                }
+                for (intent, mac) in mine {
+                    intents.append(intent)
+                    requested[intent.id] = mac
+                    stopped.formUnion(attach.stoppedPredecessors(of: intent))
                 }
             }
         }
@@ -113,11 +138,18 @@ public struct Declare {
 }
 
 extension Declare.Outcome {
-    /// One line per declaration, refusal and failure, for `reconcile` and the daemon's log.
-    public var lines: [String] {
-        declared.map { "declare: \($0.containerName) \($0.ifname) on \($0.bridge) (\($0.mode == .dhcp ? "dhcp" : $0.address?.description ?? "-")), as its labels say" }
-            + refused.map { AuditEvent.labelsRefused(containerID: $0.container.id, containerName: $0.container.name, problems: $0.problems).message }
+    /// One line per declaration, refusal and failure, for `reconcile`.
+    public var lines: [String] { progress + refused.map { Self.refusal($0.container, $0.problems).message } }
+
+    /// The lines of what was (or could not be) declared, refusals aside: the
+    /// daemon logs these at every pass, a refusal once, as its journal entry.
+    public var progress: [String] {
+        declared.map { "declare: \($0.containerName) \($0.ifname) on \($0.bridge) (\($0.mode == .dhcp ? "dhcp" : $0.address?.description ?? "-")), as its labels say\($0.recreatedFrom.map { "; recreated from \($0.prefix(12)), its MAC kept" } ?? "")" }
             + failed.map { "not declared: \($0.error)" }
             + busy.map { "later: \($0.name) is being changed by another netkeep" }
+    }
+
+    static func refusal(_ container: Container, _ problems: [LabelProblem]) -> AuditEvent {
+        AuditEvent.labelsRefused(containerID: container.id, containerName: container.name, problems: problems)
     }
 }

@@ -39,6 +39,8 @@ struct Observer {
     var adapters: HostAdapters { environment.adapters }
 
     func observe(_ state: State, scope: ReconcileScope = .host, vswitch: (any VSwitchAccess)?, timings: inout PhaseTimings) -> Observation {
+        // One moment for the whole look: what is skipped as not yet due is not due for the planner either.
+        let now = environment.now()
         var snapshot: VSwitchSnapshot?
         var ovsError: String?
         timings.measure("observe ovsdb") {
@@ -56,7 +58,7 @@ struct Observer {
                 (view, sandboxes) = observeContainers(ids, stopped: stopped, state: state)
                 if case .answered(_, let removed) = view { removals = !removed.isEmpty }
             } else {
-                (view, sandboxes) = observeDocker(state, ovs: ovs)
+                (view, sandboxes) = observeDocker(state, ovs: ovs, now: now)
                 removals = true
             }
             // Who answered matters only where a 404 may remove something.
@@ -117,7 +119,7 @@ struct Observer {
         }
         return Observation(
             host: ObservedHost(docker: docker, ovs: ovs, ovsError: ovsError, hostLinks: hostLinks, containerNetworks: networks,
-                               netns: netns, bootID: HostEnvironment.bootID(), now: environment.now(),
+                               netns: netns, bootID: HostEnvironment.bootID(), now: now,
                                engine: engine, engineError: engineError, unreadableNetworks: unreadable),
             snapshot: snapshot)
     }
@@ -127,7 +129,7 @@ struct Observer {
     /// collect: only a 404 that says "no such container" puts a reference in
     /// `removed`, and only a well-formed reference is asked about at all.
     /// Also returns each inspected container's SandboxKey.
-    func observeDocker(_ state: State, ovs: OVSView?) -> (DockerView, [String: String]) {
+    func observeDocker(_ state: State, ovs: OVSView?, now: Timestamp) -> (DockerView, [String: String]) {
         let client = adapters.docker
         let listed: [Container]
         do { listed = try client.list() } catch { return (.unreachable(error.description), [:]) }
@@ -136,6 +138,8 @@ struct Observer {
         var references = Set<String>()
         var toInspect = Set<String>()
         for a in state.attachments {
+            // Kept for a recreate, its container long gone: Docker's word is needed only once its time is up.
+            if a.status == .retained, let until = a.retainedUntil, until > now { continue }
             if let c = byID[a.containerID] {
                 if c.running { toInspect.insert(a.containerID) }
             } else if Names.isContainerReference(a.containerID) {

@@ -64,14 +64,22 @@ import Testing
         #expect(bed.host.snapshot.ports.isEmpty)
     }
 
-    @Test func declaredOnAMissingBridgeFailsThatInterfaceAndRecordsNothing() throws {
+    @Test func oneInterfaceOnAMissingBridgeKeepsTheWholeContainerWaiting() throws {
         let bed = Bed()
-        bed.host.run(name: "web1", labels: ["netkeep.eth1.bridge": "nosuchbr", "netkeep.eth1.ip": "10.1.2.61/24"])
+        bed.host.run(name: "web1", labels: ["netkeep.eth1.bridge": "nosuchbr", "netkeep.eth1.ip": "10.1.2.61/24",
+                                            "netkeep.eth2.bridge": "br0", "netkeep.eth2.ip": "10.1.2.62/24"])
         let outcome = try declare(bed)
         #expect(outcome.declared.isEmpty)
         #expect(outcome.failed.map(\.ifname) == ["eth1"])
-        #expect(outcome.failed.first?.error.contains("bridge \"nosuchbr\" does not exist") == true, "\(outcome.failed)")
+        let error = outcome.failed.first?.error ?? ""
+        #expect(error.contains("bridge \"nosuchbr\" does not exist") && error.contains("so eth2 waits too"), "\(outcome.failed)")
         #expect(try bed.records().isEmpty)
+        #expect(bed.host.snapshot.ports.isEmpty)
+        // Once the bridge exists, the next look declares both.
+        var w = bed.host.snapshot
+        w.bridges["nosuchbr"] = "netdev"
+        bed.host.snapshot = w
+        #expect(try declare(bed).declared.map(\.ifname) == ["eth1", "eth2"])
     }
 
     @Test func labelsWinOverAnAttachThatDiffers() throws {

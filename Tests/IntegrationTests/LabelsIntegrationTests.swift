@@ -15,9 +15,10 @@ extension IntegrationSuite {
             (try? netkeep.list())?.first { $0["container_id"] as? String == c.id && ($0["ifname"] as? String ?? ifname) == ifname }
         }
 
-        static func daemon(_ netkeep: Netkeep) throws -> BackgroundProcess {
+        static func daemon(_ netkeep: Netkeep, environment: [String: String] = [:]) throws -> BackgroundProcess {
             let since = Int(Date().timeIntervalSince1970) - 1
-            let d = try BackgroundProcess([Testbed.netkeepBinary, "daemon", "--verbose", "--state-dir", netkeep.stateDirectory])
+            let d = try BackgroundProcess([Testbed.netkeepBinary, "daemon", "--verbose", "--state-dir", netkeep.stateDirectory],
+                                          environment: environment)
             let following = eventually(within: 30) {
                 d.log.contains("following Docker events")
                     || run(["journalctl", "--since=@\(since)", "-t", "netkeep", "--no-pager", "-o", "cat"]).stdout.contains("following Docker events")

@@ -89,6 +89,36 @@ extension IntegrationSuite {
             #expect(try DHCPIntegrationTests.mac(netkeep, again) != mac)
         }
 
+        /// The daemon (labels) and `netkeep attach` race for the recreated
+        /// container: one attachment, the kept MAC, no second port.
+        @Test func theDaemonAndAnAttachRacingForARecreatedNameMakeOneAttachment() throws {
+            try Testbed.check()
+            let netkeep = Netkeep()
+            let labels = ["netkeep.eth1.bridge": Testbed.bridge, "netkeep.eth1.ip": "dhcp"]
+            let first = try TestContainer(labels: labels)
+            let name = first.name
+            #expect(netkeep.invoke(["reconcile"], environment: Self.day).status == 0)
+            let mac = try DHCPIntegrationTests.mac(netkeep, first)
+            first.remove()
+            #expect(netkeep.invoke(["reconcile"], environment: Self.day).status == 0)
+            #expect(Self.rows(netkeep, name: name).first?["status"] as? String == "retained")
+
+            let daemon = try LabelsIntegrationTests.daemon(netkeep, environment: Self.day)
+            defer { daemon.stop() }
+            let again = run(["docker", "run", "-d", "--net=none", "--name", name, "--label", "netkeep.eth1.bridge=\(Testbed.bridge)",
+                             "--label", "netkeep.eth1.ip=dhcp", Testbed.image, "sleep", "1000000"])
+            #expect(again.status == 0, "\(again.stderr)")
+            defer { run(["docker", "rm", "-f", name]); netkeep("detach", name) }
+            let attach = netkeep.invoke(["attach", name, "--bridge", Testbed.bridge, "--dhcp"], environment: Self.day)
+            #expect(attach.status == 0 || attach.stderr.contains("already has eth1 attached"), "\(attach.stderr)")
+            #expect(eventually(within: 30) { Self.rows(netkeep, name: name).first?["status"] as? String == "ready" }, "\(daemon.log)")
+            let rows = Self.rows(netkeep, name: name)
+            #expect(rows.count == 1 && rows.first?["mac"] as? String == mac, "\(rows)")
+            let newID = again.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+            let ports = run(["ovs-vsctl", "--data=bare", "--no-heading", "--columns=name", "find", "interface", "external_ids:container_id=\(newID)"]).lines
+            #expect(ports.count == 1, "\(ports)")
+        }
+
         @Test func aNameTakenMeanwhileOnAnotherInterfaceInheritsNothingAndTheOwnerStillDoes() throws {
             try Testbed.check()
             let netkeep = Netkeep()

@@ -207,6 +207,10 @@ import Testing
         w.containers[a.containerID]!.pid = 0
         // The host end still lives (some process holds the namespace): the row is not dead.
         #expect(w.plan.actions == [.markDown(a, reason: .containerStopped)])
+        // The daemon looks again a moment later, when the kernel may have torn it down.
+        #expect(w.plan.awaitingTeardown == [a.containerID])
+        w.hostLinks![a.hostIfname] = nil
+        #expect(w.plan.actions.first == .unplugPort(a, reason: .containerStopped) && w.plan.awaitingTeardown.isEmpty)
     }
 
     @Test func aDetachReleasesTheLeaseFromInsideARunningContainer() {
