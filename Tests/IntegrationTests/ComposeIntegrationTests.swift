@@ -58,7 +58,9 @@ extension IntegrationSuite {
             #expect(first["\(project)_dhcp_1 eth1"]?.address.hasPrefix("10.1.2.") == true, "\(first)")
             #expect(run(["docker", "exec", "\(project)_web_1", "ip", "-o", "link", "show", "eth0"]).status == 0, "web has its Docker network too")
             #expect(run(["docker", "exec", "\(project)_router_1", "cat", "/sys/class/net/eth2/mtu"]).stdout.hasPrefix("1400"))
-            let rows = try netkeep.list()
+            // Only this project's (a labelled container of someone else's would be declared too).
+            func mine() -> [[String: Any]] { ((try? netkeep.list()) ?? []).filter { ($0["container_name"] as? String ?? "").hasPrefix(project + "_") } }
+            let rows = mine()
             #expect(rows.count == 4 && rows.allSatisfy { $0["declared_by"] as? String == "labels" && $0["status"] as? String == "ready" }, "\(rows)")
             let tags = Dictionary(rows.compactMap { r in (r["ifname"] as? String).map { ("\(r["container_name"] as? String ?? "") \($0)", r["vlan"] as? Int) } },
                                   uniquingKeysWith: { a, _ in a })
@@ -78,18 +80,18 @@ extension IntegrationSuite {
             var again: [String: Seen]?
             #expect(eventually(within: 40) { again = all(); return again == first }, "\(first) -> \(String(describing: again))\n\(daemon.log)")
             #expect(eventually(within: 20) {
-                let now = (try? netkeep.list()) ?? []
+                let now = mine()
                 return now.count == 4 && now.allSatisfy { $0["status"] as? String == "ready" && $0["recreated_from"] is String }
-            }, "\(String(describing: try? netkeep.list()))")
+            }, "\(mine())")
 
             // down: ports and netns links collected, MACs and leases kept for the next up.
-            let ports = Set(try netkeep.list().compactMap { $0["host_ifname"] as? String })
+            let ports = Set(mine().compactMap { $0["host_ifname"] as? String })
             let dhcpMAC = try #require(first["\(project)_dhcp_1 eth1"]?.mac)
             #expect(compose("down", "-t", "0").status == 0)
             #expect(eventually(within: 30) {
-                let now = (try? netkeep.list()) ?? []
+                let now = mine()
                 return now.count == 4 && now.allSatisfy { $0["status"] as? String == "retained" }
-            }, "\(String(describing: try? netkeep.list()))")
+            }, "\(mine())")
             let bridgePorts = Set(run(["ovs-vsctl", "list-ports", Testbed.bridge]).lines)
             #expect(bridgePorts.isDisjoint(with: ports), "ports left: \(bridgePorts.intersection(ports))")
             let links = (try? FileManager.default.contentsOfDirectory(atPath: "/var/run/netns")) ?? []
