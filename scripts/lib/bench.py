@@ -8,10 +8,11 @@ the test bed's own nk-br0 and dnsmasq, which does probe, and (parallel-server)
 nk-slow0 with slow_dhcp.py, which takes as long per new address but answers
 clients in parallel (benchlib.SlowDHCPNetwork). Shared helpers are in
 benchlib.py; the parallel and together rows in bench_concurrency.py, the
-scale row in bench_scale.py."""
+labels and compose rows (containers that declare their attachment with
+netkeep.* labels) in bench_labels.py, the scale row in bench_scale.py."""
 import argparse, json, os, re, signal, time
 
-import bench_concurrency, bench_scale, benchlib
+import bench_concurrency, bench_labels, bench_scale, benchlib
 from benchlib import BR, NETKEEP, ROOT, TESTBED, BenchNetwork, Containers, Daemon, address_of, log, sh, work
 
 rows = []
@@ -159,8 +160,8 @@ def idle(n, seconds):
 
 
 # parallel-server is also part of parallel; alone, it runs only that row.
-ROWS = ("recovery", "latency", "gc", "gc-dhcp", "idle", "parallel", "parallel-server", "together", "scale")
-DEFAULT_ROWS = ROWS[:-1]
+ROWS = ("recovery", "latency", "gc", "gc-dhcp", "idle", "parallel", "parallel-server", "together", "labels", "compose", "scale")
+DEFAULT_ROWS = tuple(r for r in ROWS if r != "scale")
 
 
 def arguments():
@@ -223,6 +224,12 @@ def main():
           rows.extend(more)
         if "together" in run:
           more, details["together"] = bench_concurrency.together_rows(args.count)
+          rows.extend(more)
+        if "labels" in run:
+          more, details["labels"] = bench_labels.labels_rows(10 if QUICK else 30)
+          rows.extend(more)
+        if "compose" in run:
+          more, details["compose"] = bench_labels.compose_rows(20)
           rows.extend(more)
         if "scale" in run:
           details["scale"] = []
