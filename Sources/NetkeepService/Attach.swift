@@ -178,8 +178,11 @@ public struct Attach {
 
     /// Every check, before anything is changed or locked. `inspected`: the
     /// container as Docker just described it (a declaration by labels), else
-    /// it is asked for.
-    func check(_ request: AttachRequest, context: String, inspected: Container? = nil) throws(Failure) -> Checked {
+    /// it is asked for. The daemon passes what it already holds: the engine
+    /// identity its passes checked (`knownEngine`, else `GET /info` is asked,
+    /// 10 ms) and its OVSDB connection (`vswitch`, else one is opened).
+    func check(_ request: AttachRequest, context: String, inspected: Container? = nil, knownEngine: EngineIdentity? = nil,
+               vswitch shared: (any VSwitchAccess)? = nil) throws(Failure) -> Checked {
         let adapters = environment.adapters
         let container: Container
         if let inspected { container = inspected } else {
@@ -206,13 +209,15 @@ public struct Attach {
         }
         // Asked now, checked after the other checks, which hide its 11 ms.
         let docker = adapters.docker
-        let engineLookup = Pending { try? docker.engine() }
+        let engineLookup = knownEngine == nil ? Pending { try? docker.engine() } : nil
         let state = try environment.loadState()
         try Self.refuseTaken(request, of: container, in: state, context: context)
         let hostName = Names.hostInterface(containerID: container.id, ifname: request.ifname)
         let vswitch: any VSwitchAccess
-        do { vswitch = try adapters.openVSwitch() } catch { throw Failure.component("ovsdb", error) }
-        defer { vswitch.close() }
+        if let shared { vswitch = shared } else {
+            do { vswitch = try adapters.openVSwitch() } catch { throw Failure.component("ovsdb", error) }
+        }
+        defer { if shared == nil { vswitch.close() } }
         let snapshot: VSwitchSnapshot
         do { snapshot = try vswitch.snapshot() } catch { throw Failure.component(context, error) }
         guard let bridge = snapshot.bridge(named: request.bridge) else {
@@ -235,8 +240,9 @@ public struct Attach {
         } catch {
             throw Failure.component(context, error)
         }
-        if let engine = engineLookup.value, engine.isUsable { try Self.refuseOtherEngine(engine, recorded: state.engine, context: context) }
-        return Checked(container: container, bridge: bridge.name, engine: engineLookup.value, declared: declared)
+        let engine = knownEngine ?? engineLookup?.value ?? nil
+        if let engine, engine.isUsable { try Self.refuseOtherEngine(engine, recorded: state.engine, context: context) }
+        return Checked(container: container, bridge: bridge.name, engine: engine, declared: declared)
     }
 }
 

@@ -73,6 +73,11 @@ public final class Daemon: Service, @unchecked Sendable {
     /// Stopped containers looked at again until the kernel has torn their
     /// veth down (the looks so far).
     private let teardownLooks = Mutex<[String: Int]>([:])
+    /// The engine identity the last full pass had from `GET /info`, matching
+    /// the records: declarations at `start` events check against it instead
+    /// of asking again (10 ms). Forgotten when the event stream is lost, so
+    /// another engine on the socket is asked about before anything is declared.
+    private let knownEngine = Mutex<EngineIdentity?>(nil)
 
     struct Counters {
         var repairs = 0
@@ -153,6 +158,7 @@ public final class Daemon: Service, @unchecked Sendable {
             let since = replayFrom ?? index.lastEventNano()
             let needsFullPass = replayFrom == nil
             replayFrom = nil
+            if needsFullPass { knownEngine.withLock { $0 = nil } }
             do {
                 let subscribedAt = wallClockNanoseconds()
                 let stream = try await onWorkerless { () throws(DockerError) in try DockerEventStream(client: self.environment.docker, sinceNano: since) }
@@ -317,6 +323,8 @@ public final class Daemon: Service, @unchecked Sendable {
             case .full:
                 declare { () throws(Failure) in try Declare(environment: environment, logger: logger).run(dryRun: false) }
                 let report = try reconcile.run(dryRun: false, confirmLeasesLater: confirmLeasesLater)
+                let recorded = report.state.engine
+                knownEngine.withLock { $0 = report.engine.flatMap { $0.isUsable && $0 == recorded ? $0 : nil } }
                 log(report)
                 logger.info("full reconcile: \(report.plan.actions.count) actions (\(report.timings.summary))")
                 counters.withLock { c in
@@ -447,8 +455,10 @@ public final class Daemon: Service, @unchecked Sendable {
             return mine
         }
         if !started.isEmpty {
+            let engine = knownEngine.withLock { $0 }
             declare { () throws(Failure) in
-                try Declare(environment: environment, logger: logger).run(containerIDs: started.sorted(), dryRun: false)
+                try Declare(environment: environment, logger: logger).run(containerIDs: started.sorted(), dryRun: false,
+                                                                       knownEngine: engine, vswitch: connection())
             }
         }
         // A batch does not wait behind a container that a command holds (an

@@ -2,6 +2,7 @@ import DockerEngine
 import Logging
 import NetkeepCore
 import NetkeepState
+import OVSDB
 
 /// The attachments that containers declare with their labels
 /// (`netkeep.<ifname>.bridge`, `.ip`, ...): a thin intent writer in front of
@@ -54,8 +55,10 @@ public struct Declare {
         return outcome
     }
 
-    /// The declarations of these containers (a container gone meanwhile declares nothing).
-    public func run(containerIDs: [String], dryRun: Bool) throws(Failure) -> Outcome {
+    /// The declarations of these containers (a container gone meanwhile
+    /// declares nothing). `knownEngine`, `vswitch`: see `Attach.check`.
+    public func run(containerIDs: [String], dryRun: Bool, knownEngine: EngineIdentity? = nil,
+                    vswitch: (any VSwitchAccess)? = nil) throws(Failure) -> Outcome {
         var inspected: [Container] = []
         for id in containerIDs {
             do { inspected.append(try environment.adapters.docker.inspect(id)) } catch {
@@ -63,11 +66,12 @@ public struct Declare {
                 throw Failure.component("docker", error)
             }
         }
-        return inspected.isEmpty ? Outcome() : try run(inspected, dryRun: dryRun)
+        return inspected.isEmpty ? Outcome() : try run(inspected, dryRun: dryRun, knownEngine: knownEngine, vswitch: vswitch)
     }
 
     /// The declarations of these containers, as Docker just described them.
-    public func run(_ containers: [Container], dryRun: Bool) throws(Failure) -> Outcome {
+    public func run(_ containers: [Container], dryRun: Bool, knownEngine: EngineIdentity? = nil,
+                    vswitch: (any VSwitchAccess)? = nil) throws(Failure) -> Outcome {
         var outcome = Outcome()
         let state = try environment.loadState()
         let attach = Attach(environment: environment, logger: logger)
@@ -88,7 +92,13 @@ public struct Declare {
                 for request in requests where state.attachment(containerID: container.id, ifname: request.ifname) == nil {
                     let context = "labels of \(container.name) \(request.ifname)"
                     do {
-                        let checked = try attach.check(request, context: context, inspected: container)
+                        let checked: Attach.Checked
+                        do {
+                            checked = try attach.check(request, context: context, inspected: container, knownEngine: knownEngine, vswitch: vswitch)
+                        } catch where vswitch != nil {
+                            // The kept connection may be the one that broke: once more with a new one.
+                            checked = try attach.check(request, context: context, inspected: container, knownEngine: knownEngine)
+                        }
                         if let found = checked.engine, found.isUsable { engine = found }
                         mine.append((Attach.intent(request, checked: checked, now: environment.now()), request.mac))
                     } catch {

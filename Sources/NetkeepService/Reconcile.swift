@@ -23,6 +23,8 @@ public struct ReconcileReport: Sendable {
     public var state = State()
     /// What containers' labels declared before the pass (`Declare.Outcome.lines`).
     public var declarations: [String] = []
+    /// The engine that answered `GET /info` during the look, when it was asked.
+    public var engine: EngineIdentity?
 
     /// Why each of an attachment's actions failed, in plan order.
     public func errors(of attachmentID: String) -> [(Action, String)] {
@@ -119,6 +121,7 @@ public struct Reconcile {
         var report = ReconcileReport(dryRun: dryRun, plan: thePlan, results: nil, remaining: [], timings: timings,
                                      unreachable: Self.unreachable(observation.host), state: state)
         report.ovsdbReachable = observation.host.ovs != nil
+        report.engine = observation.host.engine
         if case .unreachable(let why) = observation.host.docker { report.dockerUnreachable = why }
         guard !dryRun else { return report }
         // First contact with an engine (a state file of an older netkeep): it is recorded.

@@ -25,7 +25,7 @@ phase timings: claim, load, observe ..., execute ..., save)."""
 import os, re, statistics, subprocess, threading, time
 
 from benchlib import (ALL_CONTAINERS, BR, IMAGE, NETKEEP, TAG, AddressWatch, Containers, Daemon, addresses_of, attachments,
-                      docker_events, journal, log, notify_socket, percentile, sh, wait_until, work)
+                      docker_events, journal, log, percentile, sh, wait_until, work)
 
 LABELS_TARGET = "p50 <= 20 ms, p99 <= 100 ms"
 COMPOSE_TARGET = "all back within 1 s of the last start"
@@ -46,31 +46,12 @@ class StampedDaemon(Daemon):
     """Daemon whose log lines (in the run's directory, as Daemon's) start with
     the epoch time at which they arrived; `lines` keeps them, (time_ns, text)."""
 
-    def start(self, timeout=300):
-        sock, path = notify_socket()
+    def spawn(self, env):
         self.lines, self.cond = [], threading.Condition()
-        t0 = time.monotonic()
         self.proc = subprocess.Popen([self.binary, "daemon", "--foreground", "-v", "--state-dir", self.state, *self.extra],
-                                     env={**os.environ, "NOTIFY_SOCKET": path, "WATCHDOG_USEC": "30000000"},
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                                     env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
-        try:
-            deadline = t0 + timeout
-            while time.monotonic() < deadline:
-                if self.proc.poll() is not None:
-                    raise RuntimeError(f"the daemon exited with {self.proc.returncode} before READY=1 (log: {self.log_path})")
-                sock.settimeout(min(1.0, max(0.01, deadline - time.monotonic())))
-                try:
-                    if b"READY=1" in sock.recv(4096):
-                        return time.monotonic() - t0
-                except TimeoutError:
-                    continue
-            self.stop()
-            raise RuntimeError(f"the daemon sent no READY=1 within {timeout} s (log: {self.log_path})")
-        finally:
-            sock.close()
-            os.unlink(path)
 
     def _read(self):
         with open(self.log_path, "w") as out:

@@ -324,13 +324,17 @@ class Daemon:
     def pid(self):
         return self.proc.pid
 
+    def spawn(self, env):
+        """Starts the daemon process, its output into the log file."""
+        out = open(self.log_path, "w")
+        self.proc = subprocess.Popen([self.binary, "daemon", "--foreground", "-v", "--state-dir", self.state, *self.extra],
+                                     env=env, stdout=out, stderr=out)
+        out.close()
+
     def start(self, timeout=300):
         sock, path = notify_socket()
-        out = open(self.log_path, "w")
         t0 = time.monotonic()
-        self.proc = subprocess.Popen([self.binary, "daemon", "--foreground", "-v", "--state-dir", self.state, *self.extra],
-                                     env={**os.environ, "NOTIFY_SOCKET": path, "WATCHDOG_USEC": "30000000"}, stdout=out, stderr=out)
-        out.close()
+        self.spawn({**os.environ, "NOTIFY_SOCKET": path, "WATCHDOG_USEC": "30000000"})
         try:
             deadline = t0 + timeout
             while time.monotonic() < deadline:
