@@ -110,10 +110,11 @@ struct Executor {
             }
         }
         let skip = failures
+        let now = adapters.now()
         let outcomes = timings.measure("execute netlink") {
             let work: @Sendable ([Int]) -> [(Int, String)] = { group in
                 Self.runLinkWork(group.filter { skip[$0] == nil }.map { ($0, actions[$0]) }, userspace: userspace, hostDown: replaced,
-                                 namespaces: namespaces, adapters: adapters)
+                                 namespaces: namespaces, adapters: adapters, now: now)
             }
             return adapters.parallel ? concurrentMap(groups, work) : groups.map(work)
         }
@@ -301,8 +302,12 @@ struct Executor {
     }
 
     /// The netlink part of one container's actions (or of one orphan port).
+    /// A DHCP interface made anew with an unexpired lease (a restart, a
+    /// reboot, a recreate) gets the lease's address with the veth, as a static
+    /// one does, instead of after the port is added; its route and the
+    /// confirmation follow in the DHCP step (`LeaseKeeper.prepare`).
     static func runLinkWork(_ work: [(Int, Action)], userspace: Set<String>, hostDown: Set<String>,
-                            namespaces: [String: NamespaceID], adapters: HostAdapters) -> [(Int, String)] {
+                            namespaces: [String: NamespaceID], adapters: HostAdapters, now: Timestamp) -> [(Int, String)] {
         var errors: [(Int, String)] = []
         var maker: (pid: Int32, maker: any ContainerLinks)?
         func linkMaker(_ pid: Int32) throws -> any ContainerLinks {
@@ -316,11 +321,14 @@ struct Executor {
             do {
                 switch action {
                 case .createVeth(let a, let pid, _):
-                    try linkMaker(pid).create(a, userspaceBridge: userspace.contains(a.bridge), hostUp: !hostDown.contains(a.hostIfname))
+                    let m = try linkMaker(pid)
+                    try m.create(a, userspaceBridge: userspace.contains(a.bridge), hostUp: !hostDown.contains(a.hostIfname))
+                    if a.mode == .dhcp, let lease = a.lease, lease.isValid(at: now) { try m.configureInside(a, fixes: [.address(lease.address)]) }
                 case .recreateVeth(let a, let pid, _):
                     let m = try linkMaker(pid)
                     try m.delete(a)
                     try m.create(a, userspaceBridge: userspace.contains(a.bridge), hostUp: !hostDown.contains(a.hostIfname))
+                    if a.mode == .dhcp, let lease = a.lease, lease.isValid(at: now) { try m.configureInside(a, fixes: [.address(lease.address)]) }
                 case .configureInterface(let a, let pid, let fixes, _):
                     try linkMaker(pid).configureInside(a, fixes: fixes)
                 case .removeAttachment(let a, _), .retainAttachment(let a, _, _):
