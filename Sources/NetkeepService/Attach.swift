@@ -28,7 +28,7 @@ public struct Attach {
         let checked = try check(request, context: context)
         let container = checked.container
         var attachment = Self.intent(request, checked: checked, now: environment.now())
-        let stopped = stoppedPredecessors(of: attachment)
+        let stopped = stoppedPredecessors(of: attachment, in: checked.state)
 
         // From here to the end this is the only netkeep changing the container.
         let claims = try environment.claims()
@@ -83,9 +83,9 @@ public struct Attach {
     }
 
     /// The containers of records this attachment could take over (see
-    /// `Recreate`) that Docker says are stopped or gone.
-    func stoppedPredecessors(of intent: Attachment) -> Set<String> {
-        guard let state = try? environment.loadState() else { return [] }
+    /// `Recreate`) that Docker says are stopped or gone; `state`: the records
+    /// the checks read (the choice is made again under the lock).
+    func stoppedPredecessors(of intent: Attachment, in state: State) -> Set<String> {
         var stopped = Set<String>()
         for candidate in Recreate.candidates(for: intent, in: state) {
             do {
@@ -174,6 +174,8 @@ public struct Attach {
         var engine: EngineIdentity?
         /// The container's labels declare this interface, as the request has it.
         var declared = false
+        /// The records as the checks read them.
+        var state: State
     }
 
     /// Every check, before anything is changed or locked. `inspected`: the
@@ -242,7 +244,7 @@ public struct Attach {
         }
         let engine = knownEngine ?? engineLookup?.value ?? nil
         if let engine, engine.isUsable { try Self.refuseOtherEngine(engine, recorded: state.engine, context: context) }
-        return Checked(container: container, bridge: bridge.name, engine: engine, declared: declared)
+        return Checked(container: container, bridge: bridge.name, engine: engine, declared: declared, state: state)
     }
 }
 

@@ -87,7 +87,7 @@ public struct Declare {
                 outcome.refused.append((container, problems))
             case .interfaces(let requests):
                 // All of a container's missing interfaces pass the checks, or none is declared.
-                var mine: [(Attachment, MACAddress?)] = []
+                var mine: [(Attachment, MACAddress?, State)] = []
                 var failed: [(container: Container, ifname: String, error: String)] = []
                 for request in requests where state.attachment(containerID: container.id, ifname: request.ifname) == nil {
                     let context = "labels of \(container.name) \(request.ifname)"
@@ -100,7 +100,7 @@ public struct Declare {
                             checked = try attach.check(request, context: context, inspected: container, knownEngine: knownEngine)
                         }
                         if let found = checked.engine, found.isUsable { engine = found }
-                        mine.append((Attach.intent(request, checked: checked, now: environment.now()), request.mac))
+                        mine.append((Attach.intent(request, checked: checked, now: environment.now()), request.mac, checked.state))
                     } catch {
                         failed.append((container, request.ifname, "\(error)"))
                     }
@@ -112,10 +112,10 @@ public struct Declare {
                     }
                     continue
                 }
-                for (intent, mac) in mine {
+                for (intent, mac, checkedState) in mine {
                     intents.append(intent)
                     requested[intent.id] = mac
-                    stopped.formUnion(attach.stoppedPredecessors(of: intent))
+                    stopped.formUnion(attach.stoppedPredecessors(of: intent, in: checkedState))
                 }
             }
         }

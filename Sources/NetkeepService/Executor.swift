@@ -320,13 +320,9 @@ struct Executor {
         for (i, action) in work {
             do {
                 switch action {
-                case .createVeth(let a, let pid, _):
+                case .createVeth(let a, let pid, _), .recreateVeth(let a, let pid, _):
                     let m = try linkMaker(pid)
-                    try m.create(a, userspaceBridge: userspace.contains(a.bridge), hostUp: !hostDown.contains(a.hostIfname))
-                    if a.mode == .dhcp, let lease = a.lease, lease.isValid(at: now) { try m.configureInside(a, fixes: [.address(lease.address)]) }
-                case .recreateVeth(let a, let pid, _):
-                    let m = try linkMaker(pid)
-                    try m.delete(a)
+                    if case .recreateVeth = action { try m.delete(a) }
                     try m.create(a, userspaceBridge: userspace.contains(a.bridge), hostUp: !hostDown.contains(a.hostIfname))
                     if a.mode == .dhcp, let lease = a.lease, lease.isValid(at: now) { try m.configureInside(a, fixes: [.address(lease.address)]) }
                 case .configureInterface(let a, let pid, let fixes, _):
