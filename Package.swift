@@ -1,8 +1,9 @@
 // swift-tools-version: 6.1
 import PackageDescription
 
-// Dependencies stay few: argument parsing and logging. JSON-RPC (OVSDB),
-// HTTP over a unix socket (Docker) and netlink are small and written here.
+// Dependencies stay few: argument parsing, logging, service lifecycle and
+// swift-nio for the one HTTP server (Docker's plugin API). JSON-RPC (OVSDB),
+// the Docker client and netlink are small and written here.
 let package = Package(
     name: "netkeep",
     platforms: [.macOS(.v14)],
@@ -14,6 +15,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         // The daemon: services, graceful shutdown on SIGTERM.
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
+        // The Docker network plugin's HTTP server (NIOPosix, NIOHTTP1).
+        .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
         // Tests only: property tests of the planner.
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.0"),
     ],
@@ -28,10 +31,21 @@ let package = Package(
         .target(name: "Netlink", dependencies: ["CLinux", "NetkeepCore", "HostIO"]),
         .target(name: "DockerEngine", dependencies: ["NetkeepCore", "HostIO"]),
         .target(name: "DHCP", dependencies: ["NetkeepCore", "HostIO", "CLinux"]),
+        // Docker's remote network driver protocol: its messages and an HTTP server for them.
+        .target(
+            name: "DockerPlugin",
+            dependencies: [
+                "NetkeepCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
         .target(
             name: "NetkeepService",
             dependencies: [
                 "NetkeepCore", "NetkeepState", "OVSDB", "Netlink", "DockerEngine", "DHCP", "HostIO", "Systemd",
+                "DockerPlugin",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
@@ -53,6 +67,7 @@ let package = Package(
         .testTarget(name: "OVSDBTests", dependencies: ["OVSDB", "NetkeepCore"]),
         .testTarget(name: "NetlinkTests", dependencies: ["Netlink", "CLinux", "NetkeepCore"]),
         .testTarget(name: "DockerEngineTests", dependencies: ["DockerEngine", "NetkeepCore"]),
+        .testTarget(name: "DockerPluginTests", dependencies: ["DockerPlugin", "NetkeepCore"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SystemdTests", dependencies: ["Systemd", "NetkeepCore"]),
         .testTarget(name: "DHCPTests", dependencies: ["DHCP", "NetkeepCore"], resources: [.copy("Fixtures")]),
         // The real executor, observer and commands against an in-memory host: no root.

@@ -167,6 +167,9 @@ public struct State: Codable, Equatable, Sendable {
     public var lastEventNano: Int64?
     /// The Docker engine the records were made with (DESIGN.md rule 5).
     public var engine: EngineIdentity?
+    /// Networks of netkeep's Docker driver, and their endpoints.
+    public var networks: [DockerNetwork] = []
+    public var endpoints: [Endpoint] = []
 
     public init(bootID: String? = nil, attachments: [Attachment] = []) {
         self.version = Self.currentVersion
@@ -175,10 +178,41 @@ public struct State: Codable, Equatable, Sendable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case version, attachments
+        case version, attachments, networks, endpoints
         case bootID = "boot_id"
         case lastEventNano = "last_event_nano"
         case engine = "docker_engine"
+    }
+
+    // Files written before the network plugin have neither networks nor
+    // endpoints; a file without them leaves both out, so it reads the same.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        version = try c.decode(Int.self, forKey: .version)
+        bootID = try c.decodeIfPresent(String.self, forKey: .bootID)
+        attachments = try c.decode([Attachment].self, forKey: .attachments)
+        lastEventNano = try c.decodeIfPresent(Int64.self, forKey: .lastEventNano)
+        engine = try c.decodeIfPresent(EngineIdentity.self, forKey: .engine)
+        networks = try c.decodeIfPresent([DockerNetwork].self, forKey: .networks) ?? []
+        endpoints = try c.decodeIfPresent([Endpoint].self, forKey: .endpoints) ?? []
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(version, forKey: .version)
+        try c.encodeIfPresent(bootID, forKey: .bootID)
+        try c.encode(attachments, forKey: .attachments)
+        try c.encodeIfPresent(lastEventNano, forKey: .lastEventNano)
+        try c.encodeIfPresent(engine, forKey: .engine)
+        if !networks.isEmpty { try c.encode(networks, forKey: .networks) }
+        if !endpoints.isEmpty { try c.encode(endpoints, forKey: .endpoints) }
+    }
+
+    public func network(id: String) -> DockerNetwork? { networks.first { $0.id == id } }
+    public func endpoint(id: String) -> Endpoint? { endpoints.first { $0.id == id } }
+
+    public mutating func upsert(_ endpoint: Endpoint) {
+        if let i = endpoints.firstIndex(where: { $0.id == endpoint.id }) { endpoints[i] = endpoint } else { endpoints.append(endpoint) }
     }
 
     public func attachment(containerID: String, ifname: String) -> Attachment? {
@@ -210,6 +244,17 @@ public struct State: Codable, Equatable, Sendable {
             for problem in a.problems() { problems.append("attachments[\(i)]\(problem)") }
         }
         if let engine, !engine.isUsable { problems.append("docker_engine: an engine without an ID or data root cannot be recorded") }
+        var networkIDs = Set<String>()
+        for (i, n) in networks.enumerated() {
+            if !networkIDs.insert(n.id).inserted { problems.append("networks[\(i)]: the same id as an earlier network") }
+            for problem in n.problems() { problems.append("networks[\(i)]\(problem)") }
+        }
+        var endpointIDs = Set<String>()
+        for (i, e) in endpoints.enumerated() {
+            if !endpointIDs.insert(e.id).inserted { problems.append("endpoints[\(i)]: the same id as an earlier endpoint") }
+            if !networkIDs.contains(e.networkID) { problems.append("endpoints[\(i)].network_id: no such network in the file") }
+            for problem in e.problems() { problems.append("endpoints[\(i)]\(problem)") }
+        }
         return problems
     }
 }

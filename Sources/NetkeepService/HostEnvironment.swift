@@ -82,6 +82,10 @@ public enum FaultPoint: String, CaseIterable, Sendable {
     case reconcilePortsDeleted = "reconcile.ports-deleted"
     case reconcileLinksRepaired = "reconcile.links-repaired"
     case reconcilePortsAdded = "reconcile.ports-added"
+    /// CreateEndpoint: the pending record written, its veth made, no port yet.
+    case endpointVethMade = "endpoint.veth-made"
+    /// Join: before the record says joined.
+    case joinStarted = "join.started"
 
     /// Does nothing in a release build: no environment variable can kill a production netkeep.
     public func check() {

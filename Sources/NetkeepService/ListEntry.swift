@@ -9,6 +9,8 @@ public struct ListEntry: Encodable, Sendable {
     public var attachment: Attachment?
     /// For a declaration without a record.
     public var declaration: Declaration?
+    /// An endpoint of a netkeep Docker network (`docker network create -d netkeep`).
+    public var endpoint: Endpoint?
 
     public struct Declaration: Sendable {
         public var containerID: String
@@ -20,6 +22,7 @@ public struct ListEntry: Encodable, Sendable {
 
     public init(_ attachment: Attachment) { self.attachment = attachment }
     public init(_ declaration: Declaration) { self.declaration = declaration }
+    public init(_ endpoint: Endpoint) { self.endpoint = endpoint }
 
     /// The rows for what the engine's running containers declare and the
     /// records lack (a short timeout: `list` must answer without Docker too).
@@ -51,6 +54,8 @@ public struct ListEntry: Encodable, Sendable {
         case declaredBy = "declared_by"
         case retainedUntil = "retained_until"
         case recreatedFrom = "recreated_from"
+        case networkID = "network_id"
+        case sandboxKey = "sandbox_key"
     }
 
     /// Every key is always present (null when unset), so consumers need not guess.
@@ -99,6 +104,30 @@ public struct ListEntry: Encodable, Sendable {
             try c.encodeNil(forKey: .retainedUntil)
             try c.encodeNil(forKey: .recreatedFrom)
             try c.encode(d.problems.map(\.description), forKey: .problems)
+        } else if let e = endpoint {
+            // The container is Docker's to know: its plugin requests never say.
+            try c.encode(e.id, forKey: .id)
+            try c.encodeNil(forKey: .containerID)
+            try c.encodeNil(forKey: .containerName)
+            try c.encodeNil(forKey: .ifname)
+            try c.encode(e.bridge, forKey: .bridge)
+            try c.encode(e.hostIfname, forKey: .hostIfname)
+            try c.encode(e.mac, forKey: .mac)
+            try c.encode(e.mtu, forKey: .mtu)
+            try c.encode(e.vlan, forKey: .vlan)
+            try c.encode(e.mode, forKey: .mode)
+            try c.encode(e.address, forKey: .address)
+            try c.encode(e.gateway, forKey: .gateway)
+            try c.encodeNil(forKey: .netnsLink)
+            try c.encode(e.status.rawValue, forKey: .status)
+            try c.encode(e.lease?.expiresAt, forKey: .leaseExpiresAt)
+            try c.encode(e.lease, forKey: .lease)
+            try c.encode("docker-network", forKey: .declaredBy)
+            try c.encodeNil(forKey: .retainedUntil)
+            try c.encodeNil(forKey: .recreatedFrom)
+            try c.encodeNil(forKey: .problems)
+            try c.encode(e.networkID, forKey: .networkID)
+            try c.encode(e.sandboxKey, forKey: .sandboxKey)
         }
     }
 
@@ -111,6 +140,11 @@ public struct ListEntry: Encodable, Sendable {
                     a.gateway?.description ?? "-", a.lease.map { $0.expiresAt.description } ?? "-",
                     a.declaredBy?.rawValue ?? "attach",
                     a.retainedUntil.map { "retained until \($0) (container removed; MAC and lease kept for a recreate)" } ?? a.status.rawValue]
+        }
+        if let e = endpoint {
+            return ["endpoint " + e.shortID, "-", e.bridge, e.hostIfname, e.mac.description, String(e.mtu), e.vlan.map(String.init) ?? "-",
+                    e.mode.rawValue, e.address?.description ?? "-", e.gateway?.description ?? "-",
+                    e.lease.map { $0.expiresAt.description } ?? "-", "network " + String(e.networkID.prefix(12)), e.status.rawValue]
         }
         guard let d = declaration else { return Self.columns.map { _ in "-" } }
         guard let r = d.request else {

@@ -109,7 +109,11 @@ public struct StateUndo: Sendable {
 public enum StateCodec {
     private struct VersionProbe: Decodable { var version: Int? }
 
-    public static func encode(_ state: State) -> [UInt8] { StateJSONWriter.write(state) }
+    /// The hand-written writer covers attachments; a state with networks of the
+    /// Docker driver (a few records) goes through JSONEncoder, which the writer copies.
+    public static func encode(_ state: State) -> [UInt8] {
+        state.networks.isEmpty && state.endpoints.isEmpty ? StateJSONWriter.write(state) : encodeWithFoundation(state)
+    }
 
     /// What `encode` must produce byte for byte (StateJSONTests).
     static func encodeWithFoundation(_ state: State) -> [UInt8] {

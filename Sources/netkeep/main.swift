@@ -164,7 +164,9 @@ struct ListCommand: ParsableCommand {
         declared it). When Docker answers, running containers whose labels declare an interface \
         without a record add a row with STATUS "declared" (the daemon or `netkeep reconcile` makes \
         it), and containers with a bad label one row "refused" with every bad label and why; \
-        nothing of a refused container is attached.
+        nothing of a refused container is attached. Endpoints of netkeep Docker networks follow, \
+        one row each (CONTAINER "endpoint <id>", BY "network <id>"; `docker network inspect` names \
+        their containers).
         """)
 
     @Flag(help: "A JSON array instead of a table.") var json = false
@@ -173,7 +175,7 @@ struct ListCommand: ParsableCommand {
     func run() throws {
         try runReporting { () throws(Failure) in
             let state = try options.environment.loadState()
-            var entries = state.attachments.map(ListEntry.init)
+            var entries = state.attachments.map(ListEntry.init) + state.endpoints.map(ListEntry.init)
             // What labels declare and the records lack; without Docker, the records alone.
             do { entries += try ListEntry.declarations(environment: options.environment, in: state) } catch {
                 options.logger.notice("labels not read: \(error)")
@@ -328,6 +330,11 @@ struct DaemonCommand: AsyncParsableCommand {
         cannot be reached it keeps running, retries with capped backoff and removes nothing. \
         SIGTERM finishes the action in progress and exits 0; nothing is torn down.
 
+        It also serves Docker's network plugin API (`docker network create -d netkeep -o bridge=BR \
+        --subnet CIDR NAME`, or `-o dhcp=true --ipam-driver null`) on --plugin-socket; the driver's \
+        name is the socket's file name without `.sock`. Under systemd, netkeep.socket makes that socket \
+        before docker.service starts and passes it in (LISTEN_FDS), so dockerd never waits for netkeep.
+
         Under systemd (Type=notify) it sends READY=1 once the first reconcile is done, STATUS= \
         lines, WATCHDOG=1 from its working loop when WatchdogSec= is set, and STOPPING=1. It logs \
         to journald when journald runs, otherwise (or with --foreground) to standard error.
@@ -336,7 +343,13 @@ struct DaemonCommand: AsyncParsableCommand {
 
     @Option(help: ArgumentHelp("Seconds between full reconciles.", valueName: "seconds")) var resyncInterval: Double = 60
     @Flag(help: "Log to standard error even when journald runs.") var foreground = false
+    @Option(help: ArgumentHelp(
+        "Socket of the Docker network plugin (env NETKEEP_PLUGIN_SOCKET); \"none\": no plugin. A socket passed by systemd wins.",
+        valueName: "path"))
+    var pluginSocket: String?
     @OptionGroup var options: GlobalOptions
+
+    static let defaultPluginSocket = "/run/docker/plugins/netkeep.sock"
 
     func run() async throws {
         guard resyncInterval >= 1 else { throw ValidationError("--resync-interval must be at least 1 second") }
@@ -354,8 +367,21 @@ struct DaemonCommand: AsyncParsableCommand {
         hooks.stopping = { notifier.stopping() }
         let daemon = Daemon(environment: options.environment, logger: logger,
                             options: Daemon.Options(resyncInterval: resyncInterval), hooks: hooks)
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        let socket = pluginSocket ?? getenv("NETKEEP_PLUGIN_SOCKET").map { String(cString: $0) } ?? Self.defaultPluginSocket
+        let passed = SocketActivation.listeningSockets()
+        if socket != "none" || !passed.isEmpty {
+            do {
+                services.append(.init(service: try await PluginService.start(path: socket, passed: passed,
+                                                                             environment: options.environment, logger: logger)))
+            } catch {
+                writeToStandardError("netkeep: daemon: \(error)\n")
+                throw ExitCode(error.exitCode)
+            }
+        }
+        services.append(.init(service: daemon))
         let group = ServiceGroup(configuration: .init(
-            services: [.init(service: daemon)],
+            services: services,
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger))
         do {

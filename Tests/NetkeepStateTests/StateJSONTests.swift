@@ -281,3 +281,45 @@ func validState(attachments: Int, seed: UInt64) -> State {
         #expect(loaded > 0)
     }
 }
+
+@Suite struct DockerNetworkRecordTests {
+    @Test func networksAndEndpointsRoundTripAndAnOlderFileReadsWithout() throws {
+        var state = State(bootID: "b")
+        let network = try DockerNetwork.parse(id: String(repeating: "1", count: 64), options: ["bridge": "br0", "vlan": "7"],
+                                              pool: "10.9.9.0/24", gateway: "10.9.9.1/24", now: Timestamp(secondsSinceEpoch: 1_800_000_000))
+        var endpoint = Endpoint(id: String(repeating: "2", count: 64), network: network, mac: Endpoint.mac(for: IPv4Address(10, 9, 9, 9)),
+                                macFromDocker: false, address: try IPv4CIDR(parsing: "10.9.9.9/24"), createdAt: network.createdAt)
+        endpoint.status = .joined
+        endpoint.sandboxKey = "/var/run/docker/netns/63c681b9cce1"
+        state.networks = [network]
+        state.endpoints = [endpoint]
+        let bytes = StateCodec.encode(state)
+        #expect(bytes == StateCodec.encodeWithFoundation(state))
+        let text = String(decoding: bytes, as: UTF8.self)
+        #expect(text.contains(#""subnet" : "10.9.9.0/24""#) && text.contains(#""sandbox_key" : "/var/run/docker/netns/63c681b9cce1""#))
+        #expect(try StateCodec.decode(bytes, path: "s") == state)
+        // A file of before the plugin has neither key, and writes neither.
+        let old = StateCodec.encode(State(bootID: "b"))
+        #expect(!String(decoding: old, as: UTF8.self).contains("endpoints"))
+        #expect(try StateCodec.decode(old, path: "s").networks.isEmpty)
+    }
+
+    @Test func aCorruptEndpointIsRefusedWithItsField() throws {
+        let good = try DockerNetworkRecordTests.sampleBytes()
+        let bad = String(decoding: good, as: UTF8.self).replacingOccurrences(of: "nke", with: "xke")
+        #expect(throws: StateFileError.self) { try StateCodec.decode(Array(bad.utf8), path: "s") }
+        do { _ = try StateCodec.decode(Array(bad.utf8), path: "s") } catch {
+            #expect("\(error)".contains("endpoints[0].host_ifname"), "\(error)")
+        }
+    }
+
+    static func sampleBytes() throws -> [UInt8] {
+        var state = State()
+        let network = try DockerNetwork.parse(id: String(repeating: "1", count: 64), options: ["bridge": "br0", "dhcp": "true"],
+                                              pool: nil, gateway: nil, now: Timestamp(secondsSinceEpoch: 1_800_000_000))
+        state.networks = [network]
+        state.endpoints = [Endpoint(id: String(repeating: "3", count: 64), network: network, mac: Endpoint.mac(for: IPv4Address(10, 1, 2, 3)),
+                                    macFromDocker: true, address: nil, createdAt: network.createdAt)]
+        return StateCodec.encode(state)
+    }
+}

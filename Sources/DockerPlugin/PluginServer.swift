@@ -1,0 +1,157 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// Docker's plugin API over a unix socket: swift-nio's HTTP/1.1 server with
+/// the `PluginRouter` behind it. The socket is either bound here or handed
+/// over by systemd (socket activation, `LISTEN_FDS`).
+public final class PluginServer: Sendable {
+    public let path: String
+    private let channel: any Channel
+
+    /// A request body larger than this is refused (Docker's are below 2 KiB).
+    static let maxBody = 1 << 20
+
+    private init(path: String, channel: any Channel) {
+        self.path = path
+        self.channel = channel
+    }
+
+    /// Binds `path`, making its directory. A socket file left by a process that
+    /// is gone is replaced; one that still answers is another server's, and refused.
+    public static func listen(path: String, router: PluginRouter) async throws(PluginServerError) -> PluginServer {
+        let directory = path.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
+        if !directory.isEmpty { makeDirectories(directory) }
+        var st = stat()
+        if lstat(path, &st) == 0 {
+            guard (st.st_mode & S_IFMT) == S_IFSOCK else {
+                throw PluginServerError(path: path, cause: "exists and is not a socket")
+            }
+            if answers(path) { throw PluginServerError(path: path, cause: "another process is serving it") }
+            unlink(path)
+        }
+        do {
+            let channel = try await bootstrap(router).bind(unixDomainSocketPath: path).get()
+            return PluginServer(path: path, channel: channel)
+        } catch {
+            throw PluginServerError(path: path, cause: "\(error)")
+        }
+    }
+
+    /// Serves a listening socket that systemd opened (`fd` 3 and up).
+    public static func adopt(fd: Int32, path: String, router: PluginRouter) async throws(PluginServerError) -> PluginServer {
+        do {
+            let channel = try await bootstrap(router).withBoundSocket(fd).get()
+            return PluginServer(path: path, channel: channel)
+        } catch {
+            throw PluginServerError(path: path, cause: "socket activation: \(error)")
+        }
+    }
+
+    /// Stops accepting; requests under way finish on their connections.
+    public func close() async {
+        try? await channel.close()
+    }
+
+    private static func bootstrap(_ router: PluginRouter) -> ServerBootstrap {
+        ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.backlog, value: 256)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+                    try channel.pipeline.syncOperations.addHandler(PluginHTTPHandler(router: router))
+                }
+            }
+    }
+
+    private static func answers(_ path: String) -> Bool {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { Glibc.close(fd) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { return false }
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            for (i, b) in bytes.enumerated() { raw[i] = b }
+        }
+        let rc = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        return rc == 0
+    }
+
+    private static func makeDirectories(_ path: String) {
+        var prefix = ""
+        for part in path.split(separator: "/") {
+            prefix += "/" + part
+            mkdir(prefix, 0o755)
+        }
+    }
+}
+
+public struct PluginServerError: Error, CustomStringConvertible, Sendable {
+    public var path: String
+    public var cause: String
+    public var description: String { "plugin socket \(path): \(cause)" }
+}
+
+/// One connection: collects a request, lets the router answer it off the event
+/// loop (a DHCP exchange can take seconds), writes the answer.
+final class PluginHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let router: PluginRouter
+    private var head: HTTPRequestHead?
+    private var body: [UInt8] = []
+    private var tooLarge = false
+
+    init(router: PluginRouter) { self.router = router }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let h):
+            head = h
+            body = []
+            tooLarge = false
+        case .body(var buffer):
+            if body.count + buffer.readableBytes > PluginServer.maxBody { tooLarge = true; return }
+            body += buffer.readBytes(length: buffer.readableBytes) ?? []
+        case .end:
+            guard let head else { return }
+            self.head = nil
+            let router = self.router, body = self.body, tooLarge = self.tooLarge
+            let keepAlive = head.isKeepAlive
+            let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+            context.eventLoop.makeFutureWithTask { () async -> PluginResponse in
+                if tooLarge {
+                    return PluginResponse.refusal(413, PluginError("\(head.uri): a body of more than \(PluginServer.maxBody) bytes"))
+                }
+                return await router.respond(method: head.method.rawValue, path: head.uri, body: body)
+            }.whenSuccess { response in
+                Self.write(response, keepAlive: keepAlive, version: head.version, context: bound.value)
+            }
+        }
+    }
+
+    private static func write(_ response: PluginResponse, keepAlive: Bool, version: HTTPVersion, context: ChannelHandlerContext) {
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: PluginResponse.contentType)
+        headers.add(name: "Content-Length", value: String(response.body.count))
+        if !keepAlive { headers.add(name: "Connection", value: "close") }
+        let head = HTTPResponseHead(version: version, status: HTTPResponseStatus(statusCode: response.status), headers: headers)
+        context.write(NIOAny(HTTPServerResponsePart.head(head)), promise: nil)
+        var buffer = context.channel.allocator.buffer(capacity: response.body.count)
+        buffer.writeBytes(response.body)
+        context.write(NIOAny(HTTPServerResponsePart.body(.byteBuffer(buffer))), promise: nil)
+        let done = context.writeAndFlush(NIOAny(HTTPServerResponsePart.end(nil)))
+        if !keepAlive {
+            let channel = context.channel
+            done.whenComplete { _ in channel.close(promise: nil) }
+        }
+    }
+}

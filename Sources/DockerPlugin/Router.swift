@@ -1,0 +1,97 @@
+import FoundationEssentials
+
+/// What netkeep does for each driver call. Every method answers from
+/// netkeep's own records and the host: none may call the Docker API, which
+/// does not answer while dockerd restores containers at boot.
+public protocol NetworkDriver: Sendable {
+    func createNetwork(_ request: CreateNetworkRequest) async throws(PluginError)
+    func deleteNetwork(_ request: NetworkRequest) async throws(PluginError)
+    func createEndpoint(_ request: CreateEndpointRequest) async throws(PluginError) -> CreateEndpointReply
+    func deleteEndpoint(_ request: EndpointRequest) async throws(PluginError)
+    func join(_ request: JoinRequest) async throws(PluginError) -> JoinReply
+    func leave(_ request: EndpointRequest) async throws(PluginError)
+}
+
+/// An HTTP answer: status and JSON body.
+public struct PluginResponse: Equatable, Sendable {
+    public var status: Int
+    public var body: [UInt8]
+
+    public static let contentType = "application/vnd.docker.plugins.v1+json"
+
+    static func ok(_ json: String) -> PluginResponse { PluginResponse(status: 200, body: Array(json.utf8)) }
+
+    static func ok(_ value: some Encodable) -> PluginResponse {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        // The reply types hold only strings, numbers and booleans: encoding cannot fail.
+        return PluginResponse(status: 200, body: Array((try? encoder.encode(value)) ?? Data("{}".utf8)))
+    }
+
+    /// Docker shows `Err` to the user; any status but 200 makes it an error.
+    static func refusal(_ status: Int, _ error: PluginError) -> PluginResponse {
+        struct Body: Encodable { var Err: String }
+        var r = ok(Body(Err: error.message))
+        r.status = status
+        return r
+    }
+}
+
+/// Maps a request path and body to a driver call and its answer; pure apart
+/// from the driver, so every message is tested without a socket.
+public struct PluginRouter: Sendable {
+    public let driver: any NetworkDriver
+
+    public init(driver: any NetworkDriver) { self.driver = driver }
+
+    /// The methods answered; any other path gets 404, which Docker takes as
+    /// "not implemented".
+    public static let methods = [
+        "/Plugin.Activate", "/NetworkDriver.GetCapabilities",
+        "/NetworkDriver.CreateNetwork", "/NetworkDriver.DeleteNetwork",
+        "/NetworkDriver.CreateEndpoint", "/NetworkDriver.DeleteEndpoint",
+        "/NetworkDriver.Join", "/NetworkDriver.Leave", "/NetworkDriver.EndpointOperInfo",
+        "/NetworkDriver.DiscoverNew", "/NetworkDriver.DiscoverDelete",
+        "/NetworkDriver.ProgramExternalConnectivity", "/NetworkDriver.RevokeExternalConnectivity",
+    ]
+
+    public func respond(method: String, path: String, body: [UInt8]) async -> PluginResponse {
+        guard Self.methods.contains(path) else {
+            return .refusal(404, PluginError("\(path): not implemented by netkeep"))
+        }
+        guard method == "POST" else { return .refusal(405, PluginError("\(path): \(method) is not allowed, only POST")) }
+        do throws(PluginError) {
+            switch path {
+            case "/Plugin.Activate": return .ok(#"{"Implements":["NetworkDriver"]}"#)
+            case "/NetworkDriver.GetCapabilities": return .ok(#"{"Scope":"local","ConnectivityScope":"local"}"#)
+            case "/NetworkDriver.CreateNetwork": try await driver.createNetwork(decode(path, body))
+            case "/NetworkDriver.DeleteNetwork": try await driver.deleteNetwork(decode(path, body))
+            case "/NetworkDriver.CreateEndpoint": return .ok(try await driver.createEndpoint(decode(path, body)))
+            case "/NetworkDriver.DeleteEndpoint": try await driver.deleteEndpoint(decode(path, body))
+            case "/NetworkDriver.Join": return .ok(try await driver.join(decode(path, body)))
+            case "/NetworkDriver.Leave": try await driver.leave(decode(path, body))
+            case "/NetworkDriver.EndpointOperInfo":
+                let _: EndpointRequest = try decode(path, body)
+                return .ok(#"{"Value":{}}"#)
+            default: break  // discovery and external connectivity: nothing to do for OVS ports
+            }
+            return .ok("{}")
+        } catch {
+            return .refusal(error.message.hasPrefix("malformed ") ? 400 : 500, error)
+        }
+    }
+
+    func decode<T: Decodable>(_ path: String, _ body: [UInt8]) throws(PluginError) -> T {
+        let name = path.split(separator: ".").last.map(String.init) ?? path
+        do {
+            return try JSONDecoder().decode(T.self, from: Data(body))
+        } catch let DecodingError.keyNotFound(key, _) {
+            throw PluginError("malformed \(name) request: \(key.stringValue) is missing")
+        } catch let DecodingError.typeMismatch(_, context), let DecodingError.valueNotFound(_, context) {
+            let field = context.codingPath.map(\.stringValue).joined(separator: ".")
+            throw PluginError("malformed \(name) request: \(field.isEmpty ? "the body" : field) has the wrong type")
+        } catch {
+            throw PluginError("malformed \(name) request: not JSON")
+        }
+    }
+}

@@ -1,0 +1,319 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Dispatch
+import DHCP
+import DockerPlugin
+import Logging
+import NetkeepCore
+import Netlink
+import OVSDB
+
+/// netkeep as Docker's network driver (`docker network create -d netkeep`).
+/// Every request is answered from the state file and the host, never the
+/// Docker API (DESIGN.md, "The boot deadlock"): the network's options are
+/// recorded at CreateNetwork. Records follow the attachments' rules: intent
+/// first, under the state lock, written atomically, and the lock is never
+/// held across a DHCP exchange or an OVSDB wait.
+public final class NetworkPlugin: NetworkDriver {
+    let environment: HostEnvironment
+    let logger: Logger
+
+    public init(environment: HostEnvironment, logger: Logger) {
+        self.environment = environment
+        self.logger = logger
+    }
+
+    // MARK: Networks
+
+    public func createNetwork(_ r: CreateNetworkRequest) async throws(PluginError) {
+        let options = try r.generic.get()
+        if let v6 = r.IPv6Data, v6.contains(where: { ($0.Pool ?? "").isEmpty == false }) {
+            throw PluginError("netkeep networks are IPv4 only: create the network without --ipv6 and an IPv6 subnet")
+        }
+        guard (r.IPv4Data?.count ?? 0) <= 1 else { throw PluginError("a netkeep network takes one IPv4 subnet, not \(r.IPv4Data?.count ?? 0)") }
+        let v4 = r.IPv4Data?.first
+        let network: DockerNetwork
+        do {
+            network = try DockerNetwork.parse(id: r.NetworkID, options: options, pool: v4?.Pool, gateway: v4?.Gateway, now: environment.now())
+        } catch {
+            throw PluginError("\(error)")
+        }
+        try await blocking { () throws(PluginError) in
+            let snapshot = try self.vswitchSnapshot()
+            guard snapshot.bridge(named: network.bridge) != nil else {
+                throw PluginError("bridge \(quoted(network.bridge)) does not exist (ovsdb)")
+            }
+            try self.update { state in
+                if let i = state.networks.firstIndex(where: { $0.id == network.id }) { state.networks[i] = network } else { state.networks.append(network) }
+            }
+        }
+        logger.notice("network \(network.id.prefix(12)): created on bridge \(network.bridge), \(network.mode == .dhcp ? "DHCP" : "subnet \(network.subnet.map(String.init(describing:)) ?? "")")")
+    }
+
+    public func deleteNetwork(_ r: NetworkRequest) async throws(PluginError) {
+        try await blocking { () throws(PluginError) in
+            let state = try self.load()
+            // Docker deletes a network only without endpoints; any left are
+            // stale (an ungraceful stop): their ports go with the network.
+            for endpoint in state.endpoints where endpoint.networkID == r.NetworkID {
+                try self.removeEndpoint(endpoint)
+            }
+            try self.update { state in state.networks.removeAll { $0.id == r.NetworkID } }
+        }
+        logger.notice("network \(r.NetworkID.prefix(12)): deleted")
+    }
+
+    // MARK: Endpoints
+
+    public func createEndpoint(_ r: CreateEndpointRequest) async throws(PluginError) -> CreateEndpointReply {
+        try await blocking { () throws(PluginError) -> CreateEndpointReply in
+            let state = try self.load()
+            if let existing = state.endpoint(id: r.EndpointID), existing.status != .pending {
+                return Self.reply(for: existing)  // asked again: the same answer
+            }
+            var endpoint = try self.intent(r, state: state)
+            try self.update { $0.upsert(endpoint) }
+            do throws(PluginError) {
+                try self.make(endpoint)
+                if endpoint.mode == .dhcp {
+                    let lease = try self.obtainLease(endpoint)
+                    endpoint.lease = lease
+                    endpoint.address = lease.address
+                    endpoint.gateway = lease.router
+                }
+                endpoint.status = .ready
+                try self.update { $0.upsert(endpoint) }
+            } catch {
+                // Undo what was made and the record: Docker gives up on the endpoint.
+                try? self.removeEndpoint(endpoint)
+                throw error
+            }
+            self.environment.audit.record(AuditEvent(kind: .create, message: "endpoint \(endpoint.shortID) on \(endpoint.bridge): port \(endpoint.hostIfname), MAC \(endpoint.mac)\(endpoint.address.map { ", \($0)" } ?? "")",
+                                                     reason: "docker-create-endpoint", port: endpoint.hostIfname, bridge: endpoint.bridge,
+                                                     ip: endpoint.address?.description))
+            return Self.reply(for: endpoint)
+        }
+    }
+
+    public func join(_ r: JoinRequest) async throws(PluginError) -> JoinReply {
+        try await blocking { () throws(PluginError) -> JoinReply in
+            guard Endpoint.isSandboxKey(r.SandboxKey) else {
+                throw PluginError("Join \(r.EndpointID.prefix(12)): sandbox key \(quoted(r.SandboxKey)) is not under /var/run/docker/netns")
+            }
+            FaultPoint.joinStarted.check()
+            var joined: Endpoint?
+            try self.update { state throws(PluginError) in
+                guard var endpoint = state.endpoint(id: r.EndpointID), endpoint.status != .pending, endpoint.status != .removing else {
+                    throw PluginError("endpoint \(r.EndpointID.prefix(12)) is not known to netkeep (no CreateEndpoint was recorded for it)")
+                }
+                endpoint.status = .joined
+                endpoint.sandboxKey = r.SandboxKey
+                state.upsert(endpoint)
+                joined = endpoint
+            }
+            let endpoint = joined!
+            return JoinReply(SrcName: endpoint.peerIfname, DstPrefix: "eth", Gateway: endpoint.gateway?.description,
+                             DisableGatewayService: endpoint.gateway == nil)
+        }
+    }
+
+    public func leave(_ r: EndpointRequest) async throws(PluginError) {
+        try await blocking { () throws(PluginError) in
+            try self.update { state in
+                guard var endpoint = state.endpoint(id: r.EndpointID) else { return }
+                endpoint.status = .ready
+                endpoint.sandboxKey = nil
+                state.upsert(endpoint)
+            }
+        }
+    }
+
+    public func deleteEndpoint(_ r: EndpointRequest) async throws(PluginError) {
+        try await blocking { () throws(PluginError) in
+            // Unknown: already deleted (a repeated request, or a record lost): nothing to do.
+            guard let endpoint = try self.load().endpoint(id: r.EndpointID) else { return }
+            try self.removeEndpoint(endpoint)
+            self.environment.audit.record(AuditEvent(kind: .detach, message: "endpoint \(endpoint.shortID): port \(endpoint.hostIfname) removed from \(endpoint.bridge)",
+                                                     reason: "docker-delete-endpoint", port: endpoint.hostIfname, bridge: endpoint.bridge,
+                                                     ip: endpoint.address?.description))
+        }
+    }
+
+    // MARK: Steps
+
+    /// The record CreateEndpoint writes before it changes the host.
+    func intent(_ r: CreateEndpointRequest, state: State) throws(PluginError) -> Endpoint {
+        let short = r.EndpointID.prefix(12)
+        guard Names.isDockerID(r.EndpointID) else {
+            throw PluginError("endpoint id \(quoted(r.EndpointID)) is not 64 hex digits")
+        }
+        guard let network = state.network(id: r.NetworkID) else {
+            throw PluginError("network \(r.NetworkID.prefix(12)) is not known to netkeep: its record is missing (state file replaced?); remove the network and create it again")
+        }
+        let iface = r.Interface ?? EndpointInterface()
+        var address: IPv4CIDR?
+        if let text = iface.Address, !text.isEmpty {
+            guard network.mode == .static else { throw PluginError("endpoint \(short): a DHCP network takes no address from Docker (use --ipam-driver null)") }
+            do {
+                let cidr = try IPv4CIDR(parsing: text)
+                try AddressRules.check(cidr, role: "address")
+                address = cidr
+            } catch { throw PluginError("endpoint \(short): \(error)") }
+        } else if network.mode == .static {
+            throw PluginError("endpoint \(short): Docker sent no IPv4 address for a network with a subnet")
+        }
+        if let v6 = iface.AddressIPv6, !v6.isEmpty { throw PluginError("endpoint \(short): netkeep networks are IPv4 only") }
+        var mac: MACAddress
+        let fromDocker = !(iface.MacAddress ?? "").isEmpty
+        if fromDocker {
+            do { mac = try MACAddress(parsing: iface.MacAddress!).validatedForInterface() } catch { throw PluginError("endpoint \(short): \(error)") }
+        } else if let address {
+            // As Docker's bridge driver does: the same address gives the same MAC
+            // after a restart, so the neighbours' ARP entries stay right.
+            mac = Endpoint.mac(for: address.address)
+        } else {
+            var rng = SystemRandomNumberGenerator()
+            mac = MACAddress.randomLocal(using: &rng)
+        }
+        return Endpoint(id: r.EndpointID, network: network, mac: mac, macFromDocker: fromDocker, address: address, createdAt: environment.now())
+    }
+
+    /// The veth pair in the host's namespace (Docker moves the peer at Join)
+    /// and the port, with netkeep's external_ids.
+    func make(_ e: Endpoint) throws(PluginError) {
+        let snapshot = try vswitchSnapshot()
+        guard let bridge = snapshot.bridge(named: e.bridge) else { throw PluginError("bridge \(quoted(e.bridge)) does not exist (ovsdb)") }
+        do {
+            let host = try NetlinkSession.open()
+            if try host.link(named: e.hostIfname) == nil {
+                try host.createVeth(name: e.hostIfname, mtu: e.mtu, peerName: e.peerIfname, peerMAC: e.mac, peerMTU: e.mtu, peerNamespace: nil)
+            }
+            FaultPoint.endpointVethMade.check()
+            if bridge.isUserspace {
+                try Ethtool.setTxChecksum(false, interface: e.hostIfname, in: nil)
+                try Ethtool.setTxChecksum(false, interface: e.peerIfname, in: nil)
+            }
+            for name in [e.hostIfname, e.peerIfname] {
+                guard let link = try host.link(named: name) else { throw PluginError("veth \(name) vanished while it was set up") }
+                try host.setUp(index: link.index, name: name)
+            }
+        } catch let error as PluginError {
+            throw error
+        } catch {
+            throw PluginError("endpoint \(e.shortID): veth \(e.hostIfname): \(error)")
+        }
+        guard snapshot.port(named: e.hostIfname) == nil else { return }
+        let spec = PortSpec(bridge: e.bridge, name: e.hostIfname, tag: e.vlan,
+                            interfaceExternalIDs: [Endpoint.externalID: e.id, "netkeep-network": e.networkID])
+        do {
+            let client = try environment.vswitch()
+            defer { client.close() }
+            let next = try client.addPorts([spec], comment: "netkeep: endpoint \(e.shortID)")
+            _ = try client.waitApplied(next)
+        } catch {
+            throw PluginError("endpoint \(e.shortID): add port \(e.hostIfname) to \(e.bridge): \(error)")
+        }
+    }
+
+    /// A lease for the container end while it is still in the host's
+    /// namespace: the answer goes to Docker, which puts it on the interface.
+    func obtainLease(_ e: Endpoint) throws(PluginError) -> Lease {
+        let socket: DHCPSocket
+        do { socket = try DHCPSocket(interface: e.peerIfname) } catch { throw PluginError("endpoint \(e.shortID): DHCP socket: \(error)") }
+        var rng = SystemRandomNumberGenerator()
+        let policy = LeaseKeeper.policy(for: .discover)
+        let machine = ClientMachine(goal: .discover, mac: e.mac, xid: UInt32.random(in: 1...UInt32.max, using: &rng), policy: policy,
+                                    jitter: (0..<8).map { _ in Double.random(in: -1...1, using: &rng) })
+        let loop = ExchangeLoop()
+        loop.add(ExchangeLoop.Session(id: e.id, socket: socket, machine: machine))
+        let budget = (1...policy.attempts).reduce(0) { $0 + policy.delay(attempt: $1, jitter: 1) }
+        let result = loop.run(until: ExchangeLoop.now() + budget + 1)[e.id]
+        switch result {
+        case .success(.bound(let grant))?:
+            return LeaseKeeper.lease(from: grant, now: environment.now())
+        case .success(.nak)?:
+            throw PluginError("endpoint \(e.shortID): the DHCP server refused (DHCPNAK)")
+        case .failure(let error)?:
+            throw PluginError("endpoint \(e.shortID): DHCP: \(error)")
+        default:
+            throw PluginError("endpoint \(e.shortID): no DHCP server answered on bridge \(e.bridge) within \(Int(budget)) s")
+        }
+    }
+
+    /// Marks the record `removing`, deletes the port and the veth (which takes
+    /// its peer along), then the record.
+    func removeEndpoint(_ e: Endpoint) throws(PluginError) {
+        try update { state in
+            guard var record = state.endpoint(id: e.id) else { return }
+            record.status = .removing
+            state.upsert(record)
+        }
+        do {
+            let client = try environment.vswitch()
+            defer { client.close() }
+            _ = try client.deletePorts(named: [e.hostIfname], comment: "netkeep: endpoint \(e.shortID) deleted")
+        } catch {
+            throw PluginError("endpoint \(e.shortID): remove port \(e.hostIfname): \(error)")
+        }
+        do {
+            let host = try NetlinkSession.open()
+            _ = try host.deleteLink(named: e.hostIfname)
+            // Docker moved the peer back under its own name after Leave; it went with the host end.
+        } catch {
+            throw PluginError("endpoint \(e.shortID): delete veth \(e.hostIfname): \(error)")
+        }
+        try update { state in state.endpoints.removeAll { $0.id == e.id } }
+    }
+
+    static func reply(for e: Endpoint) -> CreateEndpointReply {
+        CreateEndpointReply(Interface: EndpointInterface(Address: e.mode == .dhcp ? e.address?.description : nil,
+                                                         MacAddress: e.macFromDocker ? nil : e.mac.description))
+    }
+
+    // MARK: Records and host
+
+    func load() throws(PluginError) -> State {
+        do { return try environment.loadState() } catch { throw PluginError("netkeep state: \(error)") }
+    }
+
+    func update(_ change: (inout State) throws(PluginError) -> Void) throws(PluginError) {
+        var refusal: PluginError?
+        do {
+            _ = try environment.updateRecords(logger: logger) { state throws(Failure) in
+                do throws(PluginError) { try change(&state) } catch {
+                    refusal = error
+                    throw Failure.badInput(error.message)
+                }
+            }
+        } catch {
+            throw refusal ?? PluginError("netkeep state: \(error)")
+        }
+    }
+
+    func vswitchSnapshot() throws(PluginError) -> VSwitchSnapshot {
+        do {
+            let client = try environment.vswitch()
+            defer { client.close() }
+            return try client.snapshot()
+        } catch {
+            throw PluginError("Open vSwitch: \(error)")
+        }
+    }
+
+    /// Runs blocking work (netlink, OVSDB, the state lock, a DHCP exchange) on
+    /// a thread of its own, never on the cooperative pool or the event loop.
+    func blocking<T: Sendable>(_ body: @escaping @Sendable () throws(PluginError) -> T) async throws(PluginError) -> T {
+        let result: Result<T, PluginError> = await withCheckedContinuation { continuation in
+            DispatchQueue.global().async {
+                do throws(PluginError) { continuation.resume(returning: .success(try body())) } catch { continuation.resume(returning: .failure(error)) }
+            }
+        }
+        return try result.get()
+    }
+}
+
+extension Endpoint {
+    /// The Interface external_id that marks an endpoint's port as netkeep's (DESIGN.md rule 2).
+    public static let externalID = "netkeep-endpoint"
+}
