@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Dispatch
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -99,8 +100,8 @@ public struct PluginServerError: Error, CustomStringConvertible, Sendable {
     public var description: String { "plugin socket \(path): \(cause)" }
 }
 
-/// One connection: collects a request, lets the router answer it off the event
-/// loop (a DHCP exchange can take seconds), writes the answer.
+/// One connection: collects a request, lets the router answer it on a
+/// Dispatch thread (a DHCP exchange can take seconds), writes the answer.
 final class PluginHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
@@ -126,14 +127,13 @@ final class PluginHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             self.head = nil
             let router = self.router, body = self.body, tooLarge = self.tooLarge
             let keepAlive = head.isKeepAlive
-            let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
-            context.eventLoop.makeFutureWithTask { () async -> PluginResponse in
-                if tooLarge {
-                    return PluginResponse.refusal(413, PluginError("\(head.uri): a body of more than \(PluginServer.maxBody) bytes"))
-                }
-                return await router.respond(method: head.method.rawValue, path: head.uri, body: body)
-            }.whenSuccess { response in
-                Self.write(response, keepAlive: keepAlive, version: head.version, context: bound.value)
+            let loop = context.eventLoop
+            let bound = NIOLoopBound(context, eventLoop: loop)
+            DispatchQueue.global().async {
+                let response = tooLarge
+                    ? PluginResponse.refusal(413, PluginError("\(head.uri): a body of more than \(PluginServer.maxBody) bytes"))
+                    : router.respond(method: head.method.rawValue, path: head.uri, body: body)
+                loop.execute { Self.write(response, keepAlive: keepAlive, version: head.version, context: bound.value) }
             }
         }
     }

@@ -2,14 +2,17 @@ import FoundationEssentials
 
 /// What netkeep does for each driver call. Every method answers from
 /// netkeep's own records and the host: none may call the Docker API, which
-/// does not answer while dockerd restores containers at boot.
+/// does not answer while dockerd restores containers at boot. The methods
+/// block (netlink, OVSDB, the state lock, a DHCP exchange); the server calls
+/// them on threads of their own, never on the event loop or Swift's
+/// cooperative pool, so a busy pool cannot delay dockerd.
 public protocol NetworkDriver: Sendable {
-    func createNetwork(_ request: CreateNetworkRequest) async throws(PluginError)
-    func deleteNetwork(_ request: NetworkRequest) async throws(PluginError)
-    func createEndpoint(_ request: CreateEndpointRequest) async throws(PluginError) -> CreateEndpointReply
-    func deleteEndpoint(_ request: EndpointRequest) async throws(PluginError)
-    func join(_ request: JoinRequest) async throws(PluginError) -> JoinReply
-    func leave(_ request: EndpointRequest) async throws(PluginError)
+    func createNetwork(_ request: CreateNetworkRequest) throws(PluginError)
+    func deleteNetwork(_ request: NetworkRequest) throws(PluginError)
+    func createEndpoint(_ request: CreateEndpointRequest) throws(PluginError) -> CreateEndpointReply
+    func deleteEndpoint(_ request: EndpointRequest) throws(PluginError)
+    func join(_ request: JoinRequest) throws(PluginError) -> JoinReply
+    func leave(_ request: EndpointRequest) throws(PluginError)
 }
 
 /// An HTTP answer: status and JSON body.
@@ -55,7 +58,7 @@ public struct PluginRouter: Sendable {
         "/NetworkDriver.ProgramExternalConnectivity", "/NetworkDriver.RevokeExternalConnectivity",
     ]
 
-    public func respond(method: String, path: String, body: [UInt8]) async -> PluginResponse {
+    public func respond(method: String, path: String, body: [UInt8]) -> PluginResponse {
         guard Self.methods.contains(path) else {
             return .refusal(404, PluginError("\(path): not implemented by netkeep"))
         }
@@ -64,12 +67,12 @@ public struct PluginRouter: Sendable {
             switch path {
             case "/Plugin.Activate": return .ok(#"{"Implements":["NetworkDriver"]}"#)
             case "/NetworkDriver.GetCapabilities": return .ok(#"{"Scope":"local","ConnectivityScope":"local"}"#)
-            case "/NetworkDriver.CreateNetwork": try await driver.createNetwork(decode(path, body))
-            case "/NetworkDriver.DeleteNetwork": try await driver.deleteNetwork(decode(path, body))
-            case "/NetworkDriver.CreateEndpoint": return .ok(try await driver.createEndpoint(decode(path, body)))
-            case "/NetworkDriver.DeleteEndpoint": try await driver.deleteEndpoint(decode(path, body))
-            case "/NetworkDriver.Join": return .ok(try await driver.join(decode(path, body)))
-            case "/NetworkDriver.Leave": try await driver.leave(decode(path, body))
+            case "/NetworkDriver.CreateNetwork": try driver.createNetwork(decode(path, body))
+            case "/NetworkDriver.DeleteNetwork": try driver.deleteNetwork(decode(path, body))
+            case "/NetworkDriver.CreateEndpoint": return .ok(try driver.createEndpoint(decode(path, body)))
+            case "/NetworkDriver.DeleteEndpoint": try driver.deleteEndpoint(decode(path, body))
+            case "/NetworkDriver.Join": return .ok(try driver.join(decode(path, body)))
+            case "/NetworkDriver.Leave": try driver.leave(decode(path, body))
             case "/NetworkDriver.EndpointOperInfo":
                 let _: EndpointRequest = try decode(path, body)
                 return .ok(#"{"Value":{}}"#)

@@ -1,7 +1,6 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import Dispatch
 import DHCP
 import DockerPlugin
 import Logging
@@ -26,7 +25,7 @@ public final class NetworkPlugin: NetworkDriver {
 
     // MARK: Networks
 
-    public func createNetwork(_ r: CreateNetworkRequest) async throws(PluginError) {
+    public func createNetwork(_ r: CreateNetworkRequest) throws(PluginError) {
         let options = try r.generic.get()
         if let v6 = r.IPv6Data, v6.contains(where: { ($0.Pool ?? "").isEmpty == false }) {
             throw PluginError("netkeep networks are IPv4 only: create the network without --ipv6 and an IPv6 subnet")
@@ -39,105 +38,93 @@ public final class NetworkPlugin: NetworkDriver {
         } catch {
             throw PluginError("\(error)")
         }
-        try await blocking { () throws(PluginError) in
-            let snapshot = try self.vswitchSnapshot()
-            guard snapshot.bridge(named: network.bridge) != nil else {
-                throw PluginError("bridge \(quoted(network.bridge)) does not exist (ovsdb)")
-            }
-            try self.update { state in
-                if let i = state.networks.firstIndex(where: { $0.id == network.id }) { state.networks[i] = network } else { state.networks.append(network) }
-            }
+        let snapshot = try self.vswitchSnapshot()
+        guard snapshot.bridge(named: network.bridge) != nil else {
+            throw PluginError("bridge \(quoted(network.bridge)) does not exist (ovsdb)")
+        }
+        try self.update { state in
+            if let i = state.networks.firstIndex(where: { $0.id == network.id }) { state.networks[i] = network } else { state.networks.append(network) }
         }
         logger.notice("network \(network.id.prefix(12)): created on bridge \(network.bridge), \(network.mode == .dhcp ? "DHCP" : "subnet \(network.subnet.map(String.init(describing:)) ?? "")")")
     }
 
-    public func deleteNetwork(_ r: NetworkRequest) async throws(PluginError) {
-        try await blocking { () throws(PluginError) in
-            let state = try self.load()
-            // Docker deletes a network only without endpoints; any left are
-            // stale (an ungraceful stop): their ports go with the network.
-            for endpoint in state.endpoints where endpoint.networkID == r.NetworkID {
-                try self.removeEndpoint(endpoint)
-            }
-            try self.update { state in state.networks.removeAll { $0.id == r.NetworkID } }
+    public func deleteNetwork(_ r: NetworkRequest) throws(PluginError) {
+        let state = try self.load()
+        // Docker deletes a network only without endpoints; any left are
+        // stale (an ungraceful stop): their ports go with the network.
+        for endpoint in state.endpoints where endpoint.networkID == r.NetworkID {
+            try self.removeEndpoint(endpoint)
         }
+        try self.update { state in state.networks.removeAll { $0.id == r.NetworkID } }
         logger.notice("network \(r.NetworkID.prefix(12)): deleted")
     }
 
     // MARK: Endpoints
 
-    public func createEndpoint(_ r: CreateEndpointRequest) async throws(PluginError) -> CreateEndpointReply {
-        try await blocking { () throws(PluginError) -> CreateEndpointReply in
-            let state = try self.load()
-            if let existing = state.endpoint(id: r.EndpointID), existing.status != .pending {
-                return Self.reply(for: existing)  // asked again: the same answer
+    public func createEndpoint(_ r: CreateEndpointRequest) throws(PluginError) -> CreateEndpointReply {
+        let state = try self.load()
+        if let existing = state.endpoint(id: r.EndpointID), existing.status != .pending {
+            return Self.reply(for: existing)  // asked again: the same answer
+        }
+        var endpoint = try self.intent(r, state: state)
+        try self.update { $0.upsert(endpoint) }
+        do throws(PluginError) {
+            try self.make(endpoint)
+            if endpoint.mode == .dhcp {
+                let lease = try self.obtainLease(endpoint)
+                endpoint.lease = lease
+                endpoint.address = lease.address
+                endpoint.gateway = lease.router
             }
-            var endpoint = try self.intent(r, state: state)
+            endpoint.status = .ready
             try self.update { $0.upsert(endpoint) }
-            do throws(PluginError) {
-                try self.make(endpoint)
-                if endpoint.mode == .dhcp {
-                    let lease = try self.obtainLease(endpoint)
-                    endpoint.lease = lease
-                    endpoint.address = lease.address
-                    endpoint.gateway = lease.router
-                }
-                endpoint.status = .ready
-                try self.update { $0.upsert(endpoint) }
-            } catch {
-                // Undo what was made and the record: Docker gives up on the endpoint.
-                try? self.removeEndpoint(endpoint)
-                throw error
+        } catch {
+            // Undo what was made and the record: Docker gives up on the endpoint.
+            try? self.removeEndpoint(endpoint)
+            throw error
+        }
+        self.environment.audit.record(AuditEvent(kind: .create, message: "endpoint \(endpoint.shortID) on \(endpoint.bridge): port \(endpoint.hostIfname), MAC \(endpoint.mac)\(endpoint.address.map { ", \($0)" } ?? "")",
+                                                 reason: "docker-create-endpoint", port: endpoint.hostIfname, bridge: endpoint.bridge,
+                                                 ip: endpoint.address?.description))
+        return Self.reply(for: endpoint)
+    }
+
+    public func join(_ r: JoinRequest) throws(PluginError) -> JoinReply {
+        guard Endpoint.isSandboxKey(r.SandboxKey) else {
+            throw PluginError("Join \(r.EndpointID.prefix(12)): sandbox key \(quoted(r.SandboxKey)) is not under /var/run/docker/netns")
+        }
+        FaultPoint.joinStarted.check()
+        var joined: Endpoint?
+        try self.update { state throws(PluginError) in
+            guard var endpoint = state.endpoint(id: r.EndpointID), endpoint.status != .pending, endpoint.status != .removing else {
+                throw PluginError("endpoint \(r.EndpointID.prefix(12)) is not known to netkeep (no CreateEndpoint was recorded for it)")
             }
-            self.environment.audit.record(AuditEvent(kind: .create, message: "endpoint \(endpoint.shortID) on \(endpoint.bridge): port \(endpoint.hostIfname), MAC \(endpoint.mac)\(endpoint.address.map { ", \($0)" } ?? "")",
-                                                     reason: "docker-create-endpoint", port: endpoint.hostIfname, bridge: endpoint.bridge,
-                                                     ip: endpoint.address?.description))
-            return Self.reply(for: endpoint)
+            endpoint.status = .joined
+            endpoint.sandboxKey = r.SandboxKey
+            state.upsert(endpoint)
+            joined = endpoint
+        }
+        let endpoint = joined!
+        return JoinReply(SrcName: endpoint.peerIfname, DstPrefix: "eth", Gateway: endpoint.gateway?.description,
+                         DisableGatewayService: endpoint.gateway == nil)
+    }
+
+    public func leave(_ r: EndpointRequest) throws(PluginError) {
+        try self.update { state in
+            guard var endpoint = state.endpoint(id: r.EndpointID) else { return }
+            endpoint.status = .ready
+            endpoint.sandboxKey = nil
+            state.upsert(endpoint)
         }
     }
 
-    public func join(_ r: JoinRequest) async throws(PluginError) -> JoinReply {
-        try await blocking { () throws(PluginError) -> JoinReply in
-            guard Endpoint.isSandboxKey(r.SandboxKey) else {
-                throw PluginError("Join \(r.EndpointID.prefix(12)): sandbox key \(quoted(r.SandboxKey)) is not under /var/run/docker/netns")
-            }
-            FaultPoint.joinStarted.check()
-            var joined: Endpoint?
-            try self.update { state throws(PluginError) in
-                guard var endpoint = state.endpoint(id: r.EndpointID), endpoint.status != .pending, endpoint.status != .removing else {
-                    throw PluginError("endpoint \(r.EndpointID.prefix(12)) is not known to netkeep (no CreateEndpoint was recorded for it)")
-                }
-                endpoint.status = .joined
-                endpoint.sandboxKey = r.SandboxKey
-                state.upsert(endpoint)
-                joined = endpoint
-            }
-            let endpoint = joined!
-            return JoinReply(SrcName: endpoint.peerIfname, DstPrefix: "eth", Gateway: endpoint.gateway?.description,
-                             DisableGatewayService: endpoint.gateway == nil)
-        }
-    }
-
-    public func leave(_ r: EndpointRequest) async throws(PluginError) {
-        try await blocking { () throws(PluginError) in
-            try self.update { state in
-                guard var endpoint = state.endpoint(id: r.EndpointID) else { return }
-                endpoint.status = .ready
-                endpoint.sandboxKey = nil
-                state.upsert(endpoint)
-            }
-        }
-    }
-
-    public func deleteEndpoint(_ r: EndpointRequest) async throws(PluginError) {
-        try await blocking { () throws(PluginError) in
-            // Unknown: already deleted (a repeated request, or a record lost): nothing to do.
-            guard let endpoint = try self.load().endpoint(id: r.EndpointID) else { return }
-            try self.removeEndpoint(endpoint)
-            self.environment.audit.record(AuditEvent(kind: .detach, message: "endpoint \(endpoint.shortID): port \(endpoint.hostIfname) removed from \(endpoint.bridge)",
-                                                     reason: "docker-delete-endpoint", port: endpoint.hostIfname, bridge: endpoint.bridge,
-                                                     ip: endpoint.address?.description))
-        }
+    public func deleteEndpoint(_ r: EndpointRequest) throws(PluginError) {
+        // Unknown: already deleted (a repeated request, or a record lost): nothing to do.
+        guard let endpoint = try self.load().endpoint(id: r.EndpointID) else { return }
+        try self.removeEndpoint(endpoint)
+        self.environment.audit.record(AuditEvent(kind: .detach, message: "endpoint \(endpoint.shortID): port \(endpoint.hostIfname) removed from \(endpoint.bridge)",
+                                                 reason: "docker-delete-endpoint", port: endpoint.hostIfname, bridge: endpoint.bridge,
+                                                 ip: endpoint.address?.description))
     }
 
     // MARK: Steps
@@ -301,16 +288,6 @@ public final class NetworkPlugin: NetworkDriver {
         }
     }
 
-    /// Runs blocking work (netlink, OVSDB, the state lock, a DHCP exchange) on
-    /// a thread of its own, never on the cooperative pool or the event loop.
-    func blocking<T: Sendable>(_ body: @escaping @Sendable () throws(PluginError) -> T) async throws(PluginError) -> T {
-        let result: Result<T, PluginError> = await withCheckedContinuation { continuation in
-            DispatchQueue.global().async {
-                do throws(PluginError) { continuation.resume(returning: .success(try body())) } catch { continuation.resume(returning: .failure(error)) }
-            }
-        }
-        return try result.get()
-    }
 }
 
 extension Endpoint {

@@ -16,23 +16,23 @@ final class RecordingDriver: NetworkDriver, @unchecked Sendable {
         if let refuse { throw refuse }
     }
 
-    func createNetwork(_ r: CreateNetworkRequest) async throws(PluginError) {
+    func createNetwork(_ r: CreateNetworkRequest) throws(PluginError) {
         lock.withLock { networks.append(r) }
         try note("CreateNetwork \(r.NetworkID.prefix(12))")
     }
-    func deleteNetwork(_ r: NetworkRequest) async throws(PluginError) { try note("DeleteNetwork \(r.NetworkID.prefix(12))") }
-    func createEndpoint(_ r: CreateEndpointRequest) async throws(PluginError) -> CreateEndpointReply {
+    func deleteNetwork(_ r: NetworkRequest) throws(PluginError) { try note("DeleteNetwork \(r.NetworkID.prefix(12))") }
+    func createEndpoint(_ r: CreateEndpointRequest) throws(PluginError) -> CreateEndpointReply {
         lock.withLock { endpoints.append(r) }
         try note("CreateEndpoint \(r.EndpointID.prefix(12))")
         return CreateEndpointReply(Interface: EndpointInterface(Address: "10.1.2.7/24", AddressIPv6: "", MacAddress: ""))
     }
-    func deleteEndpoint(_ r: EndpointRequest) async throws(PluginError) { try note("DeleteEndpoint \(r.EndpointID.prefix(12))") }
-    func join(_ r: JoinRequest) async throws(PluginError) -> JoinReply {
+    func deleteEndpoint(_ r: EndpointRequest) throws(PluginError) { try note("DeleteEndpoint \(r.EndpointID.prefix(12))") }
+    func join(_ r: JoinRequest) throws(PluginError) -> JoinReply {
         lock.withLock { joins.append(r) }
         try note("Join \(r.EndpointID.prefix(12))")
         return JoinReply(SrcName: "nkp0123456789ab", DstPrefix: "eth", Gateway: nil, DisableGatewayService: true)
     }
-    func leave(_ r: EndpointRequest) async throws(PluginError) { try note("Leave \(r.EndpointID.prefix(12))") }
+    func leave(_ r: EndpointRequest) throws(PluginError) { try note("Leave \(r.EndpointID.prefix(12))") }
 }
 
 func fixture(_ name: String) throws -> [UInt8] {
@@ -48,41 +48,41 @@ func json(_ response: PluginResponse) throws -> [String: Any] {
     let driver = RecordingDriver()
     var router: PluginRouter { PluginRouter(driver: driver) }
 
-    @Test func activateNamesTheNetworkDriverAndTheScopeIsLocal() async throws {
-        let activate = await router.respond(method: "POST", path: "/Plugin.Activate", body: try fixture("01-Activate.json"))
+    @Test func activateNamesTheNetworkDriverAndTheScopeIsLocal() throws {
+        let activate = router.respond(method: "POST", path: "/Plugin.Activate", body: try fixture("01-Activate.json"))
         #expect(activate.status == 200)
         #expect(try json(activate)["Implements"] as? [String] == ["NetworkDriver"])
-        let caps = await router.respond(method: "POST", path: "/NetworkDriver.GetCapabilities", body: try fixture("02-GetCapabilities.json"))
+        let caps = router.respond(method: "POST", path: "/NetworkDriver.GetCapabilities", body: try fixture("02-GetCapabilities.json"))
         #expect(try json(caps)["Scope"] as? String == "local")
     }
 
-    @Test func createNetworkCarriesTheUsersOptionsAndDockersIPAM() async throws {
-        let r = await router.respond(method: "POST", path: "/NetworkDriver.CreateNetwork", body: try fixture("03-CreateNetwork.json"))
+    @Test func createNetworkCarriesTheUsersOptionsAndDockersIPAM() throws {
+        let r = router.respond(method: "POST", path: "/NetworkDriver.CreateNetwork", body: try fixture("03-CreateNetwork.json"))
         #expect(r.status == 200 && r.body == Array("{}".utf8))
         let request = try #require(driver.networks.first)
         #expect(try request.generic.get() == ["bridge": "nk-br0", "vlan": "5"])
         #expect(request.IPv4Data == [IPAMData(AddressSpace: "LocalDefault", Pool: "10.9.9.0/24", Gateway: "10.9.9.1/24")])
-        _ = await router.respond(method: "POST", path: "/NetworkDriver.CreateNetwork", body: try fixture("04-CreateNetwork.json"))
+        _ = router.respond(method: "POST", path: "/NetworkDriver.CreateNetwork", body: try fixture("04-CreateNetwork.json"))
         #expect(try driver.networks[1].generic.get() == ["dhcp": "true"])
         #expect(driver.networks[1].IPv4Data?.first?.AddressSpace == "null")
     }
 
-    @Test func createEndpointRepliesWithoutTheEmptyFields() async throws {
-        let r = await router.respond(method: "POST", path: "/NetworkDriver.CreateEndpoint", body: try fixture("05-CreateEndpoint.json"))
+    @Test func createEndpointRepliesWithoutTheEmptyFields() throws {
+        let r = router.respond(method: "POST", path: "/NetworkDriver.CreateEndpoint", body: try fixture("05-CreateEndpoint.json"))
         #expect(r.status == 200)
         #expect(String(decoding: r.body, as: UTF8.self) == #"{"Interface":{"Address":"10.1.2.7\/24"}}"#
             || String(decoding: r.body, as: UTF8.self) == #"{"Interface":{"Address":"10.1.2.7/24"}}"#)
         #expect(driver.endpoints.first?.Interface == EndpointInterface(Address: "10.9.9.50/24", AddressIPv6: "", MacAddress: ""))
         // --mac-address reaches the driver in Interface.MacAddress, again after a restart.
-        _ = await router.respond(method: "POST", path: "/NetworkDriver.CreateEndpoint", body: try fixture("07-CreateEndpoint.json"))
-        _ = await router.respond(method: "POST", path: "/NetworkDriver.CreateEndpoint", body: try fixture("11-CreateEndpoint.json"))
+        _ = router.respond(method: "POST", path: "/NetworkDriver.CreateEndpoint", body: try fixture("07-CreateEndpoint.json"))
+        _ = router.respond(method: "POST", path: "/NetworkDriver.CreateEndpoint", body: try fixture("11-CreateEndpoint.json"))
         #expect(driver.endpoints[1].Interface?.MacAddress == "02:4e:4b:00:00:42")
         #expect(driver.endpoints[2].Interface?.MacAddress == "02:4e:4b:00:00:42")
         #expect(driver.endpoints[1].EndpointID != driver.endpoints[2].EndpointID)
     }
 
-    @Test func joinGivesTheInterfaceAndTurnsTheGatewayServiceOffWithoutAGateway() async throws {
-        let r = await router.respond(method: "POST", path: "/NetworkDriver.Join", body: try fixture("06-Join.json"))
+    @Test func joinGivesTheInterfaceAndTurnsTheGatewayServiceOffWithoutAGateway() throws {
+        let r = router.respond(method: "POST", path: "/NetworkDriver.Join", body: try fixture("06-Join.json"))
         #expect(r.status == 200)
         let body = try json(r)
         #expect(body["InterfaceName"] as? [String: String] == ["SrcName": "nkp0123456789ab", "DstPrefix": "eth"])
@@ -91,14 +91,14 @@ func json(_ response: PluginResponse) throws -> [String: Any] {
         #expect(driver.joins.first?.SandboxKey.hasPrefix("/var/run/docker/netns/") == true)
     }
 
-    @Test func everyCapturedRequestReachesTheDriverOnce() async throws {
+    @Test func everyCapturedRequestReachesTheDriverOnce() throws {
         let names = try FileManager.default.contentsOfDirectory(atPath: try #require(Bundle.module.resourcePath) + "/Fixtures")
             .filter { $0.hasSuffix(".json") }.sorted()
         #expect(names.count >= 16)
         for name in names {
             let method = String(name.dropFirst(3).dropLast(5))
             let path = method == "Activate" ? "/Plugin.Activate" : "/NetworkDriver." + method
-            let r = await router.respond(method: "POST", path: path, body: try fixture(name))
+            let r = router.respond(method: "POST", path: path, body: try fixture(name))
             #expect(r.status == 200, "\(name): \(String(decoding: r.body, as: UTF8.self))")
         }
         let kinds = driver.calls.map { $0.split(separator: " ")[0] }
@@ -108,16 +108,16 @@ func json(_ response: PluginResponse) throws -> [String: Any] {
         #expect(kinds.filter { $0 == "DeleteNetwork" }.count == 2)
     }
 
-    @Test func aRefusalIsAnErrWithStatus500() async throws {
+    @Test func aRefusalIsAnErrWithStatus500() throws {
         driver.refuse = PluginError(#"bridge "nope" does not exist (ovsdb)"#)
-        let r = await router.respond(method: "POST", path: "/NetworkDriver.CreateNetwork", body: try fixture("03-CreateNetwork.json"))
+        let r = router.respond(method: "POST", path: "/NetworkDriver.CreateNetwork", body: try fixture("03-CreateNetwork.json"))
         #expect(r.status == 500)
         #expect(try json(r)["Err"] as? String == #"bridge "nope" does not exist (ovsdb)"#)
     }
 
-    @Test func unknownMethodsAre404AndBadBodiesAre400WithoutReachingTheDriver() async throws {
+    @Test func unknownMethodsAre404AndBadBodiesAre400WithoutReachingTheDriver() throws {
         for path in ["/IpamDriver.RequestPool", "/NetworkDriver.AllocateNetwork", "/", "/../etc/passwd"] {
-            #expect(await router.respond(method: "POST", path: path, body: []).status == 404, "\(path)")
+            #expect(router.respond(method: "POST", path: path, body: []).status == 404, "\(path)")
         }
         let cases: [(String, String)] = [
             ("not json", "not JSON"),
@@ -126,12 +126,12 @@ func json(_ response: PluginResponse) throws -> [String: Any] {
             (#"{"NetworkID":"a","EndpointID":"b","SandboxKey":null}"#, "SandboxKey"),
         ]
         for (body, cause) in cases {
-            let r = await router.respond(method: "POST", path: "/NetworkDriver.Join", body: Array(body.utf8))
+            let r = router.respond(method: "POST", path: "/NetworkDriver.Join", body: Array(body.utf8))
             #expect(r.status == 400, "\(body)")
             let err = try json(r)["Err"] as? String ?? ""
             #expect(err.hasPrefix("malformed Join request") && err.contains(cause), "\(err)")
         }
-        #expect(await router.respond(method: "GET", path: "/NetworkDriver.Join", body: []).status == 405)
+        #expect(router.respond(method: "GET", path: "/NetworkDriver.Join", body: []).status == 405)
         #expect(driver.calls.isEmpty)
     }
 

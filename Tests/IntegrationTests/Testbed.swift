@@ -93,6 +93,8 @@ func run(_ arguments: [String], environment: [String: String] = [:]) -> CommandR
 func childEnvironment(_ extra: [String: String]) -> [String: String] {
     var env = ProcessInfo.processInfo.environment
     if env["NETKEEP_RETENTION"] == nil { env["NETKEEP_RETENTION"] = "0" }
+    // Daemons of parallel tests would compete for the plugin socket; the plugin tests name their own.
+    if env["NETKEEP_PLUGIN_SOCKET"] == nil { env["NETKEEP_PLUGIN_SOCKET"] = "none" }
     return env.merging(extra) { _, new in new }
 }
 
@@ -141,14 +143,22 @@ final class TestContainer: @unchecked Sendable {
     let name: String
     let id: String
 
-    init(prefix: String = "nkt", named: String? = nil, restart: Bool = false, labels: [String: String] = [:], network: String = "none") throws {
+    init(prefix: String = "nkt", named: String? = nil, restart: Bool = false, labels: [String: String] = [:], network: String = "none",
+         extra: [String] = []) throws {
         name = named ?? "\(prefix)-\(UUID().uuidString.prefix(8).lowercased())"
-        var args = ["docker", "run", "-d", "--net=\(network)", "--name", name]
+        var args = ["docker", "run", "-d", "--net=\(network)", "--name", name] + extra
         if restart { args += ["--restart", "always"] }
         for (key, value) in labels.sorted(by: { $0.key < $1.key }) { args += ["--label", "\(key)=\(value)"] }
         let result = run(args + [Testbed.image, "sleep", "1000000"])
         guard result.status == 0 else { throw Testbed.TestbedMissing("docker run failed: \(result.stderr)") }
         id = result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// A container made elsewhere (through the Engine API), removed with this value.
+    init(adopting name: String) throws {
+        self.name = name
+        id = run(["docker", "inspect", "-f", "{{.Id}}", name]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard id.count == 64 else { throw Testbed.TestbedMissing("no container \(name)") }
     }
 
     var pid: Int32 { Int32(run(["docker", "inspect", "-f", "{{.State.Pid}}", name]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0 }

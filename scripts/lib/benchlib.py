@@ -9,6 +9,8 @@ import ctypes, fcntl, json, os, re, select, signal, socket, statistics, struct, 
 from concurrent.futures import ThreadPoolExecutor
 
 NETKEEP = os.environ.get("NETKEEP_BIN", "netkeep")
+# Benches run several daemons at once: none serves the Docker plugin socket unless asked to.
+os.environ.setdefault("NETKEEP_PLUGIN_SOCKET", "none")
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TESTBED = os.path.join(ROOT, "scripts", "testbed")
 TESTBED_RUN = os.environ.get("NETKEEP_TESTBED_DIR", "/run/netkeep-testbed")

@@ -13,6 +13,7 @@ Each round of each fault: do something netkeep must survive, let netkeep repair
 import json, os, random, signal, subprocess, sys, tempfile, time, uuid
 
 NETKEEP = os.environ["NETKEEP_BIN"]
+os.environ.setdefault("NETKEEP_PLUGIN_SOCKET", "none")
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TESTBED = os.path.join(ROOT, "scripts", "testbed")
 BRIDGE = os.environ.get("NETKEEP_TESTBED_BRIDGE", "nk-br0")
