@@ -108,6 +108,25 @@ public struct DockerClient: Sendable {
         return EngineIdentity(id: info.ID ?? "", rootDir: info.DockerRootDir ?? "")
     }
 
+    /// `docker network inspect ID`: the endpoints attached to containers, or
+    /// `.missing` when the engine's 404 says the network does not exist.
+    public func network(id: String) throws(DockerError) -> DockerNetworkView {
+        guard Names.isDockerID(id) else { throw .invalidReference(id) }
+        let response = try get("/networks/\(id)")
+        // "network ID not found"; a route Docker does not know says "page not found", no evidence.
+        if response.status == 404, Self.errorMessage(response.body) == "network \(id) not found" { return .missing }
+        try Self.expectOK(response)
+        struct Network: Decodable {
+            struct Member: Decodable { var EndpointID: String? }
+            var Id: String?
+            var Containers: [String: Member]?
+        }
+        guard let network = try? JSONDecoder().decode(Network.self, from: Data(response.body)), network.Id == id else {
+            throw .protocolViolation("unexpected answer for network \(id.prefix(12))")
+        }
+        return .endpoints(Set((network.Containers ?? [:]).values.compactMap(\.EndpointID)))
+    }
+
     /// Docker's own words for a missing container (`No such container: REF`).
     static func saysNoSuchContainer(_ body: [UInt8]) -> Bool {
         errorMessage(body).lowercased().hasPrefix("no such container")

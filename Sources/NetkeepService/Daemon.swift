@@ -30,6 +30,9 @@ public final class Daemon: Service, @unchecked Sendable {
         /// How long one piece of work may keep the watchdog fed; one that runs
         /// longer is stuck, and systemd's watchdog restarts the daemon.
         public var workBudget: Double
+        /// The endpoints recorded when this process began serving the Docker
+        /// plugin API (nil: it does not serve it); see `EndpointSweep`.
+        public var inheritedEndpoints: Set<String>?
 
         public init(resyncInterval: Double = 60, maxBackoff: Double = 30, idleCheck: Double = 5, startBudget: Double = 45,
                     workBudget: Double = 150) {
@@ -78,6 +81,8 @@ public final class Daemon: Service, @unchecked Sendable {
     /// of asking again (10 ms). Forgotten when the event stream is lost, so
     /// another engine on the socket is asked about before anything is declared.
     private let knownEngine = Mutex<EngineIdentity?>(nil)
+    /// Endpoints the last sweep found never joined (`EndpointSweep.unjoined`).
+    private let unjoinedEndpoints = Mutex<Set<String>>([])
 
     struct Counters {
         var repairs = 0
@@ -338,6 +343,12 @@ public final class Daemon: Service, @unchecked Sendable {
                     }
                 }
                 counters.withLock { $0.ovsdb = report.ovsdbReachable ? "connected" : "unreachable" }
+                // The plugin's records Docker will never delete (a reboot, a network removed meanwhile).
+                if !report.unreachable {
+                    var unjoined = unjoinedEndpoints.withLock { $0 }
+                    try SweepEndpoints(environment: environment, logger: logger).run(inherited: options.inheritedEndpoints, unjoined: &unjoined)
+                    unjoinedEndpoints.withLock { $0 = unjoined }
+                }
                 if report.unreachable {
                     logger.warning("a source is unreachable: nothing removed; retrying with backoff")
                 }

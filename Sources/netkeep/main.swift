@@ -207,6 +207,10 @@ struct ReconcileCommand: ParsableCommand {
         dead processes) is removed only when Docker answered 404 for the container; when Docker or \
         OVSDB cannot be reached nothing is removed.
 
+        Endpoints of netkeep Docker networks whose veth is gone and that Docker no longer lists \
+        (a reboot or an ungraceful stop: Docker sends no DeleteEndpoint for them), and networks Docker \
+        answers 404 for, are removed with their ports.
+
         Exit: 0 the host now matches the state; 1 something could not be repaired (see the lines \
         marked FAILED or error); 3 the state file cannot be used; 4 Docker or OVSDB unreachable.
         """
@@ -224,6 +228,17 @@ struct ReconcileCommand: ParsableCommand {
             var report = try Reconcile(environment: options.environment, logger: options.logger).run(dryRun: dryRun)
             report.declarations = declared?.lines ?? []
             print(json ? report.json : report.text, terminator: "")
+            // The Docker plugin's records that Docker will never delete.
+            let swept = report.unreachable ? [] : try SweepEndpoints(environment: options.environment, logger: options.logger)
+                .run(inherited: nil, dryRun: dryRun)
+            if !json {
+                for action in swept {
+                    switch action {
+                    case .removeEndpoint(let e, let reason): print("\(dryRun ? "would remove" : "removed") endpoint \(e.shortID) (port \(e.hostIfname)): \(reason)")
+                    case .removeNetwork(let n, let reason): print("\(dryRun ? "would remove" : "removed") the record of network \(n.id.prefix(12)): \(reason)")
+                    }
+                }
+            }
             if report.exitCode != 0 { throw Failure.exit(report.exitCode) }
         }
     }
@@ -365,13 +380,14 @@ struct DaemonCommand: AsyncParsableCommand {
         hooks.watchdog = { notifier.watchdog() }
         hooks.watchdogInterval = notifier.watchdogInterval
         hooks.stopping = { notifier.stopping() }
-        let daemon = Daemon(environment: options.environment, logger: logger,
-                            options: Daemon.Options(resyncInterval: resyncInterval), hooks: hooks)
+        var daemonOptions = Daemon.Options(resyncInterval: resyncInterval)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
         let socket = pluginSocket ?? getenv("NETKEEP_PLUGIN_SOCKET").map { String(cString: $0) } ?? Self.defaultPluginSocket
         let passed = SocketActivation.listeningSockets()
         if socket != "none" || !passed.isEmpty {
             do {
+                // Read before the socket is served: no request of this process can be among them.
+                daemonOptions.inheritedEndpoints = Set(((try? options.environment.loadState())?.endpoints ?? []).map(\.id))
                 services.append(.init(service: try await PluginService.start(path: socket, passed: passed,
                                                                              environment: options.environment, logger: logger)))
             } catch {
@@ -379,6 +395,7 @@ struct DaemonCommand: AsyncParsableCommand {
                 throw ExitCode(error.exitCode)
             }
         }
+        let daemon = Daemon(environment: options.environment, logger: logger, options: daemonOptions, hooks: hooks)
         services.append(.init(service: daemon))
         let group = ServiceGroup(configuration: .init(
             services: services,

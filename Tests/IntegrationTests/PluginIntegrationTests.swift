@@ -21,10 +21,12 @@ final class PluginDaemon: @unchecked Sendable {
 
     /// `activated`: run under systemd-socket-activate, which binds the socket
     /// and starts netkeep at the first connection, as netkeep.socket does.
-    func start(activated: Bool = false) throws {
-        var args = [Testbed.netkeepBinary, "daemon", "--foreground", "--verbose", "--state-dir", netkeep.stateDirectory, "--plugin-socket", socket]
-        if activated { args = ["systemd-socket-activate", "-l", socket] + args }
-        let p = try BackgroundProcess(args)
+    func start(activated: Bool = false, environment: [String: String] = [:], resyncInterval: Int = 60) throws {
+        var args = [Testbed.netkeepBinary, "daemon", "--foreground", "--verbose", "--state-dir", netkeep.stateDirectory, "--plugin-socket", socket,
+                    "--resync-interval", String(resyncInterval)]
+        // systemd-socket-activate passes no environment but what -E names.
+        if activated { args = ["systemd-socket-activate", "-l", socket] + environment.keys.sorted().flatMap { ["-E", $0] } + args }
+        let p = try BackgroundProcess(args, environment: environment)
         process = p
         #expect(eventually(within: 10) { FileManager.default.fileExists(atPath: socket) }, "no plugin socket: \(p.log)")
         if !activated {

@@ -1,0 +1,80 @@
+import DockerEngine
+import DockerPlugin
+import Logging
+import NetkeepCore
+import Netlink
+
+/// Collects the Docker plugin's records that Docker will never delete
+/// (`EndpointSweep`): observes the host links and Docker's networks, plans,
+/// removes. Run by the daemon after each full reconcile and by `netkeep
+/// reconcile`. Asks the Docker API, so it never runs inside a plugin request.
+public struct SweepEndpoints {
+    let environment: HostEnvironment
+    let logger: Logger
+
+    public init(environment: HostEnvironment, logger: Logger) {
+        self.environment = environment
+        self.logger = logger
+    }
+
+    /// `inherited`: the endpoints recorded when this process began serving the
+    /// plugin API (the daemon); nil for a command, which leaves `pending` records alone.
+    /// `unjoined`: the daemon's memory between sweeps (`EndpointSweep.unjoined`).
+    @discardableResult
+    public func run(inherited: Set<String>?, dryRun: Bool = false, unjoined: inout Set<String>) throws(Failure) -> [EndpointSweep.Action] {
+        // The records first, then the host: a record that is ready has its veth.
+        let state = try environment.loadState()
+        guard !state.endpoints.isEmpty || !state.networks.isEmpty else { return [] }
+        var observed = observe(state, inherited: inherited)
+        observed.unjoinedBefore = unjoined
+        unjoined = EndpointSweep.unjoined(state, observed)
+        let actions = EndpointSweep.plan(state, observed)
+        guard !dryRun, !actions.isEmpty else { return actions }
+        let plugin = NetworkPlugin(environment: environment, logger: logger)
+        for action in actions {
+            do throws(PluginError) {
+                switch action {
+                case .removeEndpoint(let e, let reason):
+                    try plugin.removeEndpoint(e)
+                    environment.audit.record(AuditEvent(kind: .garbageCollect, message: "endpoint \(e.shortID): port \(e.hostIfname) removed from \(e.bridge) (\(reason))",
+                                                        reason: reason, port: e.hostIfname, bridge: e.bridge, ip: e.address?.description))
+                    logger.notice("endpoint \(e.shortID): collected (\(reason))")
+                case .removeNetwork(let n, let reason):
+                    try plugin.update { state in state.networks.removeAll { $0.id == n.id } }
+                    logger.notice("network \(n.id.prefix(12)): record collected (\(reason))")
+                }
+            } catch {
+                logger.warning("\(error)")
+            }
+        }
+        return actions
+    }
+
+    @discardableResult
+    public func run(inherited: Set<String>?, dryRun: Bool = false) throws(Failure) -> [EndpointSweep.Action] {
+        var none = Set<String>()
+        return try run(inherited: inherited, dryRun: dryRun, unjoined: &none)
+    }
+
+    func observe(_ state: State, inherited: Set<String>?) -> EndpointSweep.Observed {
+        let hostLinks: Set<String>? = (try? NetlinkSession.open().links()).map { Set($0.map(\.name)) }
+        let docker = DockerClient(socketPath: environment.dockerSocket, timeout: 5)
+        var sameEngine = false
+        var networks: [String: DockerNetworkView] = [:]
+        do {
+            let engine = try docker.engine()
+            // Records made before any engine was recorded are this engine's.
+            sameEngine = engine.isUsable && (state.engine == nil || state.engine == engine)
+            if sameEngine {
+                for network in state.networks {
+                    do { networks[network.id] = try docker.network(id: network.id) } catch {
+                        logger.info("network \(network.id.prefix(12)): \(error); its endpoints are kept")
+                    }
+                }
+            }
+        } catch {
+            logger.info("endpoints not swept: \(error)")
+        }
+        return EndpointSweep.Observed(hostLinks: hostLinks, networks: networks, sameEngine: sameEngine, inherited: inherited)
+    }
+}

@@ -1,0 +1,90 @@
+import NetkeepCore
+import Testing
+
+@Suite struct EndpointSweepTests {
+    static let now = Timestamp(secondsSinceEpoch: 1_800_000_000)
+    let network: DockerNetwork
+    var state = State()
+
+    init() throws {
+        network = try DockerNetwork.parse(id: String(repeating: "a", count: 64), options: ["bridge": "br0"], pool: "10.9.9.0/24",
+                                          gateway: "10.9.9.1/24", now: Self.now)
+        state.networks = [network]
+    }
+
+    func endpoint(_ n: Int, _ status: EndpointStatus, createdAt: Timestamp = now) throws -> Endpoint {
+        var e = Endpoint(id: String(repeating: String(n), count: 64), network: network, mac: Endpoint.mac(for: IPv4Address(10, 9, 9, UInt8(n))),
+                         macFromDocker: false, address: try IPv4CIDR(parsing: "10.9.9.\(n)/24"), createdAt: createdAt)
+        e.status = status
+        return e
+    }
+
+    func observed(links: Set<String>?, live: Set<String>? = [], sameEngine: Bool = true, inherited: Set<String>? = nil) -> EndpointSweep.Observed {
+        EndpointSweep.Observed(hostLinks: links, networks: live.map { [network.id: .endpoints($0)] } ?? [:], sameEngine: sameEngine, inherited: inherited)
+    }
+
+    @Test mutating func anEndpointIsCollectedOnlyWhenItsVethIsGoneAndDockerHasItNot() throws {
+        let e = try endpoint(5, .joined)
+        state.endpoints = [e]
+        #expect(EndpointSweep.plan(state, observed(links: [])) == [.removeEndpoint(e, reason: "sandbox-gone")])
+        // Either half alone is no evidence.
+        #expect(EndpointSweep.plan(state, observed(links: [e.hostIfname])).isEmpty)
+        #expect(EndpointSweep.plan(state, observed(links: [], live: [e.id])).isEmpty)
+        // Nothing known about links, Docker's view, or another engine: nothing collected.
+        #expect(EndpointSweep.plan(state, observed(links: nil)).isEmpty)
+        #expect(EndpointSweep.plan(state, observed(links: [], live: nil)).isEmpty)
+        #expect(EndpointSweep.plan(state, observed(links: [], sameEngine: false)).isEmpty)
+    }
+
+    @Test mutating func pendingRecordsAreCollectedOnlyByTheServingProcessAndOnlyAnEarlierOnesRecords() throws {
+        let old = try endpoint(1, .pending, createdAt: Self.now)
+        let inFlight = try endpoint(2, .pending, createdAt: Self.now)
+        state.endpoints = [old, inFlight]
+        let since: Set<String> = [old.id]
+        #expect(EndpointSweep.plan(state, observed(links: [], inherited: since)) == [.removeEndpoint(old, reason: "create-endpoint-unanswered")])
+        // A command (not serving the plugin) never knows what is in flight.
+        #expect(EndpointSweep.plan(state, observed(links: [])).isEmpty)
+        // Even with another engine answering: Docker never had it.
+        #expect(EndpointSweep.plan(state, observed(links: nil, sameEngine: false, inherited: since)).count == 1)
+    }
+
+    @Test mutating func aNetworkDockerAnswers404ForGoesWithEveryEndpoint() throws {
+        let a = try endpoint(3, .joined), b = try endpoint(4, .ready)
+        state.endpoints = [a, b]
+        let gone = EndpointSweep.Observed(hostLinks: [a.hostIfname, b.hostIfname], networks: [network.id: .missing], sameEngine: true, inherited: nil)
+        #expect(EndpointSweep.plan(state, gone) == [.removeEndpoint(a, reason: "docker-network-removed"), .removeEndpoint(b, reason: "docker-network-removed"),
+                                                     .removeNetwork(network, reason: "docker-network-removed")])
+        var other = gone
+        other.sameEngine = false
+        #expect(EndpointSweep.plan(state, other).isEmpty)
+    }
+
+    @Test mutating func removingIsLeftForItsOwnRequestAndEachEndpointComesOnce() throws {
+        let removing = try endpoint(6, .removing), pending = try endpoint(7, .pending)
+        state.endpoints = [removing, pending]
+        let missing = EndpointSweep.Observed(hostLinks: [], networks: [network.id: .missing], sameEngine: true, inherited: [pending.id])
+        let actions = EndpointSweep.plan(state, missing)
+        #expect(actions.count == 3)
+        #expect(actions.first == .removeEndpoint(pending, reason: "create-endpoint-unanswered"))
+        #expect(EndpointSweep.plan(state, observed(links: [])).isEmpty)
+    }
+}
+
+extension EndpointSweepTests {
+    @Test mutating func anEndpointWhoseJoinNeverCameGoesAtTheSecondSweepThatFindsItSo() throws {
+        let e = try endpoint(8, .ready, createdAt: Self.now)
+        state.endpoints = [e]
+        var seen = observed(links: [e.hostIfname, e.peerIfname], inherited: [e.id])
+        #expect(EndpointSweep.unjoined(state, seen) == [e.id])
+        #expect(EndpointSweep.plan(state, seen).isEmpty)
+        seen.unjoinedBefore = [e.id]
+        #expect(EndpointSweep.plan(state, seen) == [.removeEndpoint(e, reason: "join-never-came")])
+        // Moved into a sandbox, listed by Docker, made by this process, or a command: kept.
+        var moved = seen
+        moved.hostLinks = [e.hostIfname]
+        #expect(EndpointSweep.plan(state, moved).isEmpty)
+        #expect(EndpointSweep.plan(state, { var o = seen; o.networks = [network.id: .endpoints([e.id])]; return o }()).isEmpty)
+        #expect(EndpointSweep.plan(state, { var o = seen; o.inherited = []; return o }()).isEmpty)
+        #expect(EndpointSweep.plan(state, { var o = seen; o.inherited = nil; return o }()).isEmpty)
+    }
+}
