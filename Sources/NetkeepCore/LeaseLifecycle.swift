@@ -68,10 +68,24 @@ public enum LeaseLifecycle {
     }
 
     public static func nextWake(in state: State) -> Timestamp? {
-        state.attachments.compactMap { a -> Timestamp? in
+        let attachments = state.attachments.compactMap { a -> Timestamp? in
             guard a.mode == .dhcp, a.status == .ready, let lease = a.lease else { return nil }
             return nextWake(of: lease)
-        }.min()
+        }
+        let endpoints = state.endpoints.compactMap { e -> Timestamp? in
+            guard e.mode == .dhcp, e.status == .joined, let lease = e.lease else { return nil }
+            return nextWake(of: lease)
+        }
+        return (attachments + endpoints).min()
+    }
+
+    /// Every DHCP endpoint of a Docker network that needs attention now: only
+    /// joined ones, whose interface is in a container (the daemon renews there).
+    public static func dueEndpoints(in state: State, at now: Timestamp) -> [(Endpoint, Due)] {
+        state.endpoints.compactMap { e in
+            guard e.mode == .dhcp, e.status == .joined, let lease = e.lease, let due = due(lease, at: now) else { return nil }
+            return (e, due)
+        }
     }
 
     /// How long a due lease whose attempt changed nothing waits before the next.

@@ -363,6 +363,12 @@ public final class Daemon: Service, @unchecked Sendable {
             case .idle:
                 break
             case .leases:
+                for outcome in try RenewEndpointLeases(environment: environment, logger: logger).run() {
+                    let e = outcome.endpoint
+                    if let error = outcome.error { logger.warning("lease of endpoint \(e.shortID) (\(outcome.due)): \(error)") } else {
+                        logger.info("lease of endpoint \(e.shortID) (\(outcome.due)): \(e.lease.map { "\($0.address) until \($0.expiresAt)" } ?? "-")")
+                    }
+                }
                 for outcome in try RenewLeases(environment: environment, logger: logger).run(all: false) {
                     let a = outcome.attachment
                     if let error = outcome.error {

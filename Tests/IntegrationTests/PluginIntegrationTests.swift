@@ -200,6 +200,18 @@ extension IntegrationSuite {
             #expect(address(c) == first)
             let inspect = run(["docker", "inspect", "-f", "{{json .NetworkSettings.Networks}}", c.name]).stdout
             #expect(inspect.contains(String(first.split(separator: "/")[0])), "\(inspect)")
+
+            // The daemon renews the lease inside the container at T1 (the clock
+            // moved past it: NETKEEP_TIME_OFFSET, a debug build's test aid).
+            func lease() throws -> [String: Any] { try #require(try endpoints(daemon).first?["lease"] as? [String: Any]) }
+            let before = try lease()
+            daemon.stop()
+            try daemon.start(environment: ["NETKEEP_TIME_OFFSET": "2400"])
+            #expect(eventually(within: 30) { ((try? lease())?["obtained_at"] as? String) != before["obtained_at"] as? String },
+                    "not renewed: \(daemon.log)")
+            #expect(try lease()["address"] as? String == first)
+            #expect(daemon.log.contains("lease of endpoint"), "\(daemon.log)")
+            #expect(address(c) == first)
         }
 
         @Test func socketActivationStartsNetkeepAtDockersFirstRequest() throws {

@@ -1,0 +1,112 @@
+import DHCP
+import DockerPlugin
+import Logging
+import NetkeepCore
+import Netlink
+
+/// The lease timer for DHCP endpoints of netkeep's Docker networks: renews
+/// (T1, unicast), rebinds (T2, broadcast) and, once expired, asks for the
+/// address again, from inside the container's sandbox (its SandboxKey), on
+/// the interface that carries the endpoint's MAC (Docker renamed it eth<N>).
+/// The state lock is held only to write the result.
+public struct RenewEndpointLeases {
+    let environment: HostEnvironment
+    let logger: Logger
+
+    public init(environment: HostEnvironment, logger: Logger) {
+        self.environment = environment
+        self.logger = logger
+    }
+
+    public struct Outcome: Sendable {
+        public var endpoint: Endpoint
+        public var due: LeaseLifecycle.Due
+        public var error: String?
+    }
+
+    public func run() throws(Failure) -> [Outcome] {
+        let now = environment.now()
+        let due = LeaseLifecycle.dueEndpoints(in: try environment.loadState(), at: now)
+        return due.map { endpoint, when in
+            var e = endpoint
+            var failure: String?
+            do throws(PluginError) {
+                try renew(&e, due: when, now: now)
+            } catch {
+                failure = error.message
+                if var lease = e.lease { lease = LeaseLifecycle.afterAttempt(lease, at: now); e.lease = lease }
+            }
+            let result = e
+            do {
+                _ = try environment.updateRecords(logger: logger) { state in
+                    // Deleted or left meanwhile: the result is for nobody.
+                    guard let current = state.endpoint(id: result.id), current.status == .joined else { return }
+                    state.upsert(result)
+                }
+            } catch {
+                logger.warning("endpoint \(e.shortID): lease not recorded: \(error)")
+            }
+            if failure == nil, let lease = e.lease {
+                environment.audit.record(AuditEvent(kind: endpoint.lease?.address == lease.address ? .leaseRenewed : .leaseChanged,
+                                                    message: "endpoint \(e.shortID): DHCP lease of \(lease.address) \(when == .expired ? "obtained again" : "renewed") until \(lease.expiresAt)",
+                                                    port: e.hostIfname, bridge: e.bridge, ip: lease.address.description))
+            }
+            return Outcome(endpoint: e, due: when, error: failure)
+        }
+    }
+
+    private func renew(_ e: inout Endpoint, due: LeaseLifecycle.Due, now: Timestamp) throws(PluginError) {
+        guard let key = e.sandboxKey, Endpoint.isSandboxKey(key), let lease = e.lease else {
+            throw PluginError("endpoint \(e.shortID): no sandbox or lease recorded")
+        }
+        let mac = e.mac, id = e.id
+        let goal: ClientMachine.Goal
+        switch due {
+        case .renew: goal = .renew(address: lease.address.address, server: lease.serverID)
+        case .rebind: goal = .rebind(address: lease.address.address)
+        case .confirm, .expired: goal = .initReboot(lease.address.address)
+        }
+        do {
+            let namespace = try NetworkNamespace(path: key)
+            if let own = NetworkNamespace.ownID, namespace.id == own {
+                throw PluginError("endpoint \(e.shortID): sandbox \(key) is the host's own namespace")
+            }
+            let session = try NetlinkSession.open(in: namespace)
+            guard let link = try session.links().first(where: { $0.mac == mac }) else {
+                throw PluginError("endpoint \(e.shortID): no interface with MAC \(mac) in \(key)")
+            }
+            let ifname = link.name
+            let socket = try NamespaceThread.run(in: namespace) { try DHCPSocket(interface: ifname) }
+            var rng = SystemRandomNumberGenerator()
+            let policy = LeaseKeeper.policy(for: goal)
+            let loop = ExchangeLoop()
+            loop.add(ExchangeLoop.Session(id: id, socket: socket, machine: ClientMachine(
+                goal: goal, mac: mac, xid: UInt32.random(in: 1...UInt32.max, using: &rng), policy: policy,
+                jitter: (0..<8).map { _ in Double.random(in: -1...1, using: &rng) }, addressInPlace: true)))
+            let budget = (1...policy.attempts).reduce(0) { $0 + policy.delay(attempt: $1, jitter: 1) }
+            switch loop.run(until: ExchangeLoop.now() + budget + 1)[id] {
+            case .success(.bound(let grant))?:
+                let renewed = LeaseKeeper.lease(from: grant, now: now)
+                if renewed.address != lease.address {
+                    // The server moved it: the interface follows (Docker's own record keeps the first).
+                    try session.deleteAddress(lease.address, index: link.index, name: ifname)
+                    try session.addAddress(renewed.address, index: link.index, name: ifname)
+                    logger.warning("endpoint \(e.shortID): the DHCP server changed its address \(lease.address) -> \(renewed.address)")
+                }
+                e.lease = renewed
+                e.address = renewed.address
+                e.gateway = renewed.router
+            case .success(.nak)?:
+                throw PluginError("endpoint \(e.shortID): the DHCP server refused \(lease.address) (DHCPNAK)")
+            case .failure(let error)?:
+                throw PluginError("endpoint \(e.shortID): \(error)")
+            default:
+                throw PluginError("endpoint \(e.shortID): no DHCP server answered")
+            }
+        } catch let error as PluginError {
+            throw error
+        } catch {
+            throw PluginError("endpoint \(e.shortID): \(error)")
+        }
+    }
+}
