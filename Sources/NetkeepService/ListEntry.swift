@@ -82,6 +82,8 @@ public struct ListEntry: Encodable, Sendable {
             try c.encode(a.retainedUntil, forKey: .retainedUntil)
             try c.encode(a.recreatedFrom, forKey: .recreatedFrom)
             try c.encodeNil(forKey: .problems)
+            try c.encodeNil(forKey: .networkID)
+            try c.encodeNil(forKey: .sandboxKey)
         } else if let d = declaration {
             let r = d.request
             try c.encode(r.map { Names.attachmentID(containerID: d.containerID, ifname: $0.ifname) }, forKey: .id)
@@ -104,6 +106,8 @@ public struct ListEntry: Encodable, Sendable {
             try c.encodeNil(forKey: .retainedUntil)
             try c.encodeNil(forKey: .recreatedFrom)
             try c.encode(d.problems.map(\.description), forKey: .problems)
+            try c.encodeNil(forKey: .networkID)
+            try c.encodeNil(forKey: .sandboxKey)
         } else if let e = endpoint {
             // The container is Docker's to know: its plugin requests never say.
             try c.encode(e.id, forKey: .id)

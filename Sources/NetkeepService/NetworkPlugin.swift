@@ -208,17 +208,23 @@ public final class NetworkPlugin: NetworkDriver {
     func obtainLease(_ e: Endpoint) throws(PluginError) -> Lease {
         let socket: DHCPSocket
         do { socket = try DHCPSocket(interface: e.peerIfname) } catch { throw PluginError("endpoint \(e.shortID): DHCP socket: \(error)") }
+        let grant = try Self.exchange(.discover, for: e, on: socket, addressInPlace: false)
+        return LeaseKeeper.lease(from: grant, now: environment.now())
+    }
+
+    /// One DHCP exchange of an endpoint's client (its MAC), with the
+    /// retransmissions of `LeaseKeeper`'s policy for `goal`.
+    static func exchange(_ goal: ClientMachine.Goal, for e: Endpoint, on socket: DHCPSocket, addressInPlace: Bool) throws(PluginError) -> LeaseGrant {
         var rng = SystemRandomNumberGenerator()
-        let policy = LeaseKeeper.policy(for: .discover)
-        let machine = ClientMachine(goal: .discover, mac: e.mac, xid: UInt32.random(in: 1...UInt32.max, using: &rng), policy: policy,
-                                    jitter: (0..<8).map { _ in Double.random(in: -1...1, using: &rng) })
+        let policy = LeaseKeeper.policy(for: goal)
+        let machine = ClientMachine(goal: goal, mac: e.mac, xid: UInt32.random(in: 1...UInt32.max, using: &rng), policy: policy,
+                                    jitter: (0..<8).map { _ in Double.random(in: -1...1, using: &rng) }, addressInPlace: addressInPlace)
         let loop = ExchangeLoop()
         loop.add(ExchangeLoop.Session(id: e.id, socket: socket, machine: machine))
         let budget = (1...policy.attempts).reduce(0) { $0 + policy.delay(attempt: $1, jitter: 1) }
-        let result = loop.run(until: ExchangeLoop.now() + budget + 1)[e.id]
-        switch result {
+        switch loop.run(until: ExchangeLoop.now() + budget + 1)[e.id] {
         case .success(.bound(let grant))?:
-            return LeaseKeeper.lease(from: grant, now: environment.now())
+            return grant
         case .success(.nak)?:
             throw PluginError("endpoint \(e.shortID): the DHCP server refused (DHCPNAK)")
         case .failure(let error)?:

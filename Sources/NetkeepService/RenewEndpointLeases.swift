@@ -59,7 +59,7 @@ public struct RenewEndpointLeases {
         guard let key = e.sandboxKey, Endpoint.isSandboxKey(key), let lease = e.lease else {
             throw PluginError("endpoint \(e.shortID): no sandbox or lease recorded")
         }
-        let mac = e.mac, id = e.id
+        let mac = e.mac
         let goal: ClientMachine.Goal
         switch due {
         case .renew: goal = .renew(address: lease.address.address, server: lease.serverID)
@@ -77,32 +77,16 @@ public struct RenewEndpointLeases {
             }
             let ifname = link.name
             let socket = try NamespaceThread.run(in: namespace) { try DHCPSocket(interface: ifname) }
-            var rng = SystemRandomNumberGenerator()
-            let policy = LeaseKeeper.policy(for: goal)
-            let loop = ExchangeLoop()
-            loop.add(ExchangeLoop.Session(id: id, socket: socket, machine: ClientMachine(
-                goal: goal, mac: mac, xid: UInt32.random(in: 1...UInt32.max, using: &rng), policy: policy,
-                jitter: (0..<8).map { _ in Double.random(in: -1...1, using: &rng) }, addressInPlace: true)))
-            let budget = (1...policy.attempts).reduce(0) { $0 + policy.delay(attempt: $1, jitter: 1) }
-            switch loop.run(until: ExchangeLoop.now() + budget + 1)[id] {
-            case .success(.bound(let grant))?:
-                let renewed = LeaseKeeper.lease(from: grant, now: now)
-                if renewed.address != lease.address {
-                    // The server moved it: the interface follows (Docker's own record keeps the first).
-                    try session.deleteAddress(lease.address, index: link.index, name: ifname)
-                    try session.addAddress(renewed.address, index: link.index, name: ifname)
-                    logger.warning("endpoint \(e.shortID): the DHCP server changed its address \(lease.address) -> \(renewed.address)")
-                }
-                e.lease = renewed
-                e.address = renewed.address
-                e.gateway = renewed.router
-            case .success(.nak)?:
-                throw PluginError("endpoint \(e.shortID): the DHCP server refused \(lease.address) (DHCPNAK)")
-            case .failure(let error)?:
-                throw PluginError("endpoint \(e.shortID): \(error)")
-            default:
-                throw PluginError("endpoint \(e.shortID): no DHCP server answered")
+            let renewed = LeaseKeeper.lease(from: try NetworkPlugin.exchange(goal, for: e, on: socket, addressInPlace: true), now: now)
+            if renewed.address != lease.address {
+                // The server moved it: the interface follows (Docker's own record keeps the first).
+                try session.deleteAddress(lease.address, index: link.index, name: ifname)
+                try session.addAddress(renewed.address, index: link.index, name: ifname)
+                logger.warning("endpoint \(e.shortID): the DHCP server changed its address \(lease.address) -> \(renewed.address)")
             }
+            e.lease = renewed
+            e.address = renewed.address
+            e.gateway = renewed.router
         } catch let error as PluginError {
             throw error
         } catch {

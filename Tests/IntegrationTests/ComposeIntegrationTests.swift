@@ -2,8 +2,9 @@ import Foundation
 import Testing
 
 /// examples/compose/docker-compose.yml with the real docker-compose 1.29:
-/// three labelled services attached, repaired, recreated with the same
-/// MACs and addresses, and collected by `down` without giving anything back.
+/// three labelled services and two on netkeep Docker networks (static and
+/// DHCP) attached, repaired, recreated with the same MACs and addresses, and
+/// collected by `down` without giving anything back.
 extension IntegrationSuite {
     @Suite struct ComposeIntegrationTests {
         struct Seen: Equatable, CustomStringConvertible {
@@ -24,18 +25,22 @@ extension IntegrationSuite {
             let version = run(["docker-compose", "version", "--short"])
             try #require(version.status == 0, "docker-compose is missing (scripts/testbed up installs it): \(version.stderr)")
             let netkeep = Netkeep()
+            let driver = "nkc\(UUID().uuidString.prefix(6).lowercased())"
             let daemon = try BackgroundProcess([Testbed.netkeepBinary, "daemon", "--verbose", "--state-dir", netkeep.stateDirectory],
-                                               environment: ["NETKEEP_RETENTION": "24h"])
+                                               environment: ["NETKEEP_RETENTION": "24h", "NETKEEP_PLUGIN_SOCKET": "/run/docker/plugins/\(driver).sock"])
             defer { daemon.stop() }
+            #expect(eventually(within: 10) { FileManager.default.fileExists(atPath: "/run/docker/plugins/\(driver).sock") }, "\(daemon.log)")
             let project = "nkc\(UUID().uuidString.prefix(6).lowercased())"
-            let net = randomSubnet()
+            let net = randomSubnet(), pluginNet = randomSubnet()
             let file = Testbed.packageRoot + "/examples/compose/docker-compose.yml"
-            let env = ["NETKEEP_BRIDGE": Testbed.bridge, "NETKEEP_NET": net, "NETKEEP_IMAGE": Testbed.image]
+            let env = ["NETKEEP_BRIDGE": Testbed.bridge, "NETKEEP_NET": net, "NETKEEP_IMAGE": Testbed.image, "NETKEEP_DRIVER": driver,
+                       "NETKEEP_PLUGIN_NET": pluginNet]
             @discardableResult
             func compose(_ args: String...) -> CommandResult {
                 run(["docker-compose", "--no-ansi", "-f", file, "-p", project] + args, environment: env)
             }
-            let interfaces = [("\(project)_dhcp_1", "eth1"), ("\(project)_web_1", "eth1"), ("\(project)_router_1", "eth1"), ("\(project)_router_1", "eth2")]
+            let interfaces = [("\(project)_dhcp_1", "eth1"), ("\(project)_web_1", "eth1"), ("\(project)_router_1", "eth1"), ("\(project)_router_1", "eth2"),
+                              ("\(project)_api_1", "eth0"), ("\(project)_lease_1", "eth0")]
             defer {
                 compose("down", "-t", "0")
                 for name in Set(interfaces.map(\.0)) { netkeep("detach", name) }
@@ -56,6 +61,18 @@ extension IntegrationSuite {
             #expect(first["\(project)_web_1 eth1"] == Seen(mac: "02:6e:6b:77:00:10", address: "\(net).10/24"))
             #expect(first["\(project)_router_1 eth1"]?.address == "\(net).1/25" && first["\(project)_router_1 eth2"]?.address == "\(net).129/25")
             #expect(first["\(project)_dhcp_1 eth1"]?.address.hasPrefix("10.1.2.") == true, "\(first)")
+            #expect(first["\(project)_api_1 eth0"]?.address == "\(pluginNet).20/24")
+            #expect(first["\(project)_lease_1 eth0"]?.mac == "02:6e:6b:78:00:21" && first["\(project)_lease_1 eth0"]?.address.hasPrefix("10.1.2.") == true)
+            // Docker's view of the netkeep networks and netkeep's records agree.
+            func endpoints() -> Set<String> {
+                Set(((try? netkeep.list()) ?? []).filter { $0["declared_by"] as? String == "docker-network" }.compactMap { $0["id"] as? String })
+            }
+            func dockers() -> Set<String> {
+                Set(["\(project)_ovs", "\(project)_ovs-dhcp"].flatMap { name in
+                    run(["docker", "network", "inspect", "-f", "{{range .Containers}}{{.EndpointID}} {{end}}", name]).stdout.split(separator: " ").map(String.init)
+                })
+            }
+            #expect(endpoints().count == 2 && endpoints() == dockers(), "\(endpoints()) vs \(dockers())")
             #expect(run(["docker", "exec", "\(project)_web_1", "ip", "-o", "link", "show", "eth0"]).status == 0, "web has its Docker network too")
             #expect(run(["docker", "exec", "\(project)_router_1", "cat", "/sys/class/net/eth2/mtu"]).stdout.hasPrefix("1400"))
             // Only this project's (a labelled container of someone else's would be declared too).
@@ -92,6 +109,7 @@ extension IntegrationSuite {
                 let now = mine()
                 return now.count == 4 && now.allSatisfy { $0["status"] as? String == "retained" }
             }, "\(mine())")
+            #expect(eventually(within: 10) { endpoints().isEmpty }, "endpoints left after down: \(endpoints())")
             let bridgePorts = Set(run(["ovs-vsctl", "list-ports", Testbed.bridge]).lines)
             #expect(bridgePorts.isDisjoint(with: ports), "ports left: \(bridgePorts.intersection(ports))")
             let links = (try? FileManager.default.contentsOfDirectory(atPath: "/var/run/netns")) ?? []
@@ -101,6 +119,7 @@ extension IntegrationSuite {
             // And up again: everything back as it was.
             #expect(compose("up", "-d").status == 0)
             #expect(eventually(within: 40) { all() == first }, "\(String(describing: all()))")
+            #expect(endpoints().count == 2 && endpoints() == dockers())
         }
     }
 }

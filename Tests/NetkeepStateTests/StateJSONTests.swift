@@ -313,6 +313,15 @@ func validState(attachments: Int, seed: UInt64) -> State {
         }
     }
 
+    /// Written by a daemon serving a static and a DHCP network (state/example-networks.json).
+    @Test func theNetworksExampleReadsAndIsWrittenBackByteForByte() throws {
+        let bytes = try #require(readBytes(stateFixtures + "/example-networks.json"))
+        let state = try StateCodec.decode(bytes, path: "example-networks.json")
+        #expect(state.networks.map(\.mode) == [.static, .dhcp] && state.endpoints.count == 2)
+        #expect(state.endpoints.allSatisfy { $0.status == .joined && $0.sandboxKey != nil })
+        #expect(StateCodec.encode(state) == bytes)
+    }
+
     static func sampleBytes() throws -> [UInt8] {
         var state = State()
         let network = try DockerNetwork.parse(id: String(repeating: "1", count: 64), options: ["bridge": "br0", "dhcp": "true"],

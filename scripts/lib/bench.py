@@ -12,7 +12,7 @@ labels and compose rows (containers that declare their attachment with
 netkeep.* labels) in bench_labels.py, the scale row in bench_scale.py."""
 import argparse, json, os, re, signal, time
 
-import bench_concurrency, bench_labels, bench_scale, benchlib
+import bench_concurrency, bench_labels, bench_plugin, bench_scale, benchlib
 from benchlib import BR, NETKEEP, ROOT, TESTBED, BenchNetwork, Containers, Daemon, address_of, log, sh, work
 
 rows = []
@@ -160,7 +160,8 @@ def idle(n, seconds):
 
 
 # parallel-server is also part of parallel; alone, it runs only that row.
-ROWS = ("recovery", "latency", "gc", "gc-dhcp", "idle", "parallel", "parallel-server", "together", "labels", "compose", "scale")
+ROWS = ("recovery", "latency", "gc", "gc-dhcp", "idle", "parallel", "parallel-server", "together", "labels", "compose", "plugin",
+        "plugin-reboot", "scale")
 DEFAULT_ROWS = tuple(r for r in ROWS if r != "scale")
 
 
@@ -230,6 +231,12 @@ def main():
           rows.extend(more)
         if "compose" in run:
           more, details["compose"] = bench_labels.compose_rows(20)
+          rows.extend(more)
+        if "plugin" in run:
+          more, details["plugin"] = bench_plugin.plugin_rows(5 if QUICK else 15)
+          rows.extend(more)
+        if "plugin-reboot" in run:
+          more, details["plugin_reboot"] = bench_plugin.reboot_rows(20, 1 if QUICK else 3)
           rows.extend(more)
         if "scale" in run:
           details["scale"] = []
