@@ -69,7 +69,7 @@ extension IntegrationSuite {
             }
             func dockers() -> Set<String> {
                 Set(["\(project)_ovs", "\(project)_ovs-dhcp"].flatMap { name in
-                    run(["docker", "network", "inspect", "-f", "{{range .Containers}}{{.EndpointID}} {{end}}", name]).stdout.split(separator: " ").map(String.init)
+                    run(["docker", "network", "inspect", "-f", "{{range .Containers}}{{.EndpointID}} {{end}}", name]).stdout.split(whereSeparator: \.isWhitespace).map(String.init)
                 })
             }
             #expect(endpoints().count == 2 && endpoints() == dockers(), "\(endpoints()) vs \(dockers())")
