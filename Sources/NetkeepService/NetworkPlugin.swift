@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Dispatch
 import DHCP
 import DockerPlugin
 import Logging
@@ -67,17 +68,18 @@ public final class NetworkPlugin: NetworkDriver {
             return Self.reply(for: existing)  // asked again: the same answer
         }
         var endpoint = try self.intent(r, state: state)
-        try self.update { $0.upsert(endpoint) }
+        var timings = PhaseTimings()
+        try timings.measure("intent") { () throws(PluginError) in try self.update { $0.upsert(endpoint) } }
         do throws(PluginError) {
-            try self.make(endpoint)
+            try self.make(endpoint, timings: &timings)
             if endpoint.mode == .dhcp {
-                let lease = try self.obtainLease(endpoint)
+                let lease = try timings.measure("dhcp") { () throws(PluginError) in try self.obtainLease(endpoint) }
                 endpoint.lease = lease
                 endpoint.address = lease.address
                 endpoint.gateway = lease.router
             }
             endpoint.status = .ready
-            try self.update { $0.upsert(endpoint) }
+            try timings.measure("record") { () throws(PluginError) in try self.update { $0.upsert(endpoint) } }
         } catch {
             // Undo what was made and the record: Docker gives up on the endpoint.
             try? self.removeEndpoint(endpoint)
@@ -86,6 +88,7 @@ public final class NetworkPlugin: NetworkDriver {
         self.environment.audit.record(AuditEvent(kind: .create, message: "endpoint \(endpoint.shortID) on \(endpoint.bridge): port \(endpoint.hostIfname), MAC \(endpoint.mac)\(endpoint.address.map { ", \($0)" } ?? "")",
                                                  reason: "docker-create-endpoint", port: endpoint.hostIfname, bridge: endpoint.bridge,
                                                  ip: endpoint.address?.description))
+        logger.info("endpoint \(endpoint.shortID): created (\(timings.summary))")
         return Self.reply(for: endpoint)
     }
 
@@ -168,8 +171,9 @@ public final class NetworkPlugin: NetworkDriver {
 
     /// The veth pair in the host's namespace (Docker moves the peer at Join)
     /// and the port, with netkeep's external_ids.
-    func make(_ e: Endpoint) throws(PluginError) {
-        let snapshot = try vswitchSnapshot()
+    func make(_ e: Endpoint, timings: inout PhaseTimings) throws(PluginError) {
+        let snapshot = try timings.measure("ovsdb snapshot") { () throws(PluginError) in try vswitchSnapshot() }
+        let started = DispatchTime.now().uptimeNanoseconds
         guard let bridge = snapshot.bridge(named: e.bridge) else { throw PluginError("bridge \(quoted(e.bridge)) does not exist (ovsdb)") }
         do {
             let host = try NetlinkSession.open()
@@ -190,14 +194,15 @@ public final class NetworkPlugin: NetworkDriver {
         } catch {
             throw PluginError("endpoint \(e.shortID): veth \(e.hostIfname): \(error)")
         }
+        timings.add("veth", Double(DispatchTime.now().uptimeNanoseconds - started) / 1e6)
         guard snapshot.port(named: e.hostIfname) == nil else { return }
         let spec = PortSpec(bridge: e.bridge, name: e.hostIfname, tag: e.vlan,
                             interfaceExternalIDs: [Endpoint.externalID: e.id, "netkeep-network": e.networkID])
         do {
             let client = try environment.vswitch()
             defer { client.close() }
-            let next = try client.addPorts([spec], comment: "netkeep: endpoint \(e.shortID)")
-            _ = try client.waitApplied(next)
+            let next = try timings.measure("add port") { () throws(OVSDBError) in try client.addPorts([spec], comment: "netkeep: endpoint \(e.shortID)") }
+            _ = try timings.measure("ovs-vswitchd") { () throws(OVSDBError) in try client.waitApplied(next) }
         } catch {
             throw PluginError("endpoint \(e.shortID): add port \(e.hostIfname) to \(e.bridge): \(error)")
         }

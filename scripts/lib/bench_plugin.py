@@ -10,7 +10,7 @@
   (systemd-socket-activate, as netkeep.socket): dockerd's start to every
   container answering pings again, against the same 20 containers with
   --net=none (Docker alone), and whether dockerd logged a plugin failure."""
-import os, statistics, subprocess, time
+import os, select, socket, statistics, struct, subprocess, threading, time
 
 import benchlib
 from benchlib import BR, IMAGE, NETKEEP, NS, TAG, TESTBED, TESTBED_RUN, Daemon, log, sh, wait_until, work
@@ -19,14 +19,71 @@ DRIVER = f"nkbench{TAG}"
 SOCKET = f"/run/docker/plugins/{DRIVER}.sock"
 
 
-def pinged(ns, address, timeout=10):
-    """Seconds until `address` answers a ping (from namespace `ns`, or the host when None)."""
-    t0 = time.monotonic()
-    prefix = ["ip", "netns", "exec", ns] if ns else []
-    while time.monotonic() - t0 < timeout:
-        if subprocess.run(prefix + ["ping", "-c", "1", "-W", "0.2", address], capture_output=True).returncode == 0:
-            return time.monotonic() - t0
-    raise RuntimeError(f"{address} never answered")
+class Pinger:
+    """A raw ICMP socket opened inside network namespace `ns` (/run/netns/NS),
+    or the host's when ns is None: echo requests every 5 ms until `address`
+    answers (the host has no ping binary; one `busybox ping` per try would
+    wait a second for each unanswered one)."""
+
+    def __init__(self, ns):
+        def open_socket():
+            return socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+        if ns is None:
+            self.sock = open_socket()
+        else:
+            result = {}
+
+            def inside():
+                fd = os.open(f"/run/netns/{ns}", os.O_RDONLY)
+                try:
+                    if benchlib.libc.setns(fd, benchlib.CLONE_NEWNET) != 0:
+                        result["error"] = OSError("setns " + ns)
+                        return
+                finally:
+                    os.close(fd)
+                result["sock"] = open_socket()
+            t = threading.Thread(target=inside)
+            t.start()
+            t.join()
+            if "error" in result:
+                raise result["error"]
+            self.sock = result["sock"]
+        self.sock.setblocking(False)
+        self.ident = os.getpid() & 0xffff
+        self.seq = 0
+
+    @staticmethod
+    def checksum(data):
+        if len(data) % 2:
+            data += b"\0"
+        total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+        total = (total >> 16) + (total & 0xffff)
+        return ~(total + (total >> 16)) & 0xffff
+
+    def until_answered(self, address, timeout=10):
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < timeout:
+            self.seq = (self.seq + 1) & 0xffff
+            header = struct.pack("!BBHHH", 8, 0, 0, self.ident, self.seq)
+            packet = struct.pack("!BBHHH", 8, 0, self.checksum(header + b"netkeep"), self.ident, self.seq) + b"netkeep"
+            try:
+                self.sock.sendto(packet, (address, 0))
+            except OSError:
+                pass  # no route yet
+            deadline = time.monotonic() + 0.005
+            while time.monotonic() < deadline:
+                ready, _, _ = select.select([self.sock], [], [], max(0, deadline - time.monotonic()))
+                if not ready:
+                    break
+                data, (source, _) = self.sock.recvfrom(2048)
+                ihl = (data[0] & 0x0f) * 4
+                kind, _, _, ident, _ = struct.unpack("!BBHHH", data[ihl:ihl + 8])
+                if source == address and kind == 0 and ident == self.ident:
+                    return time.monotonic() - t0
+        raise RuntimeError(f"{address} never answered")
+
+    def close(self):
+        self.sock.close()
 
 
 def spread(values):
@@ -40,6 +97,7 @@ def plugin_rows(runs):
     net, bridge_net = f"nkbench-{TAG}-ovs", f"nkbench-{TAG}-br"
     names = []
     times = {"plugin": [], "attach": [], "bridge": []}
+    on_bridge, on_host = Pinger(NS), Pinger(None)
     try:
         daemon.start()
         sh("docker", "network", "create", "-d", DRIVER, "-o", f"bridge={BR}", "--subnet", "10.2.0.0/16", "--gateway", "10.2.0.1", net)
@@ -52,17 +110,17 @@ def plugin_rows(runs):
                 if kind == "plugin":
                     address = f"10.2.254.{10 + i}"
                     sh("docker", "run", "-d", "--name", name, "--network", net, "--ip", address, IMAGE, "sleep", "1000000")
-                    ns = NS
+                    pinger = on_bridge
                 elif kind == "attach":
                     address = f"10.2.253.{10 + i}"
                     sh("docker", "run", "-d", "--name", name, "--net=none", IMAGE, "sleep", "1000000")
                     sh(NETKEEP, "attach", name, "--bridge", BR, "--ip", f"{address}/16", "--state-dir", f"{work()}/attach-state")
-                    ns = NS
+                    pinger = on_bridge
                 else:
                     address = f"172.31.250.{10 + i}"
                     sh("docker", "run", "-d", "--name", name, "--network", bridge_net, "--ip", address, IMAGE, "sleep", "1000000")
-                    ns = None
-                pinged(ns, address)
+                    pinger = on_host
+                pinger.until_answered(address)
                 times[kind].append(time.monotonic() - t0)
     finally:
         for name in names:
@@ -71,6 +129,8 @@ def plugin_rows(runs):
             sh("docker", "rm", "-f", *names, check=False)
         sh("docker", "network", "rm", net, bridge_net, check=False)
         daemon.stop()
+        on_bridge.close()
+        on_host.close()
     rows = [
         (f"docker run --network (netkeep plugin, static) to a pinging container, {runs} runs", spread(times["plugin"]),
          f"--net=none + netkeep attach {spread(times['attach'])}; Docker's bridge driver {spread(times['bridge'])}",
@@ -104,8 +164,10 @@ def reboot_once(n, on_plugin):
         t0 = time.monotonic()
         sh(TESTBED, "docker-start")
         if on_plugin:
+            pinger = Pinger(NS)
             for i in range(n):
-                pinged(NS, f"10.2.252.{10 + i}", timeout=120)
+                pinger.until_answered(f"10.2.252.{10 + i}", timeout=120)
+            pinger.close()
         else:
             wait_until(lambda: len(sh("docker", "ps", "-q", "--filter", f"name=nkbench-{TAG}-rbn-").stdout.split()) >= n, 120, "the containers")
         seconds = time.monotonic() - t0
