@@ -24,10 +24,13 @@ public enum EndpointSweep {
         public var inherited: Set<String>?
         /// What `unjoined` returned at the previous sweep of this process.
         public var unjoinedBefore: Set<String>
+        /// The bridges' port names in OVSDB; nil when OVSDB could not be read.
+        public var ports: Set<String>?
 
         public init(hostLinks: Set<String>?, networks: [String: DockerNetworkView], sameEngine: Bool, inherited: Set<String>?,
-                    unjoinedBefore: Set<String> = []) {
+                    unjoinedBefore: Set<String> = [], ports: Set<String>? = nil) {
             self.hostLinks = hostLinks
+            self.ports = ports
             self.networks = networks
             self.sameEngine = sameEngine
             self.inherited = inherited
@@ -52,6 +55,9 @@ public enum EndpointSweep {
 
     public enum Action: Equatable, Sendable {
         case removeEndpoint(Endpoint, reason: String)
+        /// The veth lives but its port is gone from OVSDB (a database replaced
+        /// or cleared): added back, the veth is left as it is.
+        case addPort(Endpoint, reason: String)
         /// The network's endpoints go first, each its own action.
         case removeNetwork(DockerNetwork, reason: String)
     }
@@ -90,6 +96,12 @@ public enum EndpointSweep {
         }
         for e in state.endpoints where observed.unjoinedBefore.contains(e.id) && unjoined(state, observed).contains(e.id) {
             remove(e, "join-never-came")
+        }
+        if let ports = observed.ports, let links = observed.hostLinks {
+            for e in state.endpoints where !removed.contains(e.id) && (e.status == .ready || e.status == .joined)
+                && links.contains(e.hostIfname) && !ports.contains(e.hostIfname) {
+                actions.append(.addPort(e, reason: "port-missing"))
+            }
         }
         return actions
     }

@@ -196,6 +196,11 @@ public final class NetworkPlugin: NetworkDriver {
         }
         timings.add("veth", Double(DispatchTime.now().uptimeNanoseconds - started) / 1e6)
         guard snapshot.port(named: e.hostIfname) == nil else { return }
+        try addPort(e, timings: &timings)
+    }
+
+    /// The endpoint's port on its bridge, with netkeep's external_ids and the VLAN tag.
+    func addPort(_ e: Endpoint, timings: inout PhaseTimings) throws(PluginError) {
         let spec = PortSpec(bridge: e.bridge, name: e.hostIfname, tag: e.vlan,
                             interfaceExternalIDs: [Endpoint.externalID: e.id, "netkeep-network": e.networkID])
         do {

@@ -39,6 +39,20 @@ public struct SweepEndpoints {
                     environment.audit.record(AuditEvent(kind: .garbageCollect, message: "endpoint \(e.shortID): port \(e.hostIfname) removed from \(e.bridge) (\(reason))",
                                                         reason: reason, port: e.hostIfname, bridge: e.bridge, ip: e.address?.description))
                     logger.notice("endpoint \(e.shortID): collected (\(reason))")
+                case .addPort(let e, let reason):
+                    // A DeleteEndpoint may have begun since the records were read: only a live record gets its port.
+                    func live() -> Bool { ((try? environment.loadState())?.endpoint(id: e.id)).map { $0.status == .ready || $0.status == .joined } ?? false }
+                    guard live() else { continue }
+                    var timings = PhaseTimings()
+                    try plugin.addPort(e, timings: &timings)
+                    if !live() {
+                        try? environment.vswitch().deletePorts(named: [e.hostIfname], comment: "netkeep: endpoint \(e.shortID) deleted meanwhile")
+                        continue
+                    }
+                    environment.audit.record(AuditEvent(kind: .repair, message: "endpoint \(e.shortID): port \(e.hostIfname) added back to \(e.bridge) (\(reason))",
+                                                        reason: reason, port: e.hostIfname, bridge: e.bridge, ip: e.address?.description,
+                                                        steps: ["add-port"]))
+                    logger.notice("endpoint \(e.shortID): port added back (\(reason))")
                 case .removeNetwork(let n, let reason):
                     try plugin.update { state in state.networks.removeAll { $0.id == n.id } }
                     logger.notice("network \(n.id.prefix(12)): record collected (\(reason))")
@@ -58,6 +72,11 @@ public struct SweepEndpoints {
 
     func observe(_ state: State, inherited: Set<String>?) -> EndpointSweep.Observed {
         let hostLinks: Set<String>? = (try? NetlinkSession.open().links()).map { Set($0.map(\.name)) }
+        let ports: Set<String>? = try? { () throws(Failure) -> Set<String> in
+            let client = try environment.vswitch()
+            defer { client.close() }
+            do { return Set(try client.snapshot().ports.map(\.name)) } catch { throw Failure.component("ovsdb", error) }
+        }()
         let docker = DockerClient(socketPath: environment.dockerSocket, timeout: 5)
         var sameEngine = false
         var networks: [String: DockerNetworkView] = [:]
@@ -75,6 +94,6 @@ public struct SweepEndpoints {
         } catch {
             logger.info("endpoints not swept: \(error)")
         }
-        return EndpointSweep.Observed(hostLinks: hostLinks, networks: networks, sameEngine: sameEngine, inherited: inherited)
+        return EndpointSweep.Observed(hostLinks: hostLinks, networks: networks, sameEngine: sameEngine, inherited: inherited, ports: ports)
     }
 }

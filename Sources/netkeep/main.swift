@@ -235,6 +235,7 @@ struct ReconcileCommand: ParsableCommand {
                 for action in swept {
                     switch action {
                     case .removeEndpoint(let e, let reason): print("\(dryRun ? "would remove" : "removed") endpoint \(e.shortID) (port \(e.hostIfname)): \(reason)")
+                    case .addPort(let e, let reason): print("\(dryRun ? "would add" : "added") port \(e.hostIfname) of endpoint \(e.shortID) back to \(e.bridge): \(reason)")
                     case .removeNetwork(let n, let reason): print("\(dryRun ? "would remove" : "removed") the record of network \(n.id.prefix(12)): \(reason)")
                     }
                 }

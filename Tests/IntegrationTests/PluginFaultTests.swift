@@ -71,6 +71,13 @@ extension IntegrationSuite {
             #expect(eventually(within: 20) { a.exec("ping", "-c", "1", "-W", "1", "\(net).21").status == 0 }, "no traffic after the OVS restart")
             #expect(agree(daemon, network))
 
+            // A port row deleted behind netkeep's back (a database cleared): reconcile adds it back.
+            let port = try #require(((try? daemon.netkeep.list()) ?? []).first { $0["address"] as? String == "\(net).20/24" }?["host_ifname"] as? String)
+            #expect(run(["ovs-vsctl", "del-port", Testbed.bridge, port]).status == 0)
+            let repair = daemon.netkeep("reconcile")
+            #expect(repair.stdout.contains("added port \(port)"), "\(repair.stdout) \(repair.stderr)")
+            #expect(eventually(within: 20) { a.exec("ping", "-c", "1", "-W", "1", "\(net).21").status == 0 }, "no traffic after the port came back")
+
             #expect(run([Testbed.packageRoot + "/scripts/testbed", "docker-stop"]).status == 0)
             #expect(run([Testbed.packageRoot + "/scripts/testbed", "docker-start"]).status == 0)
             #expect(eventually(within: 60) { address(a) == "\(net).20/24" && address(b) == "\(net).21/24" }, "\(daemon.log)")

@@ -88,3 +88,21 @@ extension EndpointSweepTests {
         #expect(EndpointSweep.plan(state, { var o = seen; o.inherited = nil; return o }()).isEmpty)
     }
 }
+
+extension EndpointSweepTests {
+    @Test mutating func aLiveEndpointWhosePortIsGoneGetsItBackAndOnlyThen() throws {
+        let e = try endpoint(9, .joined), pending = try endpoint(10, .pending)
+        state.endpoints = [e, pending]
+        var seen = observed(links: [e.hostIfname, pending.hostIfname], live: [e.id])
+        seen.ports = []
+        #expect(EndpointSweep.plan(state, seen) == [.addPort(e, reason: "port-missing")])
+        seen.ports = [e.hostIfname]
+        #expect(EndpointSweep.plan(state, seen).isEmpty)
+        // OVSDB unread, or the veth gone too: nothing to add.
+        seen.ports = nil
+        #expect(EndpointSweep.plan(state, seen).isEmpty)
+        seen.ports = []
+        seen.hostLinks = []
+        #expect(EndpointSweep.plan(state, seen).isEmpty)
+    }
+}
