@@ -111,20 +111,29 @@ public struct DockerClient: Sendable {
     /// `docker network inspect ID`: the endpoints attached to containers, or
     /// `.missing` when the engine's 404 says the network does not exist.
     public func network(id: String) throws(DockerError) -> DockerNetworkView {
+        try networkMembers(id: id).view
+    }
+
+    /// As `network(id:)`, with each endpoint's container (id and name).
+    public func networkMembers(id: String) throws(DockerError) -> (view: DockerNetworkView, containers: [String: (id: String, name: String)]) {
         guard Names.isDockerID(id) else { throw .invalidReference(id) }
         let response = try get("/networks/\(id)")
         // "network ID not found"; a route Docker does not know says "page not found", no evidence.
-        if response.status == 404, Self.errorMessage(response.body) == "network \(id) not found" { return .missing }
+        if response.status == 404, Self.errorMessage(response.body) == "network \(id) not found" { return (.missing, [:]) }
         try Self.expectOK(response)
         struct Network: Decodable {
-            struct Member: Decodable { var EndpointID: String? }
+            struct Member: Decodable { var EndpointID: String?; var Name: String? }
             var Id: String?
             var Containers: [String: Member]?
         }
         guard let network = try? JSONDecoder().decode(Network.self, from: Data(response.body)), network.Id == id else {
             throw .protocolViolation("unexpected answer for network \(id.prefix(12))")
         }
-        return .endpoints(Set((network.Containers ?? [:]).values.compactMap(\.EndpointID)))
+        var containers: [String: (id: String, name: String)] = [:]
+        for (container, member) in network.Containers ?? [:] {
+            if let endpoint = member.EndpointID { containers[endpoint] = (container, member.Name ?? "") }
+        }
+        return (.endpoints(Set(containers.keys)), containers)
     }
 
     /// Docker's own words for a missing container (`No such container: REF`).

@@ -176,6 +176,10 @@ public struct Endpoint: Codable, Hashable, Sendable {
     /// Docker's sandbox namespace, from Join.
     public var sandboxKey: String?
     public var createdAt: Timestamp
+    /// The container, for people: no plugin request names it, so the daemon
+    /// fills it in from `GET /networks/ID` after its passes.
+    public var containerID: String?
+    public var containerName: String?
 
     public init(id: String, network: DockerNetwork, mac: MACAddress, macFromDocker: Bool,
                 address: IPv4CIDR?, createdAt: Timestamp) {
@@ -203,6 +207,8 @@ public struct Endpoint: Codable, Hashable, Sendable {
         case macFromDocker = "mac_from_docker"
         case sandboxKey = "sandbox_key"
         case createdAt = "created_at"
+        case containerID = "container_id"
+        case containerName = "container_name"
     }
 
     public var shortID: String { String(id.prefix(12)) }
@@ -232,6 +238,10 @@ public struct Endpoint: Codable, Hashable, Sendable {
             if let lease { try lease.check() }
         } catch {
             problems.append(": \(error)")
+        }
+        if let id = containerID, !Names.isDockerID(id) { problems.append(".container_id: \(quoted(id)) is not 64 hex digits") }
+        if let name = containerName {
+            do { _ = try Names.containerName(name) } catch { problems.append(".container_name: \(error)") }
         }
         if let key = sandboxKey, !Endpoint.isSandboxKey(key) { problems.append(".sandbox_key: \(quoted(key)) is not under /var/run/docker/netns") }
         if mode == .static, lease != nil { problems.append(".lease: a static endpoint has no DHCP lease") }

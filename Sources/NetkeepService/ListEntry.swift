@@ -109,10 +109,10 @@ public struct ListEntry: Encodable, Sendable {
             try c.encodeNil(forKey: .networkID)
             try c.encodeNil(forKey: .sandboxKey)
         } else if let e = endpoint {
-            // The container is Docker's to know: its plugin requests never say.
+            // No plugin request names the container: known once the daemon has asked Docker.
             try c.encode(e.id, forKey: .id)
-            try c.encodeNil(forKey: .containerID)
-            try c.encodeNil(forKey: .containerName)
+            try c.encode(e.containerID, forKey: .containerID)
+            try c.encode(e.containerName, forKey: .containerName)
             try c.encodeNil(forKey: .ifname)
             try c.encode(e.bridge, forKey: .bridge)
             try c.encode(e.hostIfname, forKey: .hostIfname)
@@ -146,7 +146,7 @@ public struct ListEntry: Encodable, Sendable {
                     a.retainedUntil.map { "retained until \($0) (container removed; MAC and lease kept for a recreate)" } ?? a.status.rawValue]
         }
         if let e = endpoint {
-            return ["endpoint " + e.shortID, "-", e.bridge, e.hostIfname, e.mac.description, String(e.mtu), e.vlan.map(String.init) ?? "-",
+            return [e.containerName.map { "\($0) (endpoint \(e.shortID))" } ?? "endpoint " + e.shortID, "-", e.bridge, e.hostIfname, e.mac.description, String(e.mtu), e.vlan.map(String.init) ?? "-",
                     e.mode.rawValue, e.address?.description ?? "-", e.gateway?.description ?? "-",
                     e.lease.map { $0.expiresAt.description } ?? "-", "network " + String(e.networkID.prefix(12)), e.status.rawValue]
         }

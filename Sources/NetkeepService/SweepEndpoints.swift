@@ -25,7 +25,8 @@ public struct SweepEndpoints {
         // The records first, then the host: a record that is ready has its veth.
         let state = try environment.loadState()
         guard !state.endpoints.isEmpty || !state.networks.isEmpty else { return [] }
-        var observed = observe(state, inherited: inherited)
+        var (observed, owners) = observe(state, inherited: inherited)
+        if !dryRun { name(state, owners) }
         observed.unjoinedBefore = unjoined
         unjoined = EndpointSweep.unjoined(state, observed)
         let actions = EndpointSweep.plan(state, observed)
@@ -70,7 +71,30 @@ public struct SweepEndpoints {
         return try run(inherited: inherited, dryRun: dryRun, unjoined: &none)
     }
 
-    func observe(_ state: State, inherited: Set<String>?) -> EndpointSweep.Observed {
+    /// Records which container each endpoint is (for `netkeep list` and the audit); only a change is written.
+    func name(_ state: State, _ owners: [String: (id: String, name: String)]) {
+        let changes = state.endpoints.compactMap { e -> (String, String, String)? in
+            guard let owner = owners[e.id], Names.isDockerID(owner.id), (try? Names.containerName(owner.name)) != nil,
+                  e.containerID != owner.id || e.containerName != owner.name else { return nil }
+            return (e.id, owner.id, owner.name)
+        }
+        guard !changes.isEmpty else { return }
+        do {
+            _ = try environment.updateRecords(logger: logger) { state in
+                for (endpoint, id, name) in changes {
+                    guard var e = state.endpoint(id: endpoint) else { continue }
+                    e.containerID = id
+                    e.containerName = name
+                    state.upsert(e)
+                }
+            }
+        } catch {
+            logger.info("endpoints' containers not recorded: \(error)")
+        }
+    }
+
+    /// The host and Docker as the sweep needs them, and each endpoint's container as Docker names it.
+    func observe(_ state: State, inherited: Set<String>?) -> (EndpointSweep.Observed, [String: (id: String, name: String)]) {
         let hostLinks: Set<String>? = (try? NetlinkSession.open().links()).map { Set($0.map(\.name)) }
         let ports: Set<String>? = try? { () throws(Failure) -> Set<String> in
             let client = try environment.vswitch()
@@ -80,13 +104,18 @@ public struct SweepEndpoints {
         let docker = DockerClient(socketPath: environment.dockerSocket, timeout: 5)
         var sameEngine = false
         var networks: [String: DockerNetworkView] = [:]
+        var owners: [String: (id: String, name: String)] = [:]
         do {
             let engine = try docker.engine()
             // Records made before any engine was recorded are this engine's.
             sameEngine = engine.isUsable && (state.engine == nil || state.engine == engine)
             if sameEngine {
                 for network in state.networks {
-                    do { networks[network.id] = try docker.network(id: network.id) } catch {
+                    do {
+                        let (view, containers) = try docker.networkMembers(id: network.id)
+                        networks[network.id] = view
+                        owners.merge(containers) { _, new in new }
+                    } catch {
                         logger.info("network \(network.id.prefix(12)): \(error); its endpoints are kept")
                     }
                 }
@@ -94,6 +123,6 @@ public struct SweepEndpoints {
         } catch {
             logger.info("endpoints not swept: \(error)")
         }
-        return EndpointSweep.Observed(hostLinks: hostLinks, networks: networks, sameEngine: sameEngine, inherited: inherited, ports: ports)
+        return (EndpointSweep.Observed(hostLinks: hostLinks, networks: networks, sameEngine: sameEngine, inherited: inherited, ports: ports), owners)
     }
 }

@@ -165,8 +165,9 @@ struct ListCommand: ParsableCommand {
         without a record add a row with STATUS "declared" (the daemon or `netkeep reconcile` makes \
         it), and containers with a bad label one row "refused" with every bad label and why; \
         nothing of a refused container is attached. Endpoints of netkeep Docker networks follow, \
-        one row each (CONTAINER "endpoint <id>", BY "network <id>"; `docker network inspect` names \
-        their containers).
+        one row each (CONTAINER "NAME (endpoint <id>)", BY "network <id>"); no plugin request names \
+        the container, so the name appears once the daemon (after its next full pass) or `netkeep \
+        reconcile` has asked Docker.
         """)
 
     @Flag(help: "A JSON array instead of a table.") var json = false

@@ -144,6 +144,10 @@ extension IntegrationSuite {
             // netkeep's records and Docker's view agree: the same endpoints.
             var records = try endpoints(daemon)
             #expect(Set(records.compactMap { $0["id"] as? String }) == Set(network.endpoints.keys))
+            // No request named the containers; a reconcile asks Docker and records them.
+            #expect(daemon.netkeep("reconcile").status == 0)
+            let names = Set(try endpoints(daemon).compactMap { $0["container_name"] as? String })
+            #expect(names == [a.name, b.name], "\(names)")
             let macBefore = a.exec("cat", "/sys/class/net/eth0/address").stdout
             for record in records {
                 let port = try #require(record["host_ifname"] as? String)
