@@ -47,7 +47,10 @@ public struct SweepEndpoints {
                     var timings = PhaseTimings()
                     try plugin.addPort(e, timings: &timings)
                     if !live() {
-                        try? environment.vswitch().deletePorts(named: [e.hostIfname], comment: "netkeep: endpoint \(e.shortID) deleted meanwhile")
+                        if let client = try? environment.vswitch() {
+                            _ = try? client.deletePorts(named: [e.hostIfname], comment: "netkeep: endpoint \(e.shortID) deleted meanwhile")
+                            client.close()
+                        }
                         continue
                     }
                     environment.audit.record(AuditEvent(kind: .repair, message: "endpoint \(e.shortID): port \(e.hostIfname) added back to \(e.bridge) (\(reason))",
