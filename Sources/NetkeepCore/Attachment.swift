@@ -215,6 +215,10 @@ public struct State: Codable, Equatable, Sendable {
         if let i = endpoints.firstIndex(where: { $0.id == endpoint.id }) { endpoints[i] = endpoint } else { endpoints.append(endpoint) }
     }
 
+    public mutating func upsert(_ network: DockerNetwork) {
+        if let i = networks.firstIndex(where: { $0.id == network.id }) { networks[i] = network } else { networks.append(network) }
+    }
+
     public func attachment(containerID: String, ifname: String) -> Attachment? {
         attachments.first { $0.containerID == containerID && $0.ifname == ifname }
     }

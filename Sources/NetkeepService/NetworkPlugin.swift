@@ -43,9 +43,7 @@ public final class NetworkPlugin: NetworkDriver {
         guard snapshot.bridge(named: network.bridge) != nil else {
             throw PluginError("bridge \(quoted(network.bridge)) does not exist (ovsdb)")
         }
-        try self.update { state in
-            if let i = state.networks.firstIndex(where: { $0.id == network.id }) { state.networks[i] = network } else { state.networks.append(network) }
-        }
+        try self.update { $0.upsert(network) }
         logger.notice("network \(network.id.prefix(12)): created on bridge \(network.bridge), \(network.mode == .dhcp ? "DHCP" : "subnet \(network.subnet.map(String.init(describing:)) ?? "")")")
     }
 
@@ -63,13 +61,22 @@ public final class NetworkPlugin: NetworkDriver {
     // MARK: Endpoints
 
     public func createEndpoint(_ r: CreateEndpointRequest) throws(PluginError) -> CreateEndpointReply {
-        let state = try self.load()
-        if let existing = state.endpoint(id: r.EndpointID), existing.status != .pending {
-            return Self.reply(for: existing)  // asked again: the same answer
-        }
-        var endpoint = try self.intent(r, state: state)
         var timings = PhaseTimings()
-        try timings.measure("intent") { () throws(PluginError) in try self.update { $0.upsert(endpoint) } }
+        var answered: Endpoint?, intended: Endpoint?
+        // The checks and the intent on one read of the records, under the lock.
+        try timings.measure("intent") { () throws(PluginError) in
+            try self.update { state throws(PluginError) in
+                if let existing = state.endpoint(id: r.EndpointID), existing.status != .pending {
+                    answered = existing
+                    return
+                }
+                let endpoint = try self.intent(r, state: state)
+                state.upsert(endpoint)
+                intended = endpoint
+            }
+        }
+        if let answered { return Self.reply(for: answered) }  // asked again: the same answer
+        guard var endpoint = intended else { throw PluginError("endpoint \(r.EndpointID.prefix(12)): no record was written") }
         do throws(PluginError) {
             try self.make(endpoint, timings: &timings)
             if endpoint.mode == .dhcp {
