@@ -13,8 +13,9 @@ extension IntegrationSuite {
             return Set(entries.filter { $0["declared_by"] as? String == "docker-network" }.compactMap { $0["id"] as? String })
         }
 
-        func agree(_ daemon: PluginDaemon, _ network: PluginNetwork, within seconds: Double = 20) -> Bool {
-            eventually(within: seconds) { recorded(daemon) == Set(network.endpoints.keys) }
+        /// netkeep's endpoint records are exactly the endpoints Docker lists on `networks`.
+        func agree(_ daemon: PluginDaemon, _ networks: PluginNetwork..., within seconds: Double = 20) -> Bool {
+            eventually(within: seconds) { recorded(daemon) == Set(networks.flatMap { $0.endpoints.keys }) }
         }
 
         func address(_ c: TestContainer) -> String? {
@@ -64,12 +65,16 @@ extension IntegrationSuite {
             let net = try #require(network.subnet)
             let a = try pluginContainer(on: network, ip: "\(net).20", restart: true)
             let b = try pluginContainer(on: network, ip: "\(net).21", restart: true)
+            // A DHCP endpoint with a fixed MAC keeps its lease across the dockerd restart.
+            let leased = try PluginNetwork(daemon, dhcp: true)
+            let d = try pluginContainer(on: leased, mac: randomMAC(), restart: true)
+            let lease = try #require(address(d), "no lease: \(daemon.log)")
             #expect(a.exec("ping", "-c", "1", "-W", "2", "\(net).21").status == 0)
 
             #expect(run([Testbed.packageRoot + "/scripts/testbed", "ovs-stop"]).status == 0)
             #expect(run([Testbed.packageRoot + "/scripts/testbed", "ovs-start"]).status == 0)
             #expect(eventually(within: 20) { a.exec("ping", "-c", "1", "-W", "1", "\(net).21").status == 0 }, "no traffic after the OVS restart")
-            #expect(agree(daemon, network))
+            #expect(agree(daemon, network, leased))
 
             // A port row deleted behind netkeep's back (a database cleared): reconcile adds it back.
             let port = try #require(((try? daemon.netkeep.list()) ?? []).first { $0["address"] as? String == "\(net).20/24" }?["host_ifname"] as? String)
@@ -80,9 +85,10 @@ extension IntegrationSuite {
 
             #expect(run([Testbed.packageRoot + "/scripts/testbed", "docker-stop"]).status == 0)
             #expect(run([Testbed.packageRoot + "/scripts/testbed", "docker-start"]).status == 0)
-            #expect(eventually(within: 60) { address(a) == "\(net).20/24" && address(b) == "\(net).21/24" }, "\(daemon.log)")
+            #expect(eventually(within: 60) { address(a) == "\(net).20/24" && address(b) == "\(net).21/24" && address(d) == lease },
+                    "\(address(d) ?? "-") for \(lease): \(daemon.log)")
             #expect(eventually(within: 20) { a.exec("ping", "-c", "1", "-W", "1", "\(net).21").status == 0 })
-            #expect(agree(daemon, network), "records \(recorded(daemon)) vs Docker \(network.endpoints.keys)")
+            #expect(agree(daemon, network, leased), "records \(recorded(daemon)) vs Docker \(network.endpoints.keys) + \(leased.endpoints.keys)")
         }
 
         /// The reboot of TESTBED.md with 20 restart-policy containers on a
@@ -96,7 +102,11 @@ extension IntegrationSuite {
             let network = try PluginNetwork(daemon)
             let net = try #require(network.subnet)
             let containers = try (0..<20).map { try pluginContainer(on: network, ip: "\(net).\(30 + $0)", restart: true) }
-            #expect(agree(daemon, network) && recorded(daemon).count == 20)
+            // And one DHCP endpoint with a fixed MAC: its lease comes back with it.
+            let leased = try PluginNetwork(daemon, dhcp: true)
+            let d = try pluginContainer(on: leased, mac: randomMAC(), restart: true)
+            let lease = try #require(address(d), "no lease: \(daemon.log)")
+            #expect(agree(daemon, network, leased) && recorded(daemon).count == 21)
             let before = recorded(daemon)
             daemon.stop()
 
@@ -108,13 +118,15 @@ extension IntegrationSuite {
             let seconds = Date().timeIntervalSince(started)
             #expect(back, "not every container came back: \(daemon.log)")
             for (i, c) in containers.enumerated() { #expect(address(c) == "\(net).\(30 + i)/24", "\(c.name)") }
+            #expect(eventually(within: 30) { address(d) == lease }, "\(address(d) ?? "-") for \(lease): \(daemon.log)")
             #expect(containers[0].exec("ping", "-c", "1", "-W", "2", "\(net).49").status == 0)
             let dockerd = (try? String(contentsOfFile: "/run/netkeep-testbed/dockerd.log", encoding: .utf8)) ?? ""
             let failures = dockerd.split(separator: "\n").filter { $0.contains(daemon.driver) || $0.lowercased().contains("plugin") }
                 .filter { $0.contains("level=error") || $0.contains("level=warning") || $0.contains("not found") }
             #expect(failures.isEmpty, "\(failures.joined(separator: "\n"))")
             // The old endpoints went with their sandboxes; the daemon's sweep collects them.
-            #expect(agree(daemon, network, within: 90), "records \(recorded(daemon).count) vs Docker \(network.endpoints.count)")
+            #expect(agree(daemon, network, leased, within: 90),
+                    "records \(recorded(daemon).count) vs Docker \(network.endpoints.count) + \(leased.endpoints.count)")
             #expect(recorded(daemon).isDisjoint(with: before))
             print("plugin reboot: 20 containers back with their addresses \(Int(seconds * 1000)) ms after dockerd was started")
         }

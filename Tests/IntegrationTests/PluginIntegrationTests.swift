@@ -82,12 +82,17 @@ final class PluginNetwork: @unchecked Sendable {
     deinit { run(["docker", "network", "rm", name]) }
 }
 
+/// A locally administered unicast MAC for a test container.
+func randomMAC() -> String {
+    String(format: "02:4e:4b:%02x:%02x:%02x", Int.random(in: 0...255), Int.random(in: 0...255), Int.random(in: 0...255))
+}
+
 /// A container on a netkeep network (`docker run --network`); `mac` through the
 /// Engine API, since the docker CLI 28 refuses --mac-address against API 1.41.
 func pluginContainer(on network: PluginNetwork, ip: String? = nil, mac: String? = nil, restart: Bool = false) throws -> TestContainer {
     let name = "nktp-\(UUID().uuidString.prefix(8).lowercased())"
     if let mac {
-        let body = #"{"Image":"\#(Testbed.image)","Cmd":["sleep","1000000"],"MacAddress":"\#(mac)","HostConfig":{"NetworkMode":"\#(network.name)"}}"#
+        let body = #"{"Image":"\#(Testbed.image)","Cmd":["sleep","1000000"],"MacAddress":"\#(mac)","HostConfig":{"NetworkMode":"\#(network.name)"\#(restart ? #","RestartPolicy":{"Name":"always"}"# : "")}}"#
         let created = run(["curl", "-sf", "--unix-socket", "/var/run/docker.sock", "-H", "Content-Type: application/json", "-d", body,
                            "http://d/containers/create?name=\(name)"])
         guard created.status == 0 else { throw Testbed.TestbedMissing("create \(name): \(created.stdout) \(created.stderr)") }
@@ -191,7 +196,7 @@ extension IntegrationSuite {
             try Testbed.check()
             let daemon = try PluginDaemon()
             let network = try PluginNetwork(daemon, dhcp: true)
-            let mac = String(format: "02:4e:4b:%02x:%02x:%02x", Int.random(in: 0...255), Int.random(in: 0...255), Int.random(in: 0...255))
+            let mac = randomMAC()
             let c = try pluginContainer(on: network, mac: mac)
             let first = try #require(address(c), "no address: \(daemon.log)")
             #expect(first.hasPrefix("10.1.2.") && first.hasSuffix("/24"))
