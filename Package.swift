@@ -31,6 +31,7 @@ let package = Package(
         .target(name: "Netlink", dependencies: ["CLinux", "NetkeepCore", "HostIO"]),
         .target(name: "DockerEngine", dependencies: ["NetkeepCore", "HostIO"]),
         .target(name: "DHCP", dependencies: ["NetkeepCore", "HostIO", "CLinux"]),
+        .target(name: "CNI", dependencies: ["NetkeepCore"]),
         // Docker's remote network driver protocol: its messages and an HTTP server for them.
         .target(
             name: "DockerPlugin",
@@ -45,7 +46,7 @@ let package = Package(
             name: "NetkeepService",
             dependencies: [
                 "NetkeepCore", "NetkeepState", "OVSDB", "Netlink", "DockerEngine", "DHCP", "HostIO", "Systemd",
-                "DockerPlugin",
+                "DockerPlugin", "CNI",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
@@ -68,6 +69,7 @@ let package = Package(
         .testTarget(name: "NetlinkTests", dependencies: ["Netlink", "CLinux", "NetkeepCore"]),
         .testTarget(name: "DockerEngineTests", dependencies: ["DockerEngine", "NetkeepCore"]),
         .testTarget(name: "DockerPluginTests", dependencies: ["DockerPlugin", "NetkeepCore"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "CNITests", dependencies: ["CNI", "NetkeepCore"]),
         .testTarget(name: "SystemdTests", dependencies: ["Systemd", "NetkeepCore"]),
         .testTarget(name: "DHCPTests", dependencies: ["DHCP", "NetkeepCore"], resources: [.copy("Fixtures")]),
         // The real executor, observer and commands against an in-memory host: no root.

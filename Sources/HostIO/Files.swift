@@ -12,6 +12,11 @@ public enum Files {
             throw SystemError("open", path, errno: errno)
         }
         defer { close(fd) }
+        return try readAll(fd: fd, path: path)
+    }
+
+    /// Everything until end of file from an open descriptor (stdin: fd 0).
+    public static func readAll(fd: Int32, path: String = "stdin") throws(SystemError) -> [UInt8] {
         var bytes: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 65536)
         while true {

@@ -170,6 +170,8 @@ public struct State: Codable, Equatable, Sendable {
     /// Networks of netkeep's Docker driver, and their endpoints.
     public var networks: [DockerNetwork] = []
     public var endpoints: [Endpoint] = []
+    /// Interfaces that CNI runtimes asked for (ADD).
+    public var cni: [CNIAttachment] = []
 
     public init(bootID: String? = nil, attachments: [Attachment] = []) {
         self.version = Self.currentVersion
@@ -178,7 +180,7 @@ public struct State: Codable, Equatable, Sendable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case version, attachments, networks, endpoints
+        case version, attachments, networks, endpoints, cni
         case bootID = "boot_id"
         case lastEventNano = "last_event_nano"
         case engine = "docker_engine"
@@ -195,6 +197,7 @@ public struct State: Codable, Equatable, Sendable {
         engine = try c.decodeIfPresent(EngineIdentity.self, forKey: .engine)
         networks = try c.decodeIfPresent([DockerNetwork].self, forKey: .networks) ?? []
         endpoints = try c.decodeIfPresent([Endpoint].self, forKey: .endpoints) ?? []
+        cni = try c.decodeIfPresent([CNIAttachment].self, forKey: .cni) ?? []
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -206,6 +209,7 @@ public struct State: Codable, Equatable, Sendable {
         try c.encodeIfPresent(engine, forKey: .engine)
         if !networks.isEmpty { try c.encode(networks, forKey: .networks) }
         if !endpoints.isEmpty { try c.encode(endpoints, forKey: .endpoints) }
+        if !cni.isEmpty { try c.encode(cni, forKey: .cni) }
     }
 
     public func network(id: String) -> DockerNetwork? { networks.first { $0.id == id } }
@@ -213,6 +217,14 @@ public struct State: Codable, Equatable, Sendable {
 
     public mutating func upsert(_ endpoint: Endpoint) {
         if let i = endpoints.firstIndex(where: { $0.id == endpoint.id }) { endpoints[i] = endpoint } else { endpoints.append(endpoint) }
+    }
+
+    public func cniAttachment(network: String, containerID: String, ifname: String) -> CNIAttachment? {
+        cni.first { $0.matches(network: network, containerID: containerID, ifname: ifname) }
+    }
+
+    public mutating func upsert(_ attachment: CNIAttachment) {
+        if let i = cni.firstIndex(where: { $0.key == attachment.key }) { cni[i] = attachment } else { cni.append(attachment) }
     }
 
     public mutating func upsert(_ network: DockerNetwork) {
@@ -258,6 +270,11 @@ public struct State: Codable, Equatable, Sendable {
             if !endpointIDs.insert(e.id).inserted { problems.append("endpoints[\(i)]: the same id as an earlier endpoint") }
             if !networkIDs.contains(e.networkID) { problems.append("endpoints[\(i)].network_id: no such network in the file") }
             for problem in e.problems() { problems.append("endpoints[\(i)]\(problem)") }
+        }
+        var cniKeys = Set<String>()
+        for (i, a) in cni.enumerated() {
+            if !cniKeys.insert(a.key).inserted { problems.append("cni[\(i)]: the same network, container id and ifname as an earlier one") }
+            for problem in a.problems() { problems.append("cni[\(i)]\(problem)") }
         }
         return problems
     }

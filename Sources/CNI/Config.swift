@@ -1,0 +1,216 @@
+import FoundationEssentials
+import NetkeepCore
+
+/// One plugin's network config as the runtime sends it on stdin: the keys
+/// of the list (`cniVersion`, `name`) merged with netkeep's own entry.
+///
+///     {"cniVersion": "1.1.0", "name": "ovs1", "type": "netkeep",
+///      "bridge": "br0", "vlan": 10, "mtu": 1500, "mac": "02:00:00:00:00:01",
+///      "ipam": {"type": "host-local", "subnet": "10.1.0.0/24"}}
+public struct CNIConfig: Sendable {
+    public var cniVersion: String
+    public var name: String
+    public var bridge: String
+    public var vlan: Int?
+    public var mtu: Int
+    /// A fixed MAC: the config's `mac`, or `runtimeConfig.mac` / CNI_ARGS `MAC=`.
+    public var mac: MACAddress?
+    /// The delegated IPAM plugin's `type`; nil: no addresses.
+    public var ipamType: String?
+    public var prevResult: CNIResult?
+    /// GC: `cni.dev/valid-attachments` (or `cni.dev/attachments`).
+    public var validAttachments: [(containerID: String, ifname: String)]
+
+    /// The keys netkeep knows in its own entry. Anything else that is not a
+    /// key every plugin gets is refused by name, as a typo would go unseen.
+    static let ownKeys: Set<String> = ["bridge", "vlan", "mtu", "mac"]
+    static let specKeys: Set<String> = ["cniVersion", "cniVersions", "name", "type", "ipam", "dns", "prevResult", "runtimeConfig",
+                                        "capabilities", "args", "disableCheck", "disableGC", "cni.dev/valid-attachments",
+                                        "cni.dev/attachments", "plugins"]
+
+    /// The config's fields as JSON types them; `parse` checks their values.
+    struct Fields: Decodable {
+        struct IPAM: Decodable { var type: String? }
+        struct RuntimeConfig: Decodable { var mac: String? }
+        struct Entry: Decodable { var containerID: String; var ifname: String }
+        var cniVersion: String?
+        var name: String?
+        var bridge: String?
+        var vlan: Int?
+        var mtu: Int?
+        var mac: String?
+        var ipam: IPAM?
+        var runtimeConfig: RuntimeConfig?
+        var prevResult: CNIResult?
+        var validAttachments: [Entry]?
+        var attachments: [Entry]?
+        enum CodingKeys: String, CodingKey {
+            case cniVersion, name, bridge, vlan, mtu, mac, ipam, runtimeConfig, prevResult
+            case validAttachments = "cni.dev/valid-attachments"
+            case attachments = "cni.dev/attachments"
+        }
+    }
+
+    /// Just the top-level keys, whatever their values.
+    struct Keys: Decodable {
+        struct Key: CodingKey {
+            var stringValue: String
+            var intValue: Int? { nil }
+            init(stringValue: String) { self.stringValue = stringValue }
+            init?(intValue: Int) { nil }
+        }
+        var names: [String]
+        init(from decoder: any Decoder) throws { names = try decoder.container(keyedBy: Key.self).allKeys.map(\.stringValue) }
+    }
+
+    public static func parse(_ bytes: [UInt8], args: String = "") throws(CNIError) -> CNIConfig {
+        let data = Data(bytes)
+        let keys: [String]
+        do { keys = try JSONDecoder().decode(Keys.self, from: data).names } catch {
+            throw CNIError(CNIError.decodingFailure, "network config on stdin is not a JSON object", details: "\(error)")
+        }
+        let fields: Fields
+        do { fields = try JSONDecoder().decode(Fields.self, from: data) } catch let DecodingError.typeMismatch(type, context) {
+            throw CNIError(CNIError.invalidConfig, "config key \(quoted(Self.path(context.codingPath))) must be \(Self.kind(type))")
+        } catch {
+            throw CNIError(CNIError.decodingFailure, "network config on stdin could not be read", details: "\(error)")
+        }
+        let version = fields.cniVersion ?? "0.1.0"
+        guard CNIVersion.supported.contains(version) else {
+            throw CNIError(CNIError.incompatibleVersion, "cniVersion \(quoted(version)) is not supported",
+                           details: "netkeep speaks \(CNIVersion.supported.joined(separator: ", "))")
+        }
+        if let unknown = keys.filter({ !ownKeys.contains($0) && !specKeys.contains($0) }).sorted().first {
+            throw CNIError(CNIError.invalidConfig, "config key \(quoted(unknown)) is not one of netkeep's (bridge, vlan, mtu, mac, ipam)")
+        }
+        guard let nameText = fields.name else { throw CNIError(CNIError.invalidConfig, "config has no \"name\"") }
+        let name: String
+        do { name = try CNIRules.networkName(nameText) } catch { throw CNIError(CNIError.invalidConfig, "\(error)") }
+        guard let bridgeText = fields.bridge else {
+            throw CNIError(CNIError.invalidConfig, "network \(quoted(name)): config has no \"bridge\" (the OVS bridge to attach to)")
+        }
+        var config = CNIConfig(cniVersion: version, name: name, bridge: "", vlan: nil, mtu: 1500, mac: nil, ipamType: nil,
+                               prevResult: fields.prevResult, validAttachments: [])
+        do {
+            config.bridge = try Names.bridge(bridgeText)
+            if let vlan = fields.vlan { config.vlan = try AttachRequest.validateVLAN(vlan) }
+            if let mtu = fields.mtu { config.mtu = try AttachRequest.validateMTU(mtu) }
+            // The most specific wins: CNI_ARGS MAC=, then runtimeConfig, then the config's own.
+            if let macText = Self.argument("MAC", in: args) ?? fields.runtimeConfig?.mac ?? fields.mac {
+                config.mac = try MACAddress(parsing: macText).validatedForInterface()
+            }
+        } catch {
+            throw CNIError(CNIError.invalidConfig, "network \(quoted(name)): \(error)")
+        }
+        if let ipam = fields.ipam, let type = ipam.type {
+            guard Self.isPluginName(type) else {
+                throw CNIError(CNIError.invalidConfig, "network \(quoted(name)): ipam type \(quoted(type)) is not a plugin name (letters, digits, '_', '.', '-')")
+            }
+            config.ipamType = type
+        }
+        config.validAttachments = (fields.validAttachments ?? fields.attachments ?? []).map { ($0.containerID, $0.ifname) }
+        return config
+    }
+
+    static func path(_ codingPath: [any CodingKey]) -> String {
+        codingPath.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
+    }
+
+    static func kind(_ type: Any.Type) -> String {
+        if type == Int.self { return "a number" }
+        if type == String.self { return "a string" }
+        return "\(type)"
+    }
+
+    /// `KEY=value` in CNI_ARGS (`;`-separated).
+    static func argument(_ key: String, in args: String) -> String? {
+        for pair in args.split(separator: ";") {
+            let parts = pair.split(separator: "=", maxSplits: 1)
+            if parts.count == 2, parts[0] == key { return String(parts[1]) }
+        }
+        return nil
+    }
+
+    /// A plugin name that is a file name, nothing that climbs out of CNI_PATH.
+    static func isPluginName(_ name: String) -> Bool {
+        !name.isEmpty && name != "." && name != ".." && name.utf8.allSatisfy {
+            CNIRules.isAlphanumeric($0) || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "-")
+        }
+    }
+}
+
+/// A result (SPEC.md, "Success"): what ADD prints, and what DEL and CHECK get back as prevResult.
+public struct CNIResult: Codable, Equatable, Sendable {
+    public struct Interface: Codable, Equatable, Sendable {
+        public var name: String
+        public var mac: String?
+        public var mtu: Int?
+        public var sandbox: String?
+        public init(name: String, mac: String?, mtu: Int? = nil, sandbox: String?) {
+            self.name = name; self.mac = mac; self.mtu = mtu; self.sandbox = sandbox
+        }
+    }
+    public struct IP: Codable, Equatable, Sendable {
+        public var address: String
+        public var gateway: String?
+        public var interface: Int?
+        /// "4" or "6" before 1.0.0.
+        public var version: String?
+        public init(address: String, gateway: String?, interface: Int?) {
+            self.address = address; self.gateway = gateway; self.interface = interface
+        }
+    }
+    public struct Route: Codable, Equatable, Sendable {
+        public var dst: String
+        public var gw: String?
+        public init(dst: String, gw: String?) { self.dst = dst; self.gw = gw }
+    }
+    public struct DNS: Codable, Equatable, Sendable {
+        public var nameservers: [String]?
+        public var domain: String?
+        public var search: [String]?
+        public var options: [String]?
+    }
+
+    public var cniVersion: String?
+    public var interfaces: [Interface]?
+    public var ips: [IP]?
+    public var routes: [Route]?
+    public var dns: DNS?
+
+    public init(cniVersion: String?, interfaces: [Interface]?, ips: [IP]?, routes: [Route]?, dns: DNS?) {
+        self.cniVersion = cniVersion; self.interfaces = interfaces; self.ips = ips; self.routes = routes; self.dns = dns
+    }
+
+    /// The result as `version` writes it: IPs carry `"version": "4"` before 1.0.0.
+    public func encoded(for version: String) -> [UInt8] {
+        var copy = self
+        copy.cniVersion = version
+        copy.ips = ips?.map { ip in
+            var ip = ip
+            ip.version = CNIVersion.ipsCarryVersion(version) ? "4" : nil
+            return ip
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return Array((try? encoder.encode(copy)) ?? Data("{}".utf8)) + [0x0a]
+    }
+
+    /// The IPv4 addresses, checked as netkeep checks any it records.
+    public func addresses() throws(CNIError) -> [(cidr: IPv4CIDR, gateway: IPv4Address?)] {
+        var out: [(IPv4CIDR, IPv4Address?)] = []
+        for ip in ips ?? [] {
+            if ip.version == "6" || ip.address.contains(":") {
+                throw CNIError(CNIError.unsupportedField, "IPv6 address \(ip.address) from IPAM: netkeep attachments are IPv4 only")
+            }
+            do {
+                let cidr = try IPv4CIDR(parsing: ip.address)
+                try AddressRules.check(cidr, role: "address")
+                out.append((cidr, try ip.gateway.map { text throws(InputError) in try IPv4Address(parsing: text) }))
+            } catch {
+                throw CNIError(CNIError.invalidConfig, "IPAM gave a bad address", details: "\(error)")
+            }
+        }
+        return out
+    }
+}

@@ -1,0 +1,137 @@
+/// Where a CNI attachment is in its life: `pending` is written before ADD
+/// changes the host, `ready` once the interface and port exist, `removing`
+/// before DEL (or GC) takes them down.
+public enum CNIAttachmentStatus: String, Codable, Sendable, CaseIterable {
+    case pending, ready, removing
+}
+
+/// One interface that a CNI runtime (containerd, Podman, a kubelet) asked for
+/// with ADD: keyed as the spec keys it, on network name, container id and
+/// interface name.
+public struct CNIAttachment: Codable, Hashable, Sendable {
+    /// The network config's `name`.
+    public var network: String
+    /// CNI_CONTAINERID as the runtime sent it.
+    public var containerID: String
+    /// CNI_IFNAME: the interface inside the container.
+    public var ifname: String
+    /// CNI_NETNS: the namespace path the runtime made.
+    public var netns: String
+    public var bridge: String
+    /// The port on the bridge: `nkc` + 12 hex digits of the key's hash.
+    public var hostIfname: String
+    public var mac: MACAddress
+    public var mtu: Int
+    public var vlan: Int?
+    /// The IPAM plugin the addresses came from (its `type`), nil for none.
+    public var ipam: String?
+    public var addresses: [IPv4CIDR]
+    public var gateway: IPv4Address?
+    public var status: CNIAttachmentStatus
+    public var createdAt: Timestamp
+
+    public init(network: String, containerID: String, ifname: String, netns: String, bridge: String,
+                mac: MACAddress, mtu: Int, vlan: Int?, ipam: String?, createdAt: Timestamp) {
+        self.network = network
+        self.containerID = containerID
+        self.ifname = ifname
+        self.netns = netns
+        self.bridge = bridge
+        self.hostIfname = Names.cniInterface(network: network, containerID: containerID, ifname: ifname)
+        self.mac = mac
+        self.mtu = mtu
+        self.vlan = vlan
+        self.ipam = ipam
+        self.addresses = []
+        self.status = .pending
+        self.createdAt = createdAt
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case network, ifname, netns, bridge, mac, mtu, vlan, ipam, addresses, gateway, status
+        case containerID = "container_id"
+        case hostIfname = "host_ifname"
+        case createdAt = "created_at"
+    }
+
+    /// The spec's key of an attachment, one string: `network/container/ifname`.
+    public var key: String { "\(network)/\(containerID)/\(ifname)" }
+
+    public func matches(network: String, containerID: String, ifname: String) -> Bool {
+        self.network == network && self.containerID == containerID && self.ifname == ifname
+    }
+
+    public func problems() -> [String] {
+        var problems: [String] = []
+        do {
+            _ = try CNIRules.networkName(network)
+            _ = try CNIRules.containerID(containerID)
+            _ = try Names.interface(ifname)
+            _ = try CNIRules.netnsPath(netns)
+            _ = try Names.bridge(bridge)
+            _ = try mac.validatedForInterface()
+            _ = try AttachRequest.validateMTU(mtu)
+            if let vlan { _ = try AttachRequest.validateVLAN(vlan) }
+            for address in addresses { try AddressRules.check(address, role: "address") }
+        } catch {
+            problems.append(": \(error)")
+        }
+        if hostIfname != Names.cniInterface(network: network, containerID: containerID, ifname: ifname) {
+            problems.append(".host_ifname: \(quoted(hostIfname)) is not derived from the network, container id and ifname")
+        }
+        return problems
+    }
+}
+
+/// The spec's rules for the values a runtime sends (CNI SPEC.md, "Parameters").
+public enum CNIRules {
+    /// A network name: a letter or digit, then letters, digits, `_`, `.`, `-`.
+    public static func networkName(_ name: String) throws(InputError) -> String {
+        guard isSpecIdentifier(name) else {
+            throw InputError(object: "network name \(quoted(name))", cause: "must start with a letter or digit and contain only letters, digits, '_', '.' and '-'")
+        }
+        return name
+    }
+
+    /// CNI_CONTAINERID: the same character rules as a network name.
+    public static func containerID(_ id: String) throws(InputError) -> String {
+        guard isSpecIdentifier(id), id.utf8.count <= 256 else {
+            throw InputError(object: "CNI_CONTAINERID \(quoted(id))", cause: "must start with a letter or digit and contain only letters, digits, '_', '.' and '-' (at most 256)")
+        }
+        return id
+    }
+
+    /// CNI_NETNS: an absolute path without `..`.
+    public static func netnsPath(_ path: String) throws(InputError) -> String {
+        guard path.hasPrefix("/"), !path.split(separator: "/").contains(".."), !path.utf8.contains(0) else {
+            throw InputError(object: "CNI_NETNS \(quoted(path))", cause: "is not an absolute path to a network namespace")
+        }
+        return path
+    }
+
+    static func isSpecIdentifier(_ text: String) -> Bool {
+        let bytes = Array(text.utf8)
+        guard let first = bytes.first, isAlphanumeric(first) else { return false }
+        return bytes.allSatisfy { isAlphanumeric($0) || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "-") }
+    }
+
+    public static func isAlphanumeric(_ b: UInt8) -> Bool {
+        (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5a) || (b >= 0x61 && b <= 0x7a)
+    }
+
+    /// GC's selection (SPEC.md, "GC"): the records of `network` whose container
+    /// id and ifname are not among `valid`. Never a record of another network.
+    public static func garbage(in records: [CNIAttachment], network: String,
+                               valid: [(containerID: String, ifname: String)]) -> [CNIAttachment] {
+        let keep = Set(valid.map { "\($0.containerID)/\($0.ifname)" })
+        return records.filter { $0.network == network && !keep.contains("\($0.containerID)/\($0.ifname)") }
+    }
+}
+
+extension Names {
+    /// A CNI attachment's host end: `nkc` + 12 hex digits of the hash of its key,
+    /// apart from attachments' `nk` and endpoints' `nke`/`nkp`.
+    public static func cniInterface(network: String, containerID: String, ifname: String) -> String {
+        hex(attachmentHash(containerID: containerID, ifname: "cni/\(network)/\(ifname)"), digits: 12, after: "nkc")
+    }
+}

@@ -1,0 +1,353 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CNI
+import HostIO
+import Logging
+import NetkeepCore
+import Netlink
+import OVSDB
+
+/// netkeep as a CNI plugin (`"type": "netkeep"`): one call of a runtime
+/// (containerd, Podman, a kubelet's), with CNI_* in the environment and the
+/// network config on stdin. Records follow the attachments' rules: intent
+/// first, under the state lock, written atomically; the lock is never held
+/// across IPAM or an OVSDB wait.
+public struct CNIPlugin {
+    let environment: HostEnvironment
+    let logger: Logger
+    /// The runtime's environment, passed on to the delegated IPAM plugin.
+    let processEnvironment: [String: String]
+
+    public init(environment: HostEnvironment, logger: Logger, processEnvironment: [String: String]) {
+        self.environment = environment
+        self.logger = logger
+        self.processEnvironment = processEnvironment
+    }
+
+    /// What the call prints on stdout and its exit status.
+    public func run(stdin: [UInt8]) -> (output: [UInt8], status: Int32) {
+        var version = CNIVersion.current
+        do throws(CNIError) {
+            let parameters = try CNIParameters.parse(processEnvironment)
+            if parameters.command == .version { return (Self.versionReply(stdin), 0) }
+            let config = try CNIConfig.parse(stdin, args: parameters.args)
+            version = config.cniVersion
+            switch parameters.command {
+            case .add: return (try add(config, parameters, stdin: stdin).encoded(for: version), 0)
+            case .del: try del(config, parameters, stdin: stdin)
+            case .check: try check(config, parameters, stdin: stdin)
+            case .gc: try gc(config, parameters, stdin: stdin)
+            case .status: try status(config)
+            case .version: break
+            }
+            return ([], 0)
+        } catch {
+            logger.error("\(error)")
+            return (error.json(version: version), 1)
+        }
+    }
+
+    /// VERSION: the versions netkeep speaks, in the version the runtime asked in.
+    static func versionReply(_ stdin: [UInt8]) -> [UInt8] {
+        let asked = CNIConfig.requestedVersion(stdin) ?? CNIVersion.current
+        let list = CNIVersion.supported.map { "\"\($0)\"" }.joined(separator: ",")
+        return Array("{\"cniVersion\":\"\(CNIVersion.supported.contains(asked) ? asked : CNIVersion.current)\",\"supportedVersions\":[\(list)]}\n".utf8)
+    }
+
+    // MARK: ADD
+
+    func add(_ config: CNIConfig, _ p: CNIParameters, stdin: [UInt8]) throws(CNIError) -> CNIResult {
+        let what = "network \(quoted(config.name)), container \(p.containerID.prefix(12)), \(p.ifname)"
+        let namespace: NetworkNamespace
+        do { namespace = try NetworkNamespace(path: p.netns) } catch {
+            throw CNIError(CNIError.unknownContainer, "\(what): network namespace \(p.netns) cannot be opened", details: "\(error)")
+        }
+        let snapshot = try vswitchSnapshot()
+        guard let bridge = snapshot.bridge(named: config.bridge) else {
+            throw CNIError(CNIError.invalidConfig, "network \(quoted(config.name)): bridge \(quoted(config.bridge)) does not exist (ovsdb)")
+        }
+        let inside: NetlinkSession
+        do { inside = try NetlinkSession.open(in: namespace) } catch {
+            throw CNIError(CNIError.ioFailure, "\(what): netlink in \(p.netns): \(error)")
+        }
+        if (try? inside.link(named: p.ifname)) ?? nil != nil {
+            throw CNIError(CNIError.interfaceExists, "\(what): interface \(p.ifname) already exists in \(p.netns)")
+        }
+        var rng = SystemRandomNumberGenerator()
+        var record = CNIAttachment(network: config.name, containerID: p.containerID, ifname: p.ifname, netns: p.netns,
+                                   bridge: config.bridge, mac: config.mac ?? MACAddress.randomLocal(using: &rng), mtu: config.mtu,
+                                   vlan: config.vlan, ipam: config.ipamType, createdAt: environment.now())
+        // The intent, before anything on the host changes.
+        var leftover: CNIAttachment?
+        try update { state throws(CNIError) in
+            if let existing = state.cniAttachment(network: config.name, containerID: p.containerID, ifname: p.ifname) {
+                guard existing.status == .pending else {
+                    throw CNIError(CNIError.interfaceExists, "\(what): already added (port \(existing.hostIfname)); DEL it first")
+                }
+                leftover = existing  // an ADD that died half-way: its pieces go first
+            }
+            state.upsert(record)
+        }
+        if let leftover { try? removePieces(leftover) }
+        do throws(CNIError) {
+            var result = CNIResult(cniVersion: config.cniVersion, interfaces: nil, ips: [], routes: nil, dns: nil)
+            if let type = config.ipamType {
+                guard let allocated = try ipam(.add, type: type, stdin: stdin) else {
+                    throw CNIError(CNIError.ioFailure, "\(what): IPAM \(type) printed no result")
+                }
+                result = allocated
+            }
+            let addresses = try result.addresses()
+            record.addresses = addresses.map(\.cidr)
+            record.gateway = addresses.compactMap(\.gateway).first
+            let defaultGateway = try Self.defaultGateway(result.routes ?? [], fallback: record.gateway)
+            try update { $0.upsert(record) }
+            try makeLink(record, in: namespace, inside: inside, userspace: bridge.isUserspace, defaultGateway: defaultGateway)
+            if snapshot.port(named: record.hostIfname) == nil { try addPort(record) }
+            record.status = .ready
+            try update { $0.upsert(record) }
+            environment.audit.record(AuditEvent(kind: .create, message: "CNI \(record.key): port \(record.hostIfname), MAC \(record.mac)\(record.addresses.first.map { ", \($0)" } ?? "")",
+                                                reason: "cni-add", port: record.hostIfname, bridge: record.bridge,
+                                                ip: record.addresses.first?.description))
+            let host = (try? NetlinkSession.open().link(named: record.hostIfname))??.mac
+            result.interfaces = [CNIResult.Interface(name: record.hostIfname, mac: host?.description, sandbox: nil),
+                                 CNIResult.Interface(name: record.ifname, mac: record.mac.description, mtu: record.mtu, sandbox: record.netns)]
+            result.ips = (result.ips ?? []).map { ip in
+                var ip = ip
+                ip.interface = 1
+                return ip
+            }
+            return result
+        } catch {
+            // Undo: Docker's rule holds here too, the runtime gives up on this ADD.
+            try? removePieces(record)
+            if let type = config.ipamType { _ = try? ipam(.del, type: type, stdin: stdin) }
+            try? update { $0.cni.removeAll { $0.key == record.key } }
+            throw error
+        }
+    }
+
+    /// The gateway of the default route: a route to 0.0.0.0/0 (its `gw`, or
+    /// the address's gateway). Other routes are not netkeep's to make (yet).
+    static func defaultGateway(_ routes: [CNIResult.Route], fallback: IPv4Address?) throws(CNIError) -> IPv4Address? {
+        var gateway: IPv4Address?
+        for route in routes {
+            guard route.dst == "0.0.0.0/0" else {
+                if route.dst.contains(":") { continue }  // IPv6: refused with its address
+                throw CNIError(CNIError.unsupportedField, "route to \(route.dst): netkeep makes only the default route (0.0.0.0/0)")
+            }
+            do { gateway = try route.gw.map { text throws(InputError) in try IPv4Address(parsing: text) } ?? fallback } catch {
+                throw CNIError(CNIError.invalidConfig, "default route: \(error)")
+            }
+        }
+        return gateway
+    }
+
+    /// The veth pair with its container end made inside the namespace under
+    /// its final name, MAC and MTU; addresses and the default route; both up.
+    func makeLink(_ a: CNIAttachment, in namespace: NetworkNamespace, inside: NetlinkSession, userspace: Bool,
+                  defaultGateway: IPv4Address?) throws(CNIError) {
+        do {
+            let host = try NetlinkSession.open()
+            try host.createVeth(name: a.hostIfname, mtu: a.mtu, peerName: a.ifname, peerMAC: a.mac, peerMTU: a.mtu, peerNamespace: namespace)
+            if userspace {
+                try Ethtool.setTxChecksum(false, interface: a.hostIfname, in: nil)
+                try Ethtool.setTxChecksum(false, interface: a.ifname, in: namespace)
+            }
+            guard let link = try inside.link(named: a.ifname) else { throw CNIError(CNIError.linkFailure, "\(a.key): \(a.ifname) vanished while it was made") }
+            try inside.setUp(index: link.index, name: a.ifname)
+            for address in a.addresses { try inside.addAddress(address, index: link.index, name: a.ifname) }
+            if let defaultGateway { try inside.addDefaultRoute(via: defaultGateway, index: link.index, name: a.ifname) }
+            guard let hostLink = try host.link(named: a.hostIfname) else { throw CNIError(CNIError.linkFailure, "\(a.key): \(a.hostIfname) vanished while it was made") }
+            try host.setUp(index: hostLink.index, name: a.hostIfname)
+        } catch let error as CNIError {
+            throw error
+        } catch {
+            throw CNIError(CNIError.linkFailure, "\(a.key): veth \(a.hostIfname): \(error)")
+        }
+    }
+
+    func addPort(_ a: CNIAttachment) throws(CNIError) {
+        let spec = PortSpec(bridge: a.bridge, name: a.hostIfname, tag: a.vlan,
+                            interfaceExternalIDs: [CNIAttachment.externalID: a.key, "netkeep-network": a.network])
+        do {
+            let client = try environment.vswitch()
+            defer { client.close() }
+            let next = try client.addPorts([spec], comment: "netkeep: CNI \(a.key)")
+            _ = try client.waitApplied(next)
+        } catch {
+            throw CNIError(CNIError.vswitchFailure, "\(a.key): add port \(a.hostIfname) to \(a.bridge): \(error)")
+        }
+    }
+
+    // MARK: DEL, CHECK, GC, STATUS
+
+    /// DEL: whatever is there goes; nothing there is success (SPEC.md: DEL is
+    /// idempotent and succeeds when the namespace is gone).
+    func del(_ config: CNIConfig, _ p: CNIParameters, stdin: [UInt8]) throws(CNIError) {
+        let record = try load().cniAttachment(network: config.name, containerID: p.containerID, ifname: p.ifname)
+        if let record { try remove(record, reason: "cni-del") }
+        if let type = config.ipamType { _ = try ipam(.del, type: type, stdin: stdin) }
+    }
+
+    /// CHECK: the interface is as ADD made it and as prevResult says.
+    func check(_ config: CNIConfig, _ p: CNIParameters, stdin: [UInt8]) throws(CNIError) {
+        let what = "network \(quoted(config.name)), container \(p.containerID.prefix(12)), \(p.ifname)"
+        guard let prev = config.prevResult else { throw CNIError(CNIError.invalidConfig, "\(what): CHECK needs prevResult") }
+        guard let record = try load().cniAttachment(network: config.name, containerID: p.containerID, ifname: p.ifname),
+              record.status == .ready else {
+            throw CNIError(CNIError.unknownContainer, "\(what): netkeep has no record of an ADD")
+        }
+        if let type = config.ipamType { _ = try ipam(.check, type: type, stdin: stdin) }
+        guard try vswitchSnapshot().port(named: record.hostIfname) != nil else {
+            throw CNIError(CNIError.vswitchFailure, "\(what): port \(record.hostIfname) is missing from bridge \(record.bridge)")
+        }
+        let namespace: NetworkNamespace
+        do { namespace = try NetworkNamespace(path: p.netns) } catch {
+            throw CNIError(CNIError.unknownContainer, "\(what): network namespace \(p.netns) cannot be opened", details: "\(error)")
+        }
+        do {
+            let inside = try NetlinkSession.open(in: namespace)
+            guard let link = try inside.link(named: p.ifname) else { throw CNIError(CNIError.linkFailure, "\(what): \(p.ifname) is missing in \(p.netns)") }
+            guard link.mac == record.mac else {
+                throw CNIError(CNIError.linkFailure, "\(what): \(p.ifname) has MAC \(link.mac?.description ?? "none"), not \(record.mac)")
+            }
+            guard link.mtu == record.mtu else { throw CNIError(CNIError.linkFailure, "\(what): \(p.ifname) has MTU \(link.mtu), not \(record.mtu)") }
+            guard link.isUp else { throw CNIError(CNIError.linkFailure, "\(what): \(p.ifname) is down") }
+            let present = Set(try inside.addresses().filter { $0.index == link.index }.map(\.cidr))
+            for (cidr, _) in try prev.addresses() where !present.contains(cidr) {
+                throw CNIError(CNIError.linkFailure, "\(what): \(p.ifname) lacks \(cidr) of prevResult")
+            }
+        } catch let error as CNIError {
+            throw error
+        } catch {
+            throw CNIError(CNIError.linkFailure, "\(what): \(error)")
+        }
+    }
+
+    /// GC: the records of this network that are not valid attachments go, as
+    /// DEL would take them. Nothing of another network, of Docker or foreign.
+    func gc(_ config: CNIConfig, _ p: CNIParameters, stdin: [UInt8]) throws(CNIError) {
+        let garbage = CNIRules.garbage(in: try load().cni, network: config.name, valid: config.validAttachments)
+        for record in garbage {
+            try remove(record, reason: "cni-gc")
+            if let type = config.ipamType {
+                var env = processEnvironment
+                env["CNI_CONTAINERID"] = record.containerID
+                env["CNI_IFNAME"] = record.ifname
+                env["CNI_NETNS"] = record.netns
+                _ = try ipam(.del, type: type, stdin: stdin, environment: env)
+            }
+        }
+    }
+
+    /// STATUS: ready for ADD when OVSDB answers and the bridge exists.
+    func status(_ config: CNIConfig) throws(CNIError) {
+        let snapshot: VSwitchSnapshot
+        do { snapshot = try vswitchSnapshot() } catch {
+            throw CNIError(CNIError.notAvailable, "Open vSwitch does not answer", details: error.msg)
+        }
+        guard snapshot.bridge(named: config.bridge) != nil else {
+            throw CNIError(CNIError.notAvailable, "network \(quoted(config.name)): bridge \(quoted(config.bridge)) does not exist (ovsdb)")
+        }
+    }
+
+    /// Marks the record `removing`, takes its pieces down, then the record.
+    func remove(_ record: CNIAttachment, reason: String) throws(CNIError) {
+        try update { state in
+            guard var r = state.cniAttachment(network: record.network, containerID: record.containerID, ifname: record.ifname) else { return }
+            r.status = .removing
+            state.upsert(r)
+        }
+        try removePieces(record)
+        try update { $0.cni.removeAll { $0.key == record.key } }
+        environment.audit.record(AuditEvent(kind: .detach, message: "CNI \(record.key): port \(record.hostIfname) removed from \(record.bridge)",
+                                            reason: reason, port: record.hostIfname, bridge: record.bridge,
+                                            ip: record.addresses.first?.description))
+    }
+
+    /// The port and the veth (deleting the host end takes the container end).
+    func removePieces(_ record: CNIAttachment) throws(CNIError) {
+        do {
+            let client = try environment.vswitch()
+            defer { client.close() }
+            _ = try client.deletePorts(named: [record.hostIfname], comment: "netkeep: CNI \(record.key) deleted")
+        } catch {
+            throw CNIError(CNIError.vswitchFailure, "\(record.key): remove port \(record.hostIfname): \(error)")
+        }
+        do { _ = try NetlinkSession.open().deleteLink(named: record.hostIfname) } catch {
+            throw CNIError(CNIError.linkFailure, "\(record.key): delete veth \(record.hostIfname): \(error)")
+        }
+    }
+
+    // MARK: IPAM, records, OVSDB
+
+    /// Runs the IPAM plugin `type` from CNI_PATH with the same config, as the
+    /// spec delegates; its error comes back as it said it.
+    func ipam(_ command: CNICommand, type: String, stdin: [UInt8], environment env: [String: String]? = nil) throws(CNIError) -> CNIResult? {
+        let parameters = try? CNIParameters.parse(processEnvironment)
+        let dirs = parameters?.path ?? []
+        let candidates: [String] = dirs.map { "\($0)/\(type)" }
+        guard let program = candidates.first(where: { (path: String) -> Bool in access(path, X_OK) == 0 }) else {
+            throw CNIError(CNIError.invalidConfig, "IPAM plugin \(quoted(type)) is not in CNI_PATH (\(dirs.joined(separator: ":")))")
+        }
+        var env = env ?? processEnvironment
+        env["CNI_COMMAND"] = command.rawValue
+        var outcome: Subprocess.Outcome
+        do {
+            outcome = try Subprocess.run(program, environment: env, stdin: stdin)
+            // An IPAM plugin of spec 1.0.0 (Debian 12's) refuses 1.1.0, whose
+            // ADD, DEL and CHECK are 1.0.0's: it is asked again in 1.0.0.
+            if outcome.status != 0, CNIError.decode(outcome.stdout)?.code == CNIError.incompatibleVersion,
+               CNIConfig.requestedVersion(stdin) == "1.1.0", [.add, .del, .check].contains(command),
+               let older = CNIConfig.replacingVersion(stdin, with: "1.0.0") {
+                outcome = try Subprocess.run(program, environment: env, stdin: older)
+            }
+        } catch {
+            throw CNIError(CNIError.ioFailure, "IPAM \(type): \(error)")
+        }
+        guard outcome.status == 0 else {
+            if var error = CNIError.decode(outcome.stdout) {
+                error.msg = "IPAM \(type) \(command.rawValue): \(error.msg)"
+                throw error
+            }
+            throw CNIError(CNIError.ioFailure, "IPAM \(type) \(command.rawValue) exited with \(outcome.status)")
+        }
+        guard command == .add else { return nil }
+        return CNIResult.decode(outcome.stdout)
+    }
+
+    func load() throws(CNIError) -> State {
+        do { return try environment.loadState() } catch { throw CNIError(CNIError.ioFailure, "netkeep state: \(error)") }
+    }
+
+    func update(_ change: (inout State) throws(CNIError) -> Void) throws(CNIError) {
+        var refusal: CNIError?
+        do {
+            _ = try environment.updateRecords(logger: logger) { state throws(Failure) in
+                do throws(CNIError) { try change(&state) } catch {
+                    refusal = error
+                    throw Failure.badInput(error.msg)
+                }
+            }
+        } catch {
+            throw refusal ?? CNIError(error.exitCode == 5 ? CNIError.tryAgainLater : CNIError.ioFailure, "netkeep state: \(error)")
+        }
+    }
+
+    func vswitchSnapshot() throws(CNIError) -> VSwitchSnapshot {
+        do {
+            let client = try environment.vswitch()
+            defer { client.close() }
+            return try client.snapshot()
+        } catch {
+            throw CNIError(CNIError.tryAgainLater, "Open vSwitch: \(error)")
+        }
+    }
+}
+
+extension CNIAttachment {
+    /// The Interface external_id that marks a CNI attachment's port as netkeep's (DESIGN.md rule 2).
+    public static let externalID = "netkeep-cni"
+}

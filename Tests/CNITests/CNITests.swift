@@ -1,0 +1,167 @@
+import CNI
+import Foundation
+import NetkeepCore
+import Testing
+
+@Suite struct CNIConfigTests {
+    func parse(_ json: String, args: String = "") throws(CNIError) -> CNIConfig { try CNIConfig.parse(Array(json.utf8), args: args) }
+
+    func error(_ json: String) -> CNIError? {
+        do { _ = try parse(json); return nil } catch { return error }
+    }
+
+    @Test func aFullConfigReadsEveryKey() throws {
+        let c = try parse(#"{"cniVersion":"1.1.0","name":"ovs1","type":"netkeep","bridge":"br0","vlan":10,"mtu":1400,"#
+                          + #""mac":"02:00:00:00:00:01","ipam":{"type":"host-local","subnet":"10.1.0.0/24"}}"#)
+        #expect(c.cniVersion == "1.1.0" && c.name == "ovs1" && c.bridge == "br0" && c.vlan == 10 && c.mtu == 1400)
+        #expect(c.mac?.description == "02:00:00:00:00:01" && c.ipamType == "host-local")
+    }
+
+    @Test func defaultsAreMTU1500NoVLANNoIPAM() throws {
+        let c = try parse(#"{"cniVersion":"1.0.0","name":"n","type":"netkeep","bridge":"br0"}"#)
+        #expect(c.mtu == 1500 && c.vlan == nil && c.mac == nil && c.ipamType == nil && c.prevResult == nil)
+    }
+
+    @Test func theMostSpecificMACWins() throws {
+        let base = #"{"cniVersion":"1.0.0","name":"n","type":"netkeep","bridge":"br0","mac":"02:00:00:00:00:01""#
+        #expect(try parse(base + "}").mac?.description == "02:00:00:00:00:01")
+        #expect(try parse(base + #","runtimeConfig":{"mac":"02:00:00:00:00:02"}}"#).mac?.description == "02:00:00:00:00:02")
+        #expect(try parse(base + #","runtimeConfig":{"mac":"02:00:00:00:00:02"}}"#, args: "IgnoreUnknown=1;MAC=02:00:00:00:00:03").mac?.description
+                == "02:00:00:00:00:03")
+    }
+
+    @Test(arguments: [
+        (#"{"cniVersion":"9.9.9","name":"n","bridge":"br0"}"#, CNIError.incompatibleVersion, "cniVersion \"9.9.9\""),
+        (#"{"cniVersion":"1.0.0","name":"n"}"#, CNIError.invalidConfig, "no \"bridge\""),
+        (#"{"cniVersion":"1.0.0","bridge":"br0"}"#, CNIError.invalidConfig, "no \"name\""),
+        (#"{"cniVersion":"1.0.0","name":"-n","bridge":"br0"}"#, CNIError.invalidConfig, "network name \"-n\""),
+        (#"{"cniVersion":"1.0.0","name":"n","bridge":"br0","vlan":5000}"#, CNIError.invalidConfig, "5000"),
+        (#"{"cniVersion":"1.0.0","name":"n","bridge":"br0","vlan":"ten"}"#, CNIError.invalidConfig, "\"vlan\" must be a number"),
+        (#"{"cniVersion":"1.0.0","name":"n","bridge":"br0","mtu":10}"#, CNIError.invalidConfig, "10"),
+        (#"{"cniVersion":"1.0.0","name":"n","bridge":"br0","mac":"01:00:00:00:00:01"}"#, CNIError.invalidConfig, "01:00:00:00:00:01"),
+        (#"{"cniVersion":"1.0.0","name":"n","bridge":"a/b"}"#, CNIError.invalidConfig, "bridge"),
+        (#"{"cniVersion":"1.0.0","name":"n","bridge":"br0","brige":"x"}"#, CNIError.invalidConfig, "\"brige\""),
+        (#"{"cniVersion":"1.0.0","name":"n","bridge":"br0","ipam":{"type":"../bin/sh"}}"#, CNIError.invalidConfig, "ipam type"),
+        (#"[1,2]"#, CNIError.decodingFailure, "not a JSON object"),
+        (#"{"cniVersion":"1.0.0","name":"n","bridge":"br0","prevResult":{"ips":"x"}}"#, CNIError.invalidConfig, "prevResult.ips"),
+    ])
+    func badConfigsAreRefusedByName(json: String, code: Int, mentions: String) {
+        let e = error(json)
+        #expect(e?.code == code, "\(String(describing: e))")
+        #expect(e.map { "\($0)".contains(mentions) } == true, "\(String(describing: e))")
+    }
+
+    @Test func gcReadsBothAttachmentKeys() throws {
+        let valid = try parse(#"{"cniVersion":"1.1.0","name":"n","bridge":"br0","cni.dev/valid-attachments":[{"containerID":"a","ifname":"eth0"}]}"#)
+        #expect(valid.validAttachments.map { "\($0.containerID)/\($0.ifname)" } == ["a/eth0"])
+        let older = try parse(#"{"cniVersion":"1.1.0","name":"n","bridge":"br0","cni.dev/attachments":[{"containerID":"b","ifname":"net1"}]}"#)
+        #expect(older.validAttachments.map { "\($0.containerID)/\($0.ifname)" } == ["b/net1"])
+    }
+
+    @Test func prevResultIsRead() throws {
+        let c = try parse(#"{"cniVersion":"1.0.0","name":"n","bridge":"br0","prevResult":{"cniVersion":"1.0.0","#
+                          + #""interfaces":[{"name":"eth0","mac":"02:00:00:00:00:01","sandbox":"/run/netns/x"}],"#
+                          + #""ips":[{"address":"10.1.0.5/24","gateway":"10.1.0.1","interface":0}]}}"#)
+        #expect(try c.prevResult?.addresses().map { $0.cidr.description } == ["10.1.0.5/24"])
+    }
+}
+
+@Suite struct CNIParametersTests {
+    let base = ["CNI_COMMAND": "ADD", "CNI_CONTAINERID": "abc123", "CNI_NETNS": "/var/run/netns/x", "CNI_IFNAME": "eth0",
+                "CNI_PATH": "/opt/cni/bin:/usr/lib/cni"]
+
+    @Test func addReadsEverything() throws {
+        let p = try CNIParameters.parse(base)
+        #expect(p.command == .add && p.containerID == "abc123" && p.ifname == "eth0" && p.path == ["/opt/cni/bin", "/usr/lib/cni"])
+    }
+
+    @Test func delNeedsNoNamespace() throws {
+        var env = base
+        env["CNI_COMMAND"] = "DEL"
+        env["CNI_NETNS"] = ""
+        #expect(try CNIParameters.parse(env).netns == "")
+        env["CNI_COMMAND"] = "ADD"
+        #expect(throws: CNIError.self) { try CNIParameters.parse(env) }
+    }
+
+    @Test(arguments: [("CNI_COMMAND", "PUT"), ("CNI_CONTAINERID", "a b"), ("CNI_CONTAINERID", ""), ("CNI_IFNAME", "a/b"),
+                      ("CNI_IFNAME", "averyveryverylongname"), ("CNI_NETNS", "relative"), ("CNI_NETNS", "/a/../b")])
+    func badVariablesAreRefusedByName(key: String, value: String) {
+        var env = base
+        env[key] = value
+        do { _ = try CNIParameters.parse(env); Issue.record("\(key)=\(value) accepted") } catch {
+            #expect(error.code == CNIError.invalidEnvironment)
+            #expect(error.msg.contains(key) || error.msg.contains("CNI_"), "\(error)")
+        }
+    }
+}
+
+@Suite struct CNIResultTests {
+    let result = CNIResult(cniVersion: nil,
+                           interfaces: [.init(name: "nkc0123456789ab", mac: "02:00:00:00:00:09", sandbox: nil),
+                                        .init(name: "eth0", mac: "02:00:00:00:00:01", mtu: 1500, sandbox: "/run/netns/x")],
+                           ips: [.init(address: "10.1.0.5/24", gateway: "10.1.0.1", interface: 1)],
+                           routes: [.init(dst: "0.0.0.0/0", gw: "10.1.0.1")], dns: nil)
+
+    func object(_ bytes: [UInt8]) throws -> [String: Any] {
+        try #require(try JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any])
+    }
+
+    @Test(arguments: CNIVersion.supported)
+    func everyVersionEncodesAsItsSpecSays(version: String) throws {
+        let o = try object(result.encoded(for: version))
+        #expect(o["cniVersion"] as? String == version)
+        let ip = try #require((o["ips"] as? [[String: Any]])?.first)
+        #expect(ip["address"] as? String == "10.1.0.5/24" && ip["interface"] as? Int == 1 && ip["gateway"] as? String == "10.1.0.1")
+        // Before 1.0.0 every IP says its family; from 1.0.0 on the key is gone.
+        #expect((ip["version"] as? String) == (version.hasPrefix("0.") ? "4" : nil))
+        let sandbox = (o["interfaces"] as? [[String: Any]])?[1]["sandbox"] as? String
+        #expect(sandbox == "/run/netns/x")
+        #expect(o["dns"] == nil)
+    }
+
+    @Test func errorsAreTheSpecsJSON() throws {
+        let e = CNIError(CNIError.invalidConfig, "bridge \"nope\" does not exist", details: "ovsdb")
+        let o = try object(e.json(version: "1.0.0"))
+        #expect(o["cniVersion"] as? String == "1.0.0" && o["code"] as? Int == 7 && o["msg"] as? String == "bridge \"nope\" does not exist")
+        #expect(o["details"] as? String == "ovsdb")
+        #expect(CNIError.decode(e.json(version: "1.0.0")) == e)
+    }
+
+    @Test func ipv6AndBadAddressesAreRefused() {
+        var r = result
+        r.ips = [.init(address: "fd00::5/64", gateway: nil, interface: 1)]
+        #expect(throws: CNIError.self) { try r.addresses() }
+        r.ips = [.init(address: "10.1.0.0/24", gateway: nil, interface: 1)]
+        #expect(throws: CNIError.self) { try r.addresses() }
+        r.ips = [.init(address: "10.1.0.300/24", gateway: nil, interface: 1)]
+        #expect(throws: CNIError.self) { try r.addresses() }
+    }
+}
+
+@Suite struct CNIGarbageTests {
+    func record(_ network: String, _ id: String, _ ifname: String) -> CNIAttachment {
+        CNIAttachment(network: network, containerID: id, ifname: ifname, netns: "/run/netns/\(id)", bridge: "br0",
+                      mac: MACAddress(bytes: [2, 0, 0, 0, 0, 1])!, mtu: 1500, vlan: nil, ipam: nil, createdAt: Timestamp(secondsSinceEpoch: 0))
+    }
+
+    @Test func onlyTheNetworksRecordsNotListedGo() {
+        let records = [record("n", "a", "eth0"), record("n", "a", "net1"), record("n", "b", "eth0"), record("other", "c", "eth0")]
+        let garbage = CNIRules.garbage(in: records, network: "n", valid: [("a", "eth0")])
+        #expect(garbage.map(\.key) == ["n/a/net1", "n/b/eth0"])
+        // An empty list collects every record of the network, and none of another.
+        #expect(CNIRules.garbage(in: records, network: "n", valid: []).count == 3)
+        #expect(CNIRules.garbage(in: records, network: "missing", valid: []).isEmpty)
+    }
+
+    @Test func hostNamesAreStableDistinctAndFitIFNAMSIZ() {
+        let a = record("n", "a", "eth0"), b = record("n", "a", "eth1"), c = record("m", "a", "eth0")
+        #expect(Set([a.hostIfname, b.hostIfname, c.hostIfname]).count == 3)
+        #expect(a.hostIfname == record("n", "a", "eth0").hostIfname)
+        #expect(a.hostIfname.hasPrefix("nkc") && a.hostIfname.utf8.count == 15)
+        #expect(a.problems().isEmpty)
+        var bad = a
+        bad.hostIfname = "nkc000000000000"
+        #expect(!bad.problems().isEmpty)
+    }
+}
