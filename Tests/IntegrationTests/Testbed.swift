@@ -50,7 +50,7 @@ struct CommandResult {
 /// clean signal mask and default handlers (the test runner blocks signals that
 /// children would otherwise inherit), and a plain waitpid.
 @discardableResult
-func run(_ arguments: [String], environment: [String: String] = [:]) -> CommandResult {
+func run(_ arguments: [String], environment: [String: String] = [:], stdin input: String? = nil) -> CommandResult {
     let dir = FileManager.default.temporaryDirectory.appendingPathComponent("nkrun-\(UUID().uuidString)").path
     try! FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -58,7 +58,9 @@ func run(_ arguments: [String], environment: [String: String] = [:]) -> CommandR
     var actions = posix_spawn_file_actions_t()
     posix_spawn_file_actions_init(&actions)
     defer { posix_spawn_file_actions_destroy(&actions) }
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+    let inputPath = dir + "/in"
+    if let input { try! Data(input.utf8).write(to: URL(fileURLWithPath: inputPath)) }
+    posix_spawn_file_actions_addopen(&actions, 0, input == nil ? "/dev/null" : inputPath, O_RDONLY, 0)
     posix_spawn_file_actions_addopen(&actions, 1, out, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
     posix_spawn_file_actions_addopen(&actions, 2, err, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
     var attributes = posix_spawnattr_t()
