@@ -59,7 +59,13 @@ final class CNINetwork: @unchecked Sendable {
         return ((object["cni"] as? [[String: Any]]) ?? []).filter { $0["network"] as? String == name }
     }
 
-    deinit { try? FileManager.default.removeItem(atPath: ipamDirectory) }
+    /// What a test left, taken down as a runtime's DEL would.
+    deinit {
+        for record in records {
+            _ = call("DEL", container: record["container_id"] as? String ?? "", ifname: record["ifname"] as? String ?? "")
+        }
+        try? FileManager.default.removeItem(atPath: ipamDirectory)
+    }
 }
 
 func jsonObject(_ text: String) -> [String: Any]? {
