@@ -135,3 +135,29 @@ extension Names {
         hex(attachmentHash(containerID: containerID, ifname: "cni/\(network)/\(ifname)"), digits: 12, after: "nkc")
     }
 }
+
+/// What the daemon's sweep does for CNI attachments. The runtime owns their
+/// life (ADD, DEL, GC); netkeep mends only the port of one that lives.
+public enum CNISweepAction: Equatable, Sendable {
+    /// The veth is there, OVSDB lost its port (a database cleared, a port deleted by hand).
+    case addPort(CNIAttachment, reason: String)
+    /// The veth is gone (a reboot, the namespace deleted): the port row is dead.
+    /// The record stays for the runtime's DEL or GC, which give back its addresses.
+    case removeDeadPort(CNIAttachment, reason: String)
+}
+
+extension CNIRules {
+    /// Only `ready` records, and only on what was seen: nothing when the
+    /// links or the ports could not be read (DESIGN.md rule 1).
+    public static func sweep(_ records: [CNIAttachment], hostLinks: Set<String>?, ports: Set<String>?) -> [CNISweepAction] {
+        guard let hostLinks, let ports else { return [] }
+        return records.compactMap { record in
+            guard record.status == .ready else { return nil }
+            switch (hostLinks.contains(record.hostIfname), ports.contains(record.hostIfname)) {
+            case (true, false): return .addPort(record, reason: "cni-port-missing")
+            case (false, true): return .removeDeadPort(record, reason: "cni-veth-gone")
+            default: return nil
+            }
+        }
+    }
+}

@@ -348,6 +348,7 @@ public final class Daemon: Service, @unchecked Sendable {
                     var unjoined = unjoinedEndpoints.withLock { $0 }
                     try SweepEndpoints(environment: environment, logger: logger).run(inherited: options.inheritedEndpoints, unjoined: &unjoined)
                     unjoinedEndpoints.withLock { $0 = unjoined }
+                    try SweepCNI(environment: environment, logger: logger).run()
                 }
                 if report.unreachable {
                     logger.warning("a source is unreachable: nothing removed; retrying with backoff")

@@ -274,6 +274,16 @@ struct ReconcileCommand: ParsableCommand {
                     }
                 }
             }
+            // CNI attachments' ports: added back, or removed once their veth is gone.
+            let mended = report.unreachable ? [] : try SweepCNI(environment: options.environment, logger: options.logger).run(dryRun: dryRun)
+            if !json {
+                for action in mended {
+                    switch action {
+                    case .addPort(let a, let reason): print("\(dryRun ? "would add" : "added") port \(a.hostIfname) of CNI \(a.key) back to \(a.bridge): \(reason)")
+                    case .removeDeadPort(let a, let reason): print("\(dryRun ? "would remove" : "removed") dead port \(a.hostIfname) of CNI \(a.key): \(reason)")
+                    }
+                }
+            }
             if report.exitCode != 0 { throw Failure.exit(report.exitCode) }
         }
     }

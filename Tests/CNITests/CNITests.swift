@@ -164,4 +164,20 @@ import Testing
         bad.hostIfname = "nkc000000000000"
         #expect(!bad.problems().isEmpty)
     }
+
+    @Test func theSweepMendsOnlyReadyRecordsOnWhatItSaw() {
+        var live = record("n", "a", "eth0"), lost = record("n", "b", "eth0"), dead = record("n", "c", "eth0"), fine = record("n", "d", "eth0")
+        var pending = record("n", "e", "eth0"), removing = record("n", "f", "eth0")
+        live.status = .ready; lost.status = .ready; dead.status = .ready; fine.status = .ready
+        pending.status = .pending; removing.status = .removing
+        let links: Set = [live.hostIfname, lost.hostIfname, fine.hostIfname, pending.hostIfname, removing.hostIfname]
+        let ports: Set = [live.hostIfname, dead.hostIfname, fine.hostIfname, removing.hostIfname]
+        let records = [live, lost, dead, fine, pending, removing]
+        #expect(CNIRules.sweep(records, hostLinks: links, ports: ports)
+                == [.addPort(lost, reason: "cni-port-missing"), .removeDeadPort(dead, reason: "cni-veth-gone")])
+        // Unseen links or ports: nothing at all.
+        #expect(CNIRules.sweep(records, hostLinks: nil, ports: ports).isEmpty)
+        #expect(CNIRules.sweep(records, hostLinks: links, ports: nil).isEmpty)
+    }
 }
+

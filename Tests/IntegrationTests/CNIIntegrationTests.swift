@@ -188,5 +188,34 @@ extension IntegrationSuite {
             #expect((jsonObject(old.stdout)?["ips"] as? [[String: Any]])?.first?["version"] as? String == "4")
             #expect(net.call("DEL", container: "ctr", netns: ns.path, config: net.config(version: "0.4.0")).status == 0)
         }
+    
+        /// The daemon's repairs, through `netkeep reconcile`: a port deleted
+        /// behind netkeep's back comes back; once the veth is gone (a reboot,
+        /// the namespace deleted without DEL) the dead port row goes and the
+        /// record waits for the runtime's DEL, which still succeeds.
+        @Test func reconcileMendsPortsOfCNIAttachments() throws {
+            try Testbed.check()
+            let net = CNINetwork()
+            let ns = try TestNamespace(), neighbour = try TestNamespace()
+            let add = net.call("ADD", container: "mend", netns: ns.path)
+            #expect(add.status == 0, "\(add.stdout)")
+            #expect(net.call("ADD", container: "neighbour", netns: neighbour.path).status == 0)
+            let target = try #require(firstAddress(add.stdout))
+            let host = try #require(net.records.first { $0["container_id"] as? String == "mend" }?["host_ifname"] as? String)
+
+            #expect(run(["ovs-vsctl", "del-port", Testbed.bridge, host]).status == 0)
+            let repaired = net.netkeep("reconcile")
+            #expect(repaired.stdout.contains("added port \(host) of CNI \(net.name)/mend/eth0"), "\(repaired.stdout) \(repaired.stderr)")
+            #expect(bridgePorts.contains(host))
+            #expect(eventually(within: 10) { neighbour.exec("busybox", "ping", "-c", "1", "-W", "1", target).status == 0 }, "no traffic after the repair")
+
+            ns.remove()  // the veth goes with it; no DEL came
+            #expect(eventually(within: 5) { !run(["ip", "-o", "link"]).stdout.contains(host) })
+            let collected = net.netkeep("reconcile")
+            #expect(collected.stdout.contains("removed dead port \(host) of CNI \(net.name)/mend/eth0"), "\(collected.stdout) \(collected.stderr)")
+            #expect(!bridgePorts.contains(host) && net.records.count == 2)
+            let del = net.call("DEL", container: "mend", netns: ns.path)
+            #expect(del.status == 0 && net.records.count == 1, "\(del.stdout)")
+        }
     }
 }
