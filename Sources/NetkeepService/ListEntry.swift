@@ -11,6 +11,8 @@ public struct ListEntry: Encodable, Sendable {
     public var declaration: Declaration?
     /// An endpoint of a netkeep Docker network (`docker network create -d netkeep`).
     public var endpoint: Endpoint?
+    /// An interface a CNI runtime asked for (ADD).
+    public var cni: CNIAttachment?
 
     public struct Declaration: Sendable {
         public var containerID: String
@@ -23,6 +25,7 @@ public struct ListEntry: Encodable, Sendable {
     public init(_ attachment: Attachment) { self.attachment = attachment }
     public init(_ declaration: Declaration) { self.declaration = declaration }
     public init(_ endpoint: Endpoint) { self.endpoint = endpoint }
+    public init(_ cni: CNIAttachment) { self.cni = cni }
 
     /// The rows for what the engine's running containers declare and the
     /// records lack (a short timeout: `list` must answer without Docker too).
@@ -132,6 +135,30 @@ public struct ListEntry: Encodable, Sendable {
             try c.encodeNil(forKey: .problems)
             try c.encode(e.networkID, forKey: .networkID)
             try c.encode(e.sandboxKey, forKey: .sandboxKey)
+        } else if let a = cni {
+            // The runtime's names: its network (network_id) and namespace path (sandbox_key).
+            try c.encode(a.key, forKey: .id)
+            try c.encode(a.containerID, forKey: .containerID)
+            try c.encodeNil(forKey: .containerName)
+            try c.encode(a.ifname, forKey: .ifname)
+            try c.encode(a.bridge, forKey: .bridge)
+            try c.encode(a.hostIfname, forKey: .hostIfname)
+            try c.encode(a.mac, forKey: .mac)
+            try c.encode(a.mtu, forKey: .mtu)
+            try c.encode(a.vlan, forKey: .vlan)
+            try c.encode(AddressMode.static, forKey: .mode)
+            try c.encode(a.addresses.first, forKey: .address)
+            try c.encode(a.gateway, forKey: .gateway)
+            try c.encodeNil(forKey: .netnsLink)
+            try c.encode(a.status.rawValue, forKey: .status)
+            try c.encodeNil(forKey: .leaseExpiresAt)
+            try c.encodeNil(forKey: .lease)
+            try c.encode("cni", forKey: .declaredBy)
+            try c.encodeNil(forKey: .retainedUntil)
+            try c.encodeNil(forKey: .recreatedFrom)
+            try c.encodeNil(forKey: .problems)
+            try c.encode(a.network, forKey: .networkID)
+            try c.encode(a.netns, forKey: .sandboxKey)
         }
     }
 
@@ -149,6 +176,12 @@ public struct ListEntry: Encodable, Sendable {
             return [e.containerName.map { "\($0) (endpoint \(e.shortID))" } ?? "endpoint " + e.shortID, "-", e.bridge, e.hostIfname, e.mac.description, String(e.mtu), e.vlan.map(String.init) ?? "-",
                     e.mode.rawValue, e.address?.description ?? "-", e.gateway?.description ?? "-",
                     e.lease.map { $0.expiresAt.description } ?? "-", "network " + String(e.networkID.prefix(12)), e.status.rawValue]
+        }
+        if let a = cni {
+            let id = Names.isDockerID(a.containerID) ? String(a.containerID.prefix(12)) : a.containerID
+            return ["cni " + id, a.ifname, a.bridge, a.hostIfname, a.mac.description, String(a.mtu), a.vlan.map(String.init) ?? "-",
+                    a.ipam ?? "-", a.addresses.first?.description ?? "-", a.gateway?.description ?? "-", "-",
+                    "cni " + a.network, a.status.rawValue]
         }
         guard let d = declaration else { return Self.columns.map { _ in "-" } }
         guard let r = d.request else {

@@ -200,7 +200,9 @@ struct ListCommand: ParsableCommand {
         nothing of a refused container is attached. Endpoints of netkeep Docker networks follow, \
         one row each (CONTAINER "NAME (endpoint <id>)", BY "network <id>"); no plugin request names \
         the container, so the name appears once the daemon (after its next full pass) or `netkeep \
-        reconcile` has asked Docker.
+        reconcile` has asked Docker. Interfaces that CNI runtimes added come last (CONTAINER \
+        "cni <container id>", MODE the IPAM plugin, BY "cni <network>"; in JSON network_id is the \
+        network's name and sandbox_key the runtime's namespace path).
         """)
 
     @Flag(help: "A JSON array instead of a table.") var json = false
@@ -209,7 +211,7 @@ struct ListCommand: ParsableCommand {
     func run() throws {
         try runReporting { () throws(Failure) in
             let state = try options.environment.loadState()
-            var entries = state.attachments.map(ListEntry.init) + state.endpoints.map(ListEntry.init)
+            var entries = state.attachments.map(ListEntry.init) + state.endpoints.map(ListEntry.init) + state.cni.map(ListEntry.init)
             // What labels declare and the records lack; without Docker, the records alone.
             do { entries += try ListEntry.declarations(environment: options.environment, in: state) } catch {
                 options.logger.notice("labels not read: \(error)")

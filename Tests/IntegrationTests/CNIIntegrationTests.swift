@@ -110,6 +110,10 @@ extension IntegrationSuite {
             #expect(interfaces[0]["name"] as? String == host)
             let marked = run(["ovs-vsctl", "get", "Interface", host, "external_ids:netkeep-cni"]).stdout
             #expect(marked.contains("\(net.name)/ctr-a/eth0"), "\(marked)")
+            let listed = try net.netkeep.list().filter { $0["declared_by"] as? String == "cni" }
+            #expect(Set(listed.compactMap { $0["id"] as? String }) == ["\(net.name)/ctr-a/eth0", "\(net.name)/ctr-b/eth0"])
+            #expect(listed.allSatisfy { $0["network_id"] as? String == net.name && ($0["address"] as? String)?.hasPrefix(net.subnet) == true })
+            #expect(net.netkeep("list").stdout.contains("cni ctr-a"))
 
             // ADD of an existing interface fails, and changes nothing.
             let again = net.call("ADD", container: "ctr-a", netns: a.path)
