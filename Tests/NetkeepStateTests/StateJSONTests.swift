@@ -322,6 +322,18 @@ func validState(attachments: Int, seed: UInt64) -> State {
         #expect(StateCodec.encode(state) == bytes)
     }
 
+    /// Written by two CNI ADDs, one with a VLAN (state/example-cni.json).
+    @Test func theCNIExampleReadsAndIsWrittenBackByteForByte() throws {
+        let bytes = try #require(readBytes(stateFixtures + "/example-cni.json"))
+        let state = try StateCodec.decode(bytes, path: "example-cni.json")
+        #expect(state.cni.map(\.containerID.count) == [64, 12] && state.cni.allSatisfy { $0.status == .ready && $0.ipam == "host-local" })
+        #expect(state.cni.map(\.vlan) == [10, nil] && state.cni.allSatisfy { $0.problems().isEmpty })
+        #expect(StateCodec.encode(state) == bytes)
+        // A record whose port name is not derived from its key is refused, as any bad record is.
+        let forged = String(decoding: bytes, as: UTF8.self).replacingOccurrences(of: "nkcce574f5664ed", with: "nkc000000000000")
+        #expect(throws: (any Error).self) { try StateCodec.decode(Array(forged.utf8), path: "forged.json") }
+    }
+
     static func sampleBytes() throws -> [UInt8] {
         var state = State()
         let network = try DockerNetwork.parse(id: String(repeating: "1", count: 64), options: ["bridge": "br0", "dhcp": "true"],
