@@ -13,12 +13,11 @@ final class ContainerdNetwork: @unchecked Sendable {
     static let namespace = "netkeep-test"
     static let image = "docker.io/netkeep-test/busybox:latest"
     let network = CNINetwork()
-    let plugin: String
+    let plugin: InstalledPlugin
     var conflistPath: String { "/etc/cni/net.d/00-\(network.name).conflist" }
-    var pluginPath: String { "/opt/cni/bin/\(plugin)" }
 
     init() throws {
-        plugin = "nkt-\(UUID().uuidString.prefix(8).lowercased())"
+        plugin = try InstalledPlugin(stateDirectory: network.netkeep.stateDirectory)
         guard run(["ctr", "version"]).status == 0 else { throw Testbed.TestbedMissing("ctr cannot reach containerd: run scripts/testbed up") }
         if !run(["ctr", "-n", Self.namespace, "images", "ls", "-q"]).lines.contains(Self.image) {
             let tar = FileManager.default.temporaryDirectory.appendingPathComponent("nkt-image-\(UUID().uuidString.prefix(6)).tar").path
@@ -27,12 +26,8 @@ final class ContainerdNetwork: @unchecked Sendable {
             let imported = run(["ctr", "-n", Self.namespace, "images", "import", tar])
             guard saved.status == 0, imported.status == 0 else { throw Testbed.TestbedMissing("image import: \(saved.stderr) \(imported.stderr)") }
         }
-        try FileManager.default.createDirectory(atPath: "/opt/cni/bin", withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: "/etc/cni/net.d", withIntermediateDirectories: true)
-        let script = "#!/bin/sh\nNETKEEP_STATE_DIR=\(network.netkeep.stateDirectory) exec \(Testbed.netkeepBinary) \"$@\"\n"
-        try script.write(toFile: pluginPath, atomically: true, encoding: .utf8)
-        chmod(pluginPath, 0o755)
-        let entry = network.config(version: "1.0.0", type: plugin)
+        let entry = network.config(version: "1.0.0", type: plugin.name)
         let list = #"{"cniVersion":"1.0.0","name":"\#(network.name)","plugins":[\#(entry)]}"#
         try list.write(toFile: conflistPath, atomically: true, encoding: .utf8)
         // ctr takes the first config of the directory, by name.
@@ -69,10 +64,24 @@ final class ContainerdNetwork: @unchecked Sendable {
         run(["ctr", "-n", Self.namespace, "container", "rm", id])
     }
 
-    deinit {
-        try? FileManager.default.removeItem(atPath: conflistPath)
-        try? FileManager.default.removeItem(atPath: pluginPath)
+    deinit { try? FileManager.default.removeItem(atPath: conflistPath) }
+}
+
+/// This build's netkeep as a plugin in /opt/cni/bin (where ctr and Podman
+/// look), under a name of the test's own: a script that runs it with the
+/// test's state directory, since a runtime passes no environment of ours.
+final class InstalledPlugin: @unchecked Sendable {
+    let name = "nkt-\(UUID().uuidString.prefix(8).lowercased())"
+    var path: String { "/opt/cni/bin/\(name)" }
+
+    init(stateDirectory: String) throws {
+        try FileManager.default.createDirectory(atPath: "/opt/cni/bin", withIntermediateDirectories: true)
+        let script = "#!/bin/sh\nNETKEEP_STATE_DIR=\(stateDirectory) exec \(Testbed.netkeepBinary) \"$@\"\n"
+        try script.write(toFile: path, atomically: true, encoding: .utf8)
+        chmod(path, 0o755)
     }
+
+    deinit { try? FileManager.default.removeItem(atPath: path) }
 }
 
 extension IntegrationSuite {
