@@ -71,6 +71,17 @@ public struct CNIPlugin {
         do { inside = try NetlinkSession.open(in: namespace) } catch {
             throw CNIError(CNIError.ioFailure, "\(what): netlink in \(p.netns): \(error)")
         }
+        // An ADD that died half-way left a pending record: its interface,
+        // port and addresses go first (the interface in the namespace is its own).
+        if let existing = try load().cniAttachment(network: config.name, containerID: p.containerID, ifname: p.ifname) {
+            guard existing.status == .pending else {
+                throw CNIError(CNIError.interfaceExists, "\(what): already added (port \(existing.hostIfname)); DEL it first")
+            }
+            try removePieces(existing)
+            if let type = existing.ipam { _ = try ipam(.del, type: type, stdin: stdin) }
+            try update { $0.cni.removeAll { $0.key == existing.key } }
+            logger.notice("CNI \(existing.key): the pieces of an ADD that did not finish were removed")
+        }
         if (try? inside.link(named: p.ifname)) ?? nil != nil {
             throw CNIError(CNIError.interfaceExists, "\(what): interface \(p.ifname) already exists in \(p.netns)")
         }
@@ -79,17 +90,12 @@ public struct CNIPlugin {
                                    bridge: config.bridge, mac: config.mac ?? MACAddress.randomLocal(using: &rng), mtu: config.mtu,
                                    vlan: config.vlan, ipam: config.ipamType, createdAt: environment.now())
         // The intent, before anything on the host changes.
-        var leftover: CNIAttachment?
         try update { state throws(CNIError) in
-            if let existing = state.cniAttachment(network: config.name, containerID: p.containerID, ifname: p.ifname) {
-                guard existing.status == .pending else {
-                    throw CNIError(CNIError.interfaceExists, "\(what): already added (port \(existing.hostIfname)); DEL it first")
-                }
-                leftover = existing  // an ADD that died half-way: its pieces go first
+            if state.cniAttachment(network: config.name, containerID: p.containerID, ifname: p.ifname) != nil {
+                throw CNIError(CNIError.interfaceExists, "\(what): another ADD of the same interface is under way")
             }
             state.upsert(record)
         }
-        if let leftover { try? removePieces(leftover) }
         do throws(CNIError) {
             var result = CNIResult(cniVersion: config.cniVersion, interfaces: nil, ips: [], routes: nil, dns: nil)
             if let type = config.ipamType {
@@ -102,8 +108,9 @@ public struct CNIPlugin {
             record.addresses = addresses.map(\.cidr)
             record.gateway = addresses.compactMap(\.gateway).first
             let defaultGateway = try Self.defaultGateway(result.routes ?? [], fallback: record.gateway)
-            try update { $0.upsert(record) }
+            // The addresses are written with `ready`: a pending record is undone whole, IPAM's part by its DEL.
             try makeLink(record, in: namespace, inside: inside, userspace: bridge.isUserspace, defaultGateway: defaultGateway)
+            FaultPoint.cniLinkMade.check()
             if snapshot.port(named: record.hostIfname) == nil { try addPort(record) }
             record.status = .ready
             try update { $0.upsert(record) }

@@ -86,6 +86,8 @@ public enum FaultPoint: String, CaseIterable, Sendable {
     case endpointVethMade = "endpoint.veth-made"
     /// Join: before the record says joined.
     case joinStarted = "join.started"
+    /// CNI ADD: the pending record written, the interface made, no port yet.
+    case cniLinkMade = "cni.link-made"
 
     /// Does nothing in a release build: no environment variable can kill a production netkeep.
     public func check() {

@@ -221,5 +221,28 @@ extension IntegrationSuite {
             let del = net.call("DEL", container: "mend", netns: ns.path)
             #expect(del.status == 0 && net.records.count == 1, "\(del.stdout)")
         }
-    }
+    
+        /// netkeep killed (SIGKILL) in ADD once the interface is made: the
+        /// runtime's next ADD of that interface takes the pieces down and makes
+        /// it whole, with one address from IPAM, not two.
+        @Test func anADDKilledHalfWayIsMadeWholeByTheNext() throws {
+            try Testbed.check()
+            let net = CNINetwork()
+            let ns = try TestNamespace()
+            let killed = run([Testbed.netkeepBinary], environment: [
+                "CNI_COMMAND": "ADD", "CNI_CONTAINERID": "crash", "CNI_NETNS": ns.path, "CNI_IFNAME": "eth0", "CNI_PATH": "/usr/lib/cni",
+                "NETKEEP_STATE_DIR": net.netkeep.stateDirectory, "NETKEEP_FAULT": "cni.link-made",
+            ], stdin: net.config())
+            #expect(killed.status == SIGKILL, "the fault point was not reached: \(killed.status) \(killed.stdout)")
+            #expect(net.records.first?["status"] as? String == "pending" && ns.exec("ip", "link", "show", "eth0").status == 0)
+            let add = net.call("ADD", container: "crash", netns: ns.path)
+            #expect(add.status == 0, "\(add.stdout) \(add.stderr)")
+            #expect(net.records.count == 1 && net.records.first?["status"] as? String == "ready")
+            let held = ((try? FileManager.default.contentsOfDirectory(atPath: "\(net.ipamDirectory)/\(net.name)")) ?? [])
+                .filter { $0.hasPrefix(net.subnet) }
+            #expect(held == [try #require(firstAddress(add.stdout))], "host-local holds \(held)")
+            let host = try #require(net.records.first?["host_ifname"] as? String)
+            #expect(bridgePorts.contains(host))
+        }
+}
 }

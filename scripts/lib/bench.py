@@ -12,7 +12,7 @@ labels and compose rows (containers that declare their attachment with
 netkeep.* labels) in bench_labels.py, the scale row in bench_scale.py."""
 import argparse, json, os, re, signal, time
 
-import bench_concurrency, bench_labels, bench_plugin, bench_scale, benchlib
+import bench_cni, bench_concurrency, bench_labels, bench_plugin, bench_scale, benchlib
 from benchlib import BR, NETKEEP, ROOT, TESTBED, BenchNetwork, Containers, Daemon, address_of, log, sh, work
 
 rows = []
@@ -161,7 +161,7 @@ def idle(n, seconds):
 
 # parallel-server is also part of parallel; alone, it runs only that row.
 ROWS = ("recovery", "latency", "gc", "gc-dhcp", "idle", "parallel", "parallel-server", "together", "labels", "compose", "plugin",
-        "plugin-reboot", "scale")
+        "plugin-reboot", "cni", "scale")
 DEFAULT_ROWS = tuple(r for r in ROWS if r != "scale")
 
 
@@ -237,6 +237,9 @@ def main():
           rows.extend(more)
         if "plugin-reboot" in run:
           more, details["plugin_reboot"] = bench_plugin.reboot_rows(20, 1 if QUICK else 3)
+          rows.extend(more)
+        if "cni" in run:
+          more, details["cni"] = bench_cni.cni_rows(5 if QUICK else 20)
           rows.extend(more)
         if "scale" in run:
           details["scale"] = []
