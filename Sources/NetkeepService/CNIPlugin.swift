@@ -276,15 +276,20 @@ public struct CNIPlugin {
 
     /// The port and the veth (deleting the host end takes the container end).
     func removePieces(_ record: CNIAttachment) throws(CNIError) {
+        try deletePort(record, comment: "netkeep: CNI \(record.key) deleted")
+        do { _ = try NetlinkSession.open().deleteLink(named: record.hostIfname) } catch {
+            throw CNIError(CNIError.linkFailure, "\(record.key): delete veth \(record.hostIfname): \(error)")
+        }
+    }
+
+    /// The attachment's port row, when there is one.
+    func deletePort(_ record: CNIAttachment, comment: String) throws(CNIError) {
         do {
             let client = try environment.vswitch()
             defer { client.close() }
-            _ = try client.deletePorts(named: [record.hostIfname], comment: "netkeep: CNI \(record.key) deleted")
+            _ = try client.deletePorts(named: [record.hostIfname], comment: comment)
         } catch {
             throw CNIError(CNIError.vswitchFailure, "\(record.key): remove port \(record.hostIfname): \(error)")
-        }
-        do { _ = try NetlinkSession.open().deleteLink(named: record.hostIfname) } catch {
-            throw CNIError(CNIError.linkFailure, "\(record.key): delete veth \(record.hostIfname): \(error)")
         }
     }
 

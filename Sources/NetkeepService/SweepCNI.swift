@@ -1,7 +1,6 @@
 import CNI
 import Logging
 import NetkeepCore
-import Netlink
 
 /// Mends the ports of CNI attachments (`CNIRules.sweep`): run by the daemon
 /// after each full pass and by `netkeep reconcile`.
@@ -19,12 +18,7 @@ public struct SweepCNI {
         // The records first, then the host: a record that is ready has its veth.
         let records = try environment.loadState().cni
         guard !records.isEmpty else { return [] }
-        let hostLinks: Set<String>? = (try? NetlinkSession.open().links()).map { Set($0.map(\.name)) }
-        let ports: Set<String>? = try? { () throws(Failure) -> Set<String> in
-            let client = try environment.vswitch()
-            defer { client.close() }
-            do { return Set(try client.snapshot().ports.map(\.name)) } catch { throw Failure.component("ovsdb", error) }
-        }()
+        let (hostLinks, ports) = environment.linkAndPortNames()
         let actions = CNIRules.sweep(records, hostLinks: hostLinks, ports: ports)
         guard !dryRun else { return actions }
         let plugin = CNIPlugin(environment: environment, logger: logger, processEnvironment: [:])
@@ -44,13 +38,7 @@ public struct SweepCNI {
                     logger.notice("CNI \(a.key): port added back (\(reason))")
                 case .removeDeadPort(let a, let reason):
                     guard stillReady(a) else { continue }
-                    do {
-                        let client = try environment.vswitch()
-                        defer { client.close() }
-                        _ = try client.deletePorts(named: [a.hostIfname], comment: "netkeep: CNI \(a.key), its veth is gone")
-                    } catch {
-                        throw CNIError(CNIError.vswitchFailure, "\(a.key): remove dead port \(a.hostIfname): \(error)")
-                    }
+                    try plugin.deletePort(a, comment: "netkeep: CNI \(a.key), its veth is gone")
                     environment.audit.record(AuditEvent(kind: .garbageCollect, message: "CNI \(a.key): dead port \(a.hostIfname) removed from \(a.bridge) (\(reason)); the record waits for the runtime's DEL",
                                                         reason: reason, port: a.hostIfname, bridge: a.bridge, ip: a.addresses.first?.description))
                     logger.notice("CNI \(a.key): dead port removed (\(reason))")

@@ -98,12 +98,7 @@ public struct SweepEndpoints {
 
     /// The host and Docker as the sweep needs them, and each endpoint's container as Docker names it.
     func observe(_ state: State, inherited: Set<String>?) -> (EndpointSweep.Observed, [String: (id: String, name: String)]) {
-        let hostLinks: Set<String>? = (try? NetlinkSession.open().links()).map { Set($0.map(\.name)) }
-        let ports: Set<String>? = try? { () throws(Failure) -> Set<String> in
-            let client = try environment.vswitch()
-            defer { client.close() }
-            do { return Set(try client.snapshot().ports.map(\.name)) } catch { throw Failure.component("ovsdb", error) }
-        }()
+        let (hostLinks, ports) = environment.linkAndPortNames()
         let docker = DockerClient(socketPath: environment.dockerSocket, timeout: 5)
         var sameEngine = false
         var networks: [String: DockerNetworkView] = [:]
@@ -127,5 +122,19 @@ public struct SweepEndpoints {
             logger.info("endpoints not swept: \(error)")
         }
         return (EndpointSweep.Observed(hostLinks: hostLinks, networks: networks, sameEngine: sameEngine, inherited: inherited, ports: ports), owners)
+    }
+}
+
+extension HostEnvironment {
+    /// The names of the host's links and of OVSDB's ports, each nil when it
+    /// could not be read (the sweeps then change nothing on that evidence).
+    func linkAndPortNames() -> (links: Set<String>?, ports: Set<String>?) {
+        let links: Set<String>? = (try? NetlinkSession.open().links()).map { Set($0.map(\.name)) }
+        let ports: Set<String>? = try? { () throws(Failure) -> Set<String> in
+            let client = try vswitch()
+            defer { client.close() }
+            do { return Set(try client.snapshot().ports.map(\.name)) } catch { throw Failure.component("ovsdb", error) }
+        }()
+        return (links, ports)
     }
 }
