@@ -111,7 +111,9 @@ public struct CNIPlugin {
             // The addresses are written with `ready`: a pending record is undone whole, IPAM's part by its DEL.
             try makeLink(record, in: namespace, inside: inside, userspace: bridge.isUserspace, defaultGateway: defaultGateway)
             FaultPoint.cniLinkMade.check()
-            if snapshot.port(named: record.hostIfname) == nil { try addPort(record) }
+            // A row of that name is a dead one from an earlier life of this key: made again, with this config's tag.
+            if snapshot.port(named: record.hostIfname) != nil { try deletePort(record, comment: "netkeep: CNI \(record.key), a dead row replaced") }
+            try addPort(record)
             record.status = .ready
             try update { $0.upsert(record) }
             environment.audit.record(AuditEvent(kind: .create, message: "CNI \(record.key): port \(record.hostIfname), MAC \(record.mac)\(record.addresses.first.map { ", \($0)" } ?? "")",
@@ -127,7 +129,7 @@ public struct CNIPlugin {
             }
             return result
         } catch {
-            // Undo: Docker's rule holds here too, the runtime gives up on this ADD.
+            // Undo all of it: to the runtime a failed ADD made nothing.
             try? removePieces(record)
             if let type = config.ipamType { _ = try? ipam(.del, type: type, stdin: stdin) }
             try? update { $0.cni.removeAll { $0.key == record.key } }
