@@ -41,13 +41,7 @@ public enum Subprocess {
             close(inPipe[1]); close(outPipe[0])
             throw SystemError("spawn", path, errno: spawned)
         }
-        var written = 0
-        while written < input.count {
-            let n = input[written...].withUnsafeBytes { write(inPipe[1], $0.baseAddress, $0.count) }
-            if n < 0, errno == EINTR { continue }
-            if n <= 0 { break }  // the program closed its stdin: it reads no more
-            written += n
-        }
+        writeAll(input, to: inPipe[1])  // stops early when the program closed its stdin: it reads no more
         close(inPipe[1])
         var output: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 16384)

@@ -57,8 +57,13 @@ public struct CNIPlugin {
 
     // MARK: ADD
 
+    /// The interface a call is about, for its messages.
+    static func describe(_ config: CNIConfig, _ p: CNIParameters) -> String {
+        "network \(quoted(config.name)), container \(p.containerID.prefix(12)), \(p.ifname)"
+    }
+
     func add(_ config: CNIConfig, _ p: CNIParameters, stdin: [UInt8]) throws(CNIError) -> CNIResult {
-        let what = "network \(quoted(config.name)), container \(p.containerID.prefix(12)), \(p.ifname)"
+        let what = Self.describe(config, p)
         let namespace: NetworkNamespace
         do { namespace = try NetworkNamespace(path: p.netns) } catch {
             throw CNIError(CNIError.unknownContainer, "\(what): network namespace \(p.netns) cannot be opened", details: "\(error)")
@@ -78,7 +83,7 @@ public struct CNIPlugin {
                 throw CNIError(CNIError.interfaceExists, "\(what): already added (port \(existing.hostIfname)); DEL it first")
             }
             try removePieces(existing)
-            if let type = existing.ipam { _ = try ipam(.del, type: type, stdin: stdin) }
+            if let type = existing.ipam { _ = try ipam(.del, type: type, path: p.path, stdin: stdin) }
             try update { $0.cni.removeAll { $0.key == existing.key } }
             logger.notice("CNI \(existing.key): the pieces of an ADD that did not finish were removed")
         }
@@ -99,7 +104,7 @@ public struct CNIPlugin {
         do throws(CNIError) {
             var result = CNIResult(cniVersion: config.cniVersion, interfaces: nil, ips: [], routes: nil, dns: nil)
             if let type = config.ipamType {
-                guard let allocated = try ipam(.add, type: type, stdin: stdin) else {
+                guard let allocated = try ipam(.add, type: type, path: p.path, stdin: stdin) else {
                     throw CNIError(CNIError.ioFailure, "\(what): IPAM \(type) printed no result")
                 }
                 result = allocated
@@ -109,7 +114,7 @@ public struct CNIPlugin {
             record.gateway = addresses.compactMap(\.gateway).first
             let defaultGateway = try Self.defaultGateway(result.routes ?? [], fallback: record.gateway)
             // The addresses are written with `ready`: a pending record is undone whole, IPAM's part by its DEL.
-            try makeLink(record, in: namespace, inside: inside, userspace: bridge.isUserspace, defaultGateway: defaultGateway)
+            let hostMAC = try makeLink(record, in: namespace, inside: inside, userspace: bridge.isUserspace, defaultGateway: defaultGateway)
             FaultPoint.cniLinkMade.check()
             // A row of that name is a dead one from an earlier life of this key: made again, with this config's tag.
             if snapshot.port(named: record.hostIfname) != nil { try deletePort(record, comment: "netkeep: CNI \(record.key), a dead row replaced") }
@@ -119,8 +124,7 @@ public struct CNIPlugin {
             environment.audit.record(AuditEvent(kind: .create, message: "CNI \(record.key): port \(record.hostIfname), MAC \(record.mac)\(record.addresses.first.map { ", \($0)" } ?? "")",
                                                 reason: "cni-add", port: record.hostIfname, bridge: record.bridge,
                                                 ip: record.addresses.first?.description))
-            let host = (try? NetlinkSession.open().link(named: record.hostIfname))??.mac
-            result.interfaces = [CNIResult.Interface(name: record.hostIfname, mac: host?.description, sandbox: nil),
+            result.interfaces = [CNIResult.Interface(name: record.hostIfname, mac: hostMAC?.description, sandbox: nil),
                                  CNIResult.Interface(name: record.ifname, mac: record.mac.description, mtu: record.mtu, sandbox: record.netns)]
             result.ips = (result.ips ?? []).map { ip in
                 var ip = ip
@@ -131,7 +135,7 @@ public struct CNIPlugin {
         } catch {
             // Undo all of it: to the runtime a failed ADD made nothing.
             try? removePieces(record)
-            if let type = config.ipamType { _ = try? ipam(.del, type: type, stdin: stdin) }
+            if let type = config.ipamType { _ = try? ipam(.del, type: type, path: p.path, stdin: stdin) }
             try? update { $0.cni.removeAll { $0.key == record.key } }
             throw error
         }
@@ -155,8 +159,9 @@ public struct CNIPlugin {
 
     /// The veth pair with its container end made inside the namespace under
     /// its final name, MAC and MTU; addresses and the default route; both up.
+    /// Returns the host end's MAC (for the result).
     func makeLink(_ a: CNIAttachment, in namespace: NetworkNamespace, inside: NetlinkSession, userspace: Bool,
-                  defaultGateway: IPv4Address?) throws(CNIError) {
+                  defaultGateway: IPv4Address?) throws(CNIError) -> MACAddress? {
         do {
             let host = try NetlinkSession.open()
             try host.createVeth(name: a.hostIfname, mtu: a.mtu, peerName: a.ifname, peerMAC: a.mac, peerMTU: a.mtu, peerNamespace: namespace)
@@ -170,6 +175,7 @@ public struct CNIPlugin {
             if let defaultGateway { try inside.addDefaultRoute(via: defaultGateway, index: link.index, name: a.ifname) }
             guard let hostLink = try host.link(named: a.hostIfname) else { throw CNIError(CNIError.linkFailure, "\(a.key): \(a.hostIfname) vanished while it was made") }
             try host.setUp(index: hostLink.index, name: a.hostIfname)
+            return hostLink.mac
         } catch let error as CNIError {
             throw error
         } catch {
@@ -197,18 +203,18 @@ public struct CNIPlugin {
     func del(_ config: CNIConfig, _ p: CNIParameters, stdin: [UInt8]) throws(CNIError) {
         let record = try load().cniAttachment(network: config.name, containerID: p.containerID, ifname: p.ifname)
         if let record { try remove(record, reason: "cni-del") }
-        if let type = config.ipamType { _ = try ipam(.del, type: type, stdin: stdin) }
+        if let type = config.ipamType { _ = try ipam(.del, type: type, path: p.path, stdin: stdin) }
     }
 
     /// CHECK: the interface is as ADD made it and as prevResult says.
     func check(_ config: CNIConfig, _ p: CNIParameters, stdin: [UInt8]) throws(CNIError) {
-        let what = "network \(quoted(config.name)), container \(p.containerID.prefix(12)), \(p.ifname)"
+        let what = Self.describe(config, p)
         guard let prev = config.prevResult else { throw CNIError(CNIError.invalidConfig, "\(what): CHECK needs prevResult") }
         guard let record = try load().cniAttachment(network: config.name, containerID: p.containerID, ifname: p.ifname),
               record.status == .ready else {
             throw CNIError(CNIError.unknownContainer, "\(what): netkeep has no record of an ADD")
         }
-        if let type = config.ipamType { _ = try ipam(.check, type: type, stdin: stdin) }
+        if let type = config.ipamType { _ = try ipam(.check, type: type, path: p.path, stdin: stdin) }
         guard try vswitchSnapshot().port(named: record.hostIfname) != nil else {
             throw CNIError(CNIError.vswitchFailure, "\(what): port \(record.hostIfname) is missing from bridge \(record.bridge)")
         }
@@ -246,7 +252,7 @@ public struct CNIPlugin {
                 env["CNI_CONTAINERID"] = record.containerID
                 env["CNI_IFNAME"] = record.ifname
                 env["CNI_NETNS"] = record.netns
-                _ = try ipam(.del, type: type, stdin: stdin, environment: env)
+                _ = try ipam(.del, type: type, path: p.path, stdin: stdin, environment: env)
             }
         }
     }
@@ -297,11 +303,10 @@ public struct CNIPlugin {
 
     // MARK: IPAM, records, OVSDB
 
-    /// Runs the IPAM plugin `type` from CNI_PATH with the same config, as the
-    /// spec delegates; its error comes back as it said it.
-    func ipam(_ command: CNICommand, type: String, stdin: [UInt8], environment env: [String: String]? = nil) throws(CNIError) -> CNIResult? {
-        let parameters = try? CNIParameters.parse(processEnvironment)
-        let dirs = parameters?.path ?? []
+    /// Runs the IPAM plugin `type` from `path` (CNI_PATH) with the same config,
+    /// as the spec delegates; its error comes back as it said it.
+    func ipam(_ command: CNICommand, type: String, path dirs: [String], stdin: [UInt8],
+              environment env: [String: String]? = nil) throws(CNIError) -> CNIResult? {
         let candidates: [String] = dirs.map { "\($0)/\(type)" }
         guard let program = candidates.first(where: { (path: String) -> Bool in access(path, X_OK) == 0 }) else {
             throw CNIError(CNIError.invalidConfig, "IPAM plugin \(quoted(type)) is not in CNI_PATH (\(dirs.joined(separator: ":")))")

@@ -94,25 +94,13 @@ struct Netkeep: AsyncParsableCommand {
 /// The state directory is NETKEEP_STATE_DIR's or /var/lib/netkeep, as for the commands.
 func runAsCNIPlugin() -> Int32 {
     signal(SIGPIPE, SIG_IGN)
-    var variables: [String: String] = [:]
-    var cursor = environ
-    while let entry = cursor.pointee {
-        let text = String(cString: entry)
-        if let eq = text.firstIndex(of: "=") { variables[String(text[..<eq])] = String(text[text.index(after: eq)...]) }
-        cursor += 1
-    }
+    let variables = ProcessInfo.processInfo.environment
     var environment = HostEnvironment(stateDirectory: variables["NETKEEP_STATE_DIR"] ?? "/var/lib/netkeep")
     if let socket = variables["NETKEEP_OVSDB_SOCKET"] { environment.ovsdbSocket = socket }
     let logger = Logger(label: "netkeep-cni") { _ in ConsoleLogHandler(level: .warning) }
     let input = (try? Files.readAll(fd: 0)) ?? []
     let (output, status) = CNIPlugin(environment: environment, logger: logger, processEnvironment: variables).run(stdin: input)
-    var written = 0
-    while written < output.count {
-        let n = output[written...].withUnsafeBytes { write(1, $0.baseAddress, $0.count) }
-        if n < 0, errno == EINTR { continue }
-        if n <= 0 { break }
-        written += n
-    }
+    writeAll(output, to: 1)
     return status
 }
 
