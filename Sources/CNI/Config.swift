@@ -15,8 +15,15 @@ public struct CNIConfig: Sendable {
     public var mtu: Int
     /// A fixed MAC: the config's `mac`, or `runtimeConfig.mac` / CNI_ARGS `MAC=`.
     public var mac: MACAddress?
-    /// The delegated IPAM plugin's `type`; nil: no addresses.
+    /// The IPAM's `type`: a plugin delegated to, or `netkeep-dhcp`; nil: no addresses.
     public var ipamType: String?
+    /// netkeep-dhcp: how long a lease is kept for its client after DEL
+    /// (`ipam.releaseAfter`, seconds) before the daemon releases it.
+    public var releaseAfter: Int64 = CNIRules.defaultReleaseAfter
+    /// Who the client is across container ids: CNI_ARGS `K8S_POD_NAME` and
+    /// `K8S_POD_NAMESPACE` (a kubelet sends both, Podman the container's
+    /// name as K8S_POD_NAME), nil without a pod name.
+    public var podIdentity: String?
     public var prevResult: CNIResult?
     /// GC: `cni.dev/valid-attachments` (or `cni.dev/attachments`).
     public var validAttachments: [(containerID: String, ifname: String)]
@@ -30,7 +37,19 @@ public struct CNIConfig: Sendable {
 
     /// The config's fields as JSON types them; `parse` checks their values.
     struct Fields: Decodable {
-        struct IPAM: Decodable { var type: String? }
+        struct IPAM: Decodable {
+            var type: String?
+            var releaseAfter: Int?
+            /// Every key, for netkeep-dhcp's check (a delegated plugin checks its own).
+            var keys: [String]
+            enum CodingKeys: String, CodingKey { case type, releaseAfter }
+            init(from decoder: any Decoder) throws {
+                keys = try decoder.container(keyedBy: Keys.Key.self).allKeys.map(\.stringValue)
+                let c = try decoder.container(keyedBy: CodingKeys.self)
+                type = try c.decodeIfPresent(String.self, forKey: .type)
+                releaseAfter = type == CNIRules.builtInDHCP ? try c.decodeIfPresent(Int.self, forKey: .releaseAfter) : nil
+            }
+        }
         struct RuntimeConfig: Decodable { var mac: String? }
         struct Entry: Decodable { var containerID: String; var ifname: String }
         var cniVersion: String?
@@ -107,6 +126,21 @@ public struct CNIConfig: Sendable {
                 throw CNIError(CNIError.invalidConfig, "network \(quoted(name)): ipam type \(quoted(type)) is not a plugin name (letters, digits, '_', '.', '-')")
             }
             config.ipamType = type
+            if type == CNIRules.builtInDHCP {
+                if let unknown = ipam.keys.filter({ $0 != "type" && $0 != "releaseAfter" }).sorted().first {
+                    throw CNIError(CNIError.invalidConfig, "network \(quoted(name)): ipam key \(quoted(unknown)) is not one of \(CNIRules.builtInDHCP)'s (type, releaseAfter)")
+                }
+                if let seconds = ipam.releaseAfter {
+                    guard (0...86_400 * 30).contains(seconds) else {
+                        throw CNIError(CNIError.invalidConfig, "network \(quoted(name)): ipam releaseAfter \(seconds) must be 0 to 2592000 seconds")
+                    }
+                    config.releaseAfter = Int64(seconds)
+                }
+            }
+        }
+        // A kubelet sends both; Podman only K8S_POD_NAME, its container's name.
+        if let pod = Self.argument("K8S_POD_NAME", in: args), !pod.isEmpty {
+            config.podIdentity = "pod/\(Self.argument("K8S_POD_NAMESPACE", in: args) ?? "")/\(pod)"
         }
         config.validAttachments = (fields.validAttachments ?? fields.attachments ?? []).map { ($0.containerID, $0.ifname) }
         return config
@@ -170,6 +204,9 @@ public struct CNIResult: Codable, Equatable, Sendable {
         public var domain: String?
         public var search: [String]?
         public var options: [String]?
+        public init(nameservers: [String]?, domain: String? = nil, search: [String]? = nil, options: [String]? = nil) {
+            self.nameservers = nameservers; self.domain = domain; self.search = search; self.options = options
+        }
     }
 
     public var cniVersion: String?

@@ -172,6 +172,8 @@ public struct State: Codable, Equatable, Sendable {
     public var endpoints: [Endpoint] = []
     /// Interfaces that CNI runtimes asked for (ADD).
     public var cni: [CNIAttachment] = []
+    /// netkeep-dhcp leases a DEL left, until the daemon releases them.
+    public var cniLeases: [CNIKeptLease] = []
 
     public init(bootID: String? = nil, attachments: [Attachment] = []) {
         self.version = Self.currentVersion
@@ -181,6 +183,7 @@ public struct State: Codable, Equatable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case version, attachments, networks, endpoints, cni
+        case cniLeases = "cni_leases"
         case bootID = "boot_id"
         case lastEventNano = "last_event_nano"
         case engine = "docker_engine"
@@ -198,6 +201,7 @@ public struct State: Codable, Equatable, Sendable {
         networks = try c.decodeIfPresent([DockerNetwork].self, forKey: .networks) ?? []
         endpoints = try c.decodeIfPresent([Endpoint].self, forKey: .endpoints) ?? []
         cni = try c.decodeIfPresent([CNIAttachment].self, forKey: .cni) ?? []
+        cniLeases = try c.decodeIfPresent([CNIKeptLease].self, forKey: .cniLeases) ?? []
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -210,6 +214,7 @@ public struct State: Codable, Equatable, Sendable {
         if !networks.isEmpty { try c.encode(networks, forKey: .networks) }
         if !endpoints.isEmpty { try c.encode(endpoints, forKey: .endpoints) }
         if !cni.isEmpty { try c.encode(cni, forKey: .cni) }
+        if !cniLeases.isEmpty { try c.encode(cniLeases, forKey: .cniLeases) }
     }
 
     public func network(id: String) -> DockerNetwork? { networks.first { $0.id == id } }
@@ -225,6 +230,12 @@ public struct State: Codable, Equatable, Sendable {
 
     public mutating func upsert(_ attachment: CNIAttachment) {
         if let i = cni.firstIndex(where: { $0.key == attachment.key }) { cni[i] = attachment } else { cni.append(attachment) }
+    }
+
+    /// Keeps a netkeep-dhcp lease for its client, in place of one kept before for the same MAC.
+    public mutating func keep(_ lease: CNIKeptLease) {
+        cniLeases.removeAll { $0.network == lease.network && $0.mac == lease.mac }
+        cniLeases.append(lease)
     }
 
     public mutating func upsert(_ network: DockerNetwork) {
@@ -275,6 +286,11 @@ public struct State: Codable, Equatable, Sendable {
         for (i, a) in cni.enumerated() {
             if !cniKeys.insert(a.key).inserted { problems.append("cni[\(i)]: the same network, container id and ifname as an earlier one") }
             for problem in a.problems() { problems.append("cni[\(i)]\(problem)") }
+        }
+        var keptClients = Set<String>()
+        for (i, k) in cniLeases.enumerated() {
+            if !keptClients.insert("\(k.network)/\(k.mac)").inserted { problems.append("cni_leases[\(i)]: the same network and MAC as an earlier one") }
+            for problem in k.problems() { problems.append("cni_leases[\(i)]\(problem)") }
         }
         return problems
     }

@@ -27,6 +27,8 @@ public struct CNIAttachment: Codable, Hashable, Sendable {
     public var ipam: String?
     public var addresses: [IPv4CIDR]
     public var gateway: IPv4Address?
+    /// netkeep-dhcp: the lease the address came from, renewed by the daemon.
+    public var lease: Lease?
     public var status: CNIAttachmentStatus
     public var createdAt: Timestamp
 
@@ -48,7 +50,7 @@ public struct CNIAttachment: Codable, Hashable, Sendable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case network, ifname, netns, bridge, mac, mtu, vlan, ipam, addresses, gateway, status
+        case network, ifname, netns, bridge, mac, mtu, vlan, ipam, addresses, gateway, lease, status
         case containerID = "container_id"
         case hostIfname = "host_ifname"
         case createdAt = "created_at"
@@ -73,9 +75,12 @@ public struct CNIAttachment: Codable, Hashable, Sendable {
             _ = try AttachRequest.validateMTU(mtu)
             if let vlan { _ = try AttachRequest.validateVLAN(vlan) }
             for address in addresses { try AddressRules.check(address, role: "address") }
+            if let lease { try AddressRules.check(lease.address, role: "lease address") }
         } catch {
             problems.append(": \(error)")
         }
+        if lease != nil, ipam != CNIRules.builtInDHCP { problems.append(".lease: only an attachment of IPAM \(CNIRules.builtInDHCP) has a lease, not of \(ipam ?? "none")") }
+        if let lease, !addresses.contains(lease.address) { problems.append(".lease: its address \(lease.address) is not among the addresses") }
         if hostIfname != Names.cniInterface(network: network, containerID: containerID, ifname: ifname) {
             problems.append(".host_ifname: \(quoted(hostIfname)) is not derived from the network, container id and ifname")
         }
@@ -83,8 +88,82 @@ public struct CNIAttachment: Codable, Hashable, Sendable {
     }
 }
 
+/// A lease of netkeep-dhcp whose interface a DEL (or GC) took away: kept,
+/// not released, so that an ADD of the same client (the same MAC on the same
+/// network: a restarted or recreated container) gets its address back in one
+/// round trip. The daemon releases it at `releaseAt`; an ADD takes it before.
+public struct CNIKeptLease: Codable, Hashable, Sendable {
+    public var network: String
+    public var bridge: String
+    public var vlan: Int?
+    public var mac: MACAddress
+    public var lease: Lease
+    public var releaseAt: Timestamp
+
+    public init(network: String, bridge: String, vlan: Int?, mac: MACAddress, lease: Lease, releaseAt: Timestamp) {
+        self.network = network
+        self.bridge = bridge
+        self.vlan = vlan
+        self.mac = mac
+        self.lease = lease
+        self.releaseAt = releaseAt
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case network, bridge, vlan, mac, lease
+        case releaseAt = "release_at"
+    }
+
+    public func problems() -> [String] {
+        do {
+            _ = try CNIRules.networkName(network)
+            _ = try Names.bridge(bridge)
+            _ = try mac.validatedForInterface()
+            if let vlan { _ = try AttachRequest.validateVLAN(vlan) }
+            try AddressRules.check(lease.address, role: "lease address")
+        } catch {
+            return [": \(error)"]
+        }
+        return []
+    }
+}
+
 /// The spec's rules for the values a runtime sends (CNI SPEC.md, "Parameters").
 public enum CNIRules {
+    /// The `ipam.type` of netkeep's own DHCP client: leases in netkeep's
+    /// state, renewed and released by the daemon.
+    public static let builtInDHCP = "netkeep-dhcp"
+    /// How long a kept lease waits for its client after DEL, unless the config says (`releaseAfter`).
+    public static let defaultReleaseAfter: Int64 = 600
+
+    /// What a DEL or GC keeps of a record's lease: nil when it has none or it ran out.
+    public static func keep(_ record: CNIAttachment, releaseAfter: Int64, now: Timestamp) -> CNIKeptLease? {
+        guard let lease = record.lease, lease.isValid(at: now) else { return nil }
+        let releaseAt = min(lease.expiresAt, now.adding(seconds: releaseAfter))
+        return CNIKeptLease(network: record.network, bridge: record.bridge, vlan: record.vlan, mac: record.mac, lease: lease, releaseAt: releaseAt)
+    }
+
+    /// The kept lease an ADD of `mac` on `network` takes, if it is still valid.
+    public static func keptLease(in kept: [CNIKeptLease], network: String, mac: MACAddress, now: Timestamp) -> CNIKeptLease? {
+        kept.first { $0.network == network && $0.mac == mac && $0.lease.isValid(at: now) }
+    }
+
+    /// The daemon's part: kept leases whose time is up and are still valid
+    /// are released; ones that ran out are only forgotten (the server did).
+    public static func releases(in kept: [CNIKeptLease], now: Timestamp) -> (release: [CNIKeptLease], forget: [CNIKeptLease]) {
+        let due = kept.filter { $0.releaseAt <= now || !$0.lease.isValid(at: now) }
+        return (due.filter { $0.lease.isValid(at: now) }, due.filter { !$0.lease.isValid(at: now) })
+    }
+
+    /// A MAC for a DHCP client that was given none, the same for the same
+    /// network, identity (a pod's namespace and name, else the container id)
+    /// and ifname: a restarted container asks as a client the server knows.
+    public static func derivedMAC(network: String, identity: String, ifname: String) -> MACAddress {
+        let hash = Names.attachmentHash(containerID: identity, ifname: "mac/\(network)/\(ifname)")
+        var bytes = (0..<6).map { UInt8(truncatingIfNeeded: hash >> UInt64(8 * (7 - $0))) }
+        bytes[0] = (bytes[0] & 0xfc) | 0x02  // locally administered, unicast
+        return MACAddress(bytes: bytes)!
+    }
     /// A network name: a letter or digit, then letters, digits, `_`, `.`, `-`.
     public static func networkName(_ name: String) throws(InputError) -> String {
         guard isSpecIdentifier(name) else {

@@ -76,7 +76,21 @@ public enum LeaseLifecycle {
             guard e.mode == .dhcp, e.status == .joined, let lease = e.lease else { return nil }
             return nextWake(of: lease)
         }
-        return (attachments + endpoints).min()
+        let cni = state.cni.compactMap { a -> Timestamp? in
+            guard a.status == .ready, let lease = a.lease else { return nil }
+            return nextWake(of: lease)
+        }
+        // A kept lease wants the daemon when it is to be released.
+        let kept = state.cniLeases.map { min($0.releaseAt, $0.lease.expiresAt) }
+        return (attachments + endpoints + cni + kept).min()
+    }
+
+    /// Every netkeep-dhcp lease of a ready CNI attachment that needs attention now.
+    public static func dueCNI(in state: State, at now: Timestamp) -> [(CNIAttachment, Due)] {
+        state.cni.compactMap { a in
+            guard a.status == .ready, let lease = a.lease, let due = due(lease, at: now) else { return nil }
+            return (a, due)
+        }
     }
 
     /// Every DHCP endpoint of a Docker network that needs attention now: only

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import CNI
+import DHCP
 import HostIO
 import Logging
 import NetkeepCore
@@ -83,27 +84,36 @@ public struct CNIPlugin {
                 throw CNIError(CNIError.interfaceExists, "\(what): already added (port \(existing.hostIfname)); DEL it first")
             }
             try removePieces(existing)
-            if let type = existing.ipam { _ = try ipam(.del, type: type, path: p.path, stdin: stdin) }
+            if let type = existing.ipam, type != CNIRules.builtInDHCP { _ = try ipam(.del, type: type, path: p.path, stdin: stdin) }
             try update { $0.cni.removeAll { $0.key == existing.key } }
             logger.notice("CNI \(existing.key): the pieces of an ADD that did not finish were removed")
         }
         if (try? inside.link(named: p.ifname)) ?? nil != nil {
             throw CNIError(CNIError.interfaceExists, "\(what): interface \(p.ifname) already exists in \(p.netns)")
         }
+        let dhcp = config.ipamType == CNIRules.builtInDHCP
         var rng = SystemRandomNumberGenerator()
+        // A DHCP client without a given MAC gets one that a restarted container gets again.
+        let mac = config.mac ?? (dhcp ? CNIRules.derivedMAC(network: config.name, identity: config.podIdentity ?? p.containerID, ifname: p.ifname)
+                                      : MACAddress.randomLocal(using: &rng))
         var record = CNIAttachment(network: config.name, containerID: p.containerID, ifname: p.ifname, netns: p.netns,
-                                   bridge: config.bridge, mac: config.mac ?? MACAddress.randomLocal(using: &rng), mtu: config.mtu,
-                                   vlan: config.vlan, ipam: config.ipamType, createdAt: environment.now())
-        // The intent, before anything on the host changes.
+                                   bridge: config.bridge, mac: mac, mtu: config.mtu, vlan: config.vlan, ipam: config.ipamType,
+                                   createdAt: environment.now())
+        // The intent, before anything on the host changes; a lease kept for this client comes along.
+        var kept: CNIKeptLease?
         try update { state throws(CNIError) in
             if state.cniAttachment(network: config.name, containerID: p.containerID, ifname: p.ifname) != nil {
                 throw CNIError(CNIError.interfaceExists, "\(what): another ADD of the same interface is under way")
             }
             state.upsert(record)
+            if dhcp, let found = CNIRules.keptLease(in: state.cniLeases, network: config.name, mac: mac, now: environment.now()) {
+                kept = found
+                state.cniLeases.removeAll { $0 == found }
+            }
         }
         do throws(CNIError) {
             var result = CNIResult(cniVersion: config.cniVersion, interfaces: nil, ips: [], routes: nil, dns: nil)
-            if let type = config.ipamType {
+            if let type = config.ipamType, !dhcp {
                 guard let allocated = try ipam(.add, type: type, path: p.path, stdin: stdin) else {
                     throw CNIError(CNIError.ioFailure, "\(what): IPAM \(type) printed no result")
                 }
@@ -119,6 +129,17 @@ public struct CNIPlugin {
             // A row of that name is a dead one from an earlier life of this key: made again, with this config's tag.
             if snapshot.port(named: record.hostIfname) != nil { try deletePort(record, comment: "netkeep: CNI \(record.key), a dead row replaced") }
             try addPort(record)
+            if dhcp {
+                // The port passes packets now (addPort waited for ovs-vswitchd): the client asks.
+                let lease = try obtainLease(for: record, kept: kept?.lease, in: namespace)
+                record.lease = lease
+                record.addresses = [lease.address]
+                record.gateway = lease.router
+                try configure(record, inside: inside)
+                result.ips = [CNIResult.IP(address: lease.address.description, gateway: lease.router?.description, interface: 1)]
+                result.routes = lease.router.map { [CNIResult.Route(dst: "0.0.0.0/0", gw: $0.description)] }
+                if !lease.dnsServers.isEmpty { result.dns = CNIResult.DNS(nameservers: lease.dnsServers.map(\.description)) }
+            }
             record.status = .ready
             try update { $0.upsert(record) }
             environment.audit.record(AuditEvent(kind: .create, message: "CNI \(record.key): port \(record.hostIfname), MAC \(record.mac)\(record.addresses.first.map { ", \($0)" } ?? "")",
@@ -133,11 +154,64 @@ public struct CNIPlugin {
             }
             return result
         } catch {
-            // Undo all of it: to the runtime a failed ADD made nothing.
+            // Undo all of it: to the runtime a failed ADD made nothing. A
+            // lease it holds is kept for the client's next ADD, as DEL keeps one.
             try? removePieces(record)
-            if let type = config.ipamType { _ = try? ipam(.del, type: type, path: p.path, stdin: stdin) }
-            try? update { $0.cni.removeAll { $0.key == record.key } }
+            if let type = config.ipamType, !dhcp { _ = try? ipam(.del, type: type, path: p.path, stdin: stdin) }
+            var holding = record
+            holding.lease = record.lease ?? kept?.lease
+            let keep = CNIRules.keep(holding, releaseAfter: config.releaseAfter, now: environment.now())
+            try? update { state in
+                state.cni.removeAll { $0.key == record.key }
+                if let keep { state.keep(keep) }
+            }
             throw error
+        }
+    }
+
+    /// netkeep-dhcp's lease for the new interface: the kept one confirmed in
+    /// one round trip (INIT-REBOOT), or a new one (DISCOVER). A kept lease
+    /// the server does not answer for is used while it is valid, unconfirmed:
+    /// the daemon confirms it. One the server refuses is asked for anew.
+    func obtainLease(for record: CNIAttachment, kept: Lease?, in namespace: NetworkNamespace) throws(CNIError) -> Lease {
+        let socket: DHCPSocket
+        do {
+            let ifname = record.ifname
+            socket = try NamespaceThread.run(in: namespace) { try DHCPSocket(interface: ifname) }
+        } catch {
+            throw CNIError(CNIError.ioFailure, "\(record.key): DHCP socket on \(record.ifname): \(error)")
+        }
+        if let kept {
+            do throws(SandboxDHCP.Failure) {
+                let grant = try SandboxDHCP.exchange(.initReboot(kept.address.address), mac: record.mac, on: socket, addressInPlace: false, bridge: record.bridge)
+                return LeaseKeeper.lease(from: grant, now: environment.now())
+            } catch let error where !error.refused && kept.isValid(at: environment.now()) {
+                logger.warning("CNI \(record.key): \(error); \(kept.address) is used unconfirmed until \(kept.expiresAt)")
+                var unconfirmed = kept
+                unconfirmed.confirmed = false
+                return unconfirmed
+            } catch {
+                logger.notice("CNI \(record.key): \(kept.address) again: \(error); asking for a new lease")
+            }
+        }
+        do {
+            return LeaseKeeper.lease(from: try SandboxDHCP.exchange(.discover, mac: record.mac, on: socket, addressInPlace: false, bridge: record.bridge),
+                                     now: environment.now())
+        } catch {
+            throw CNIError(CNIError.ioFailure, "\(record.key): \(error)")
+        }
+    }
+
+    /// A lease's address on the interface, and the default route through its router.
+    func configure(_ record: CNIAttachment, inside: NetlinkSession) throws(CNIError) {
+        do {
+            guard let link = try inside.link(named: record.ifname) else { throw CNIError(CNIError.linkFailure, "\(record.key): \(record.ifname) vanished") }
+            for address in record.addresses { try inside.addAddress(address, index: link.index, name: record.ifname) }
+            if let gateway = record.gateway { try inside.addDefaultRoute(via: gateway, index: link.index, name: record.ifname) }
+        } catch let error as CNIError {
+            throw error
+        } catch {
+            throw CNIError(CNIError.linkFailure, "\(record.key): address on \(record.ifname): \(error)")
         }
     }
 
@@ -202,8 +276,8 @@ public struct CNIPlugin {
     /// idempotent and succeeds when the namespace is gone).
     func del(_ config: CNIConfig, _ p: CNIParameters, stdin: [UInt8]) throws(CNIError) {
         let record = try load().cniAttachment(network: config.name, containerID: p.containerID, ifname: p.ifname)
-        if let record { try remove(record, reason: "cni-del") }
-        if let type = config.ipamType { _ = try ipam(.del, type: type, path: p.path, stdin: stdin) }
+        if let record { try remove(record, reason: "cni-del", releaseAfter: config.releaseAfter) }
+        if let type = config.ipamType, type != CNIRules.builtInDHCP { _ = try ipam(.del, type: type, path: p.path, stdin: stdin) }
     }
 
     /// CHECK: the interface is as ADD made it and as prevResult says.
@@ -214,7 +288,10 @@ public struct CNIPlugin {
               record.status == .ready else {
             throw CNIError(CNIError.unknownContainer, "\(what): netkeep has no record of an ADD")
         }
-        if let type = config.ipamType { _ = try ipam(.check, type: type, path: p.path, stdin: stdin) }
+        if let type = config.ipamType, type != CNIRules.builtInDHCP { _ = try ipam(.check, type: type, path: p.path, stdin: stdin) }
+        if let lease = record.lease, !lease.isValid(at: environment.now()) {
+            throw CNIError(CNIError.ioFailure, "\(what): the DHCP lease of \(lease.address) expired at \(lease.expiresAt)")
+        }
         guard try vswitchSnapshot().port(named: record.hostIfname) != nil else {
             throw CNIError(CNIError.vswitchFailure, "\(what): port \(record.hostIfname) is missing from bridge \(record.bridge)")
         }
@@ -246,8 +323,8 @@ public struct CNIPlugin {
     func gc(_ config: CNIConfig, _ p: CNIParameters, stdin: [UInt8]) throws(CNIError) {
         let garbage = CNIRules.garbage(in: try load().cni, network: config.name, valid: config.validAttachments)
         for record in garbage {
-            try remove(record, reason: "cni-gc")
-            if let type = config.ipamType {
+            try remove(record, reason: "cni-gc", releaseAfter: config.releaseAfter)
+            if let type = config.ipamType, type != CNIRules.builtInDHCP {
                 var env = processEnvironment
                 env["CNI_CONTAINERID"] = record.containerID
                 env["CNI_IFNAME"] = record.ifname
@@ -268,16 +345,22 @@ public struct CNIPlugin {
         }
     }
 
-    /// Marks the record `removing`, takes its pieces down, then the record.
-    func remove(_ record: CNIAttachment, reason: String) throws(CNIError) {
+    /// Marks the record `removing`, takes its pieces down, then the record;
+    /// its DHCP lease is kept for `releaseAfter` seconds for the client's next ADD.
+    func remove(_ record: CNIAttachment, reason: String, releaseAfter: Int64) throws(CNIError) {
         try update { state in
             guard var r = state.cniAttachment(network: record.network, containerID: record.containerID, ifname: record.ifname) else { return }
             r.status = .removing
             state.upsert(r)
         }
         try removePieces(record)
-        try update { $0.cni.removeAll { $0.key == record.key } }
-        environment.audit.record(AuditEvent(kind: .detach, message: "CNI \(record.key): port \(record.hostIfname) removed from \(record.bridge)",
+        let keep = CNIRules.keep(record, releaseAfter: releaseAfter, now: environment.now())
+        try update { state in
+            state.cni.removeAll { $0.key == record.key }
+            if let keep { state.keep(keep) }
+        }
+        let kept = keep.map { "; lease of \($0.lease.address) kept until \($0.releaseAt)" } ?? ""
+        environment.audit.record(AuditEvent(kind: .detach, message: "CNI \(record.key): port \(record.hostIfname) removed from \(record.bridge)\(kept)",
                                             reason: reason, port: record.hostIfname, bridge: record.bridge,
                                             ip: record.addresses.first?.description))
     }

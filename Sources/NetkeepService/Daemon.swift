@@ -370,6 +370,18 @@ public final class Daemon: Service, @unchecked Sendable {
                         logger.info("lease of endpoint \(e.shortID) (\(outcome.due)): \(e.lease.map { "\($0.address) until \($0.expiresAt)" } ?? "-")")
                     }
                 }
+                let cniLeases = CNILeases(environment: environment, logger: logger)
+                for outcome in try cniLeases.renew() {
+                    let a = outcome.attachment
+                    if let error = outcome.error { logger.warning("lease of CNI \(a.key) (\(outcome.due)): \(error)") } else {
+                        logger.info("lease of CNI \(a.key) (\(outcome.due)): \(a.lease.map { "\($0.address) until \($0.expiresAt)" } ?? "-")")
+                    }
+                }
+                for outcome in try cniLeases.releaseUnclaimed() {
+                    let k = outcome.lease
+                    if let error = outcome.error { logger.warning("CNI \(k.network): DHCPRELEASE of \(k.lease.address) (MAC \(k.mac)) not sent: \(error)") }
+                    else if !outcome.confirmed { logger.warning("CNI \(k.network): DHCPRELEASE of \(k.lease.address) sent, but the server did not confirm it") }
+                }
                 for outcome in try RenewLeases(environment: environment, logger: logger).run(all: false) {
                     let a = outcome.attachment
                     if let error = outcome.error {

@@ -229,25 +229,10 @@ public final class NetworkPlugin: NetworkDriver {
         return LeaseKeeper.lease(from: grant, now: environment.now())
     }
 
-    /// One DHCP exchange of an endpoint's client (its MAC), with the
-    /// retransmissions of `LeaseKeeper`'s policy for `goal`.
+    /// One DHCP exchange of an endpoint's client (its MAC).
     static func exchange(_ goal: ClientMachine.Goal, for e: Endpoint, on socket: DHCPSocket, addressInPlace: Bool) throws(PluginError) -> LeaseGrant {
-        var rng = SystemRandomNumberGenerator()
-        let policy = LeaseKeeper.policy(for: goal)
-        let machine = ClientMachine(goal: goal, mac: e.mac, xid: UInt32.random(in: 1...UInt32.max, using: &rng), policy: policy,
-                                    jitter: (0..<8).map { _ in Double.random(in: -1...1, using: &rng) }, addressInPlace: addressInPlace)
-        let loop = ExchangeLoop()
-        loop.add(ExchangeLoop.Session(id: e.id, socket: socket, machine: machine))
-        let budget = (1...policy.attempts).reduce(0) { $0 + policy.delay(attempt: $1, jitter: 1) }
-        switch loop.run(until: ExchangeLoop.now() + budget + 1)[e.id] {
-        case .success(.bound(let grant))?:
-            return grant
-        case .success(.nak)?:
-            throw PluginError("endpoint \(e.shortID): the DHCP server refused (DHCPNAK)")
-        case .failure(let error)?:
-            throw PluginError("endpoint \(e.shortID): DHCP: \(error)")
-        default:
-            throw PluginError("endpoint \(e.shortID): no DHCP server answered on bridge \(e.bridge) within \(Int(budget)) s")
+        do { return try SandboxDHCP.exchange(goal, mac: e.mac, on: socket, addressInPlace: addressInPlace, bridge: e.bridge) } catch {
+            throw PluginError("endpoint \(e.shortID): \(error)")
         }
     }
 

@@ -59,38 +59,19 @@ public struct RenewEndpointLeases {
         guard let key = e.sandboxKey, Endpoint.isSandboxKey(key), let lease = e.lease else {
             throw PluginError("endpoint \(e.shortID): no sandbox or lease recorded")
         }
-        let mac = e.mac
-        let goal: ClientMachine.Goal
-        switch due {
-        case .renew: goal = .renew(address: lease.address.address, server: lease.serverID)
-        case .rebind: goal = .rebind(address: lease.address.address)
-        case .confirm, .expired: goal = .initReboot(lease.address.address)
-        }
+        let renewed: Lease
         do {
-            let namespace = try NetworkNamespace(path: key)
-            if let own = NetworkNamespace.ownID, namespace.id == own {
-                throw PluginError("endpoint \(e.shortID): sandbox \(key) is the host's own namespace")
-            }
-            let session = try NetlinkSession.open(in: namespace)
-            guard let link = try session.links().first(where: { $0.mac == mac }) else {
-                throw PluginError("endpoint \(e.shortID): no interface with MAC \(mac) in \(key)")
-            }
-            let ifname = link.name
-            let socket = try NamespaceThread.run(in: namespace) { try DHCPSocket(interface: ifname) }
-            let renewed = LeaseKeeper.lease(from: try NetworkPlugin.exchange(goal, for: e, on: socket, addressInPlace: true), now: now)
-            if renewed.address != lease.address {
-                // The server moved it: the interface follows (Docker's own record keeps the first).
-                try session.deleteAddress(lease.address, index: link.index, name: ifname)
-                try session.addAddress(renewed.address, index: link.index, name: ifname)
-                logger.warning("endpoint \(e.shortID): the DHCP server changed its address \(lease.address) -> \(renewed.address)")
-            }
-            e.lease = renewed
-            e.address = renewed.address
-            e.gateway = renewed.router
-        } catch let error as PluginError {
-            throw error
+            // Docker renamed the interface eth<N>: it is found by its MAC.
+            renewed = try SandboxDHCP.renew(lease, due: due, namespacePath: key, ifname: nil, mac: e.mac, bridge: e.bridge, now: now)
         } catch {
             throw PluginError("endpoint \(e.shortID): \(error)")
         }
+        if renewed.address != lease.address {
+            // Docker's own record keeps the first.
+            logger.warning("endpoint \(e.shortID): the DHCP server changed its address \(lease.address) -> \(renewed.address)")
+        }
+        e.lease = renewed
+        e.address = renewed.address
+        e.gateway = renewed.router
     }
 }

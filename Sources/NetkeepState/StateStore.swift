@@ -112,7 +112,7 @@ public enum StateCodec {
     /// The hand-written writer covers attachments; a state with networks of the
     /// Docker driver (a few records) goes through JSONEncoder, which the writer copies.
     public static func encode(_ state: State) -> [UInt8] {
-        state.networks.isEmpty && state.endpoints.isEmpty && state.cni.isEmpty ? StateJSONWriter.write(state) : encodeWithFoundation(state)
+        state.networks.isEmpty && state.endpoints.isEmpty && state.cni.isEmpty && state.cniLeases.isEmpty ? StateJSONWriter.write(state) : encodeWithFoundation(state)
     }
 
     /// What `encode` must produce byte for byte (StateJSONTests).

@@ -346,7 +346,9 @@ struct DHCPRenewCommand: ParsableCommand {
         At T1 a lease is renewed with a unicast REQUEST to its server, at T2 rebound with a \
         broadcast REQUEST; an address applied without a server's answer is confirmed \
         (INIT-REBOOT); a refused address starts over with DISCOVER and the change is reported. \
-        Exit 1 when a lease could not be renewed and has expired.
+        The leases of CNI's netkeep-dhcp are renewed the same way, from inside the runtime's \
+        namespace, and the ones DEL kept for a client that has not come back by ipam.releaseAfter \
+        are released. Exit 1 when a lease could not be renewed and has expired.
         """
     )
 
@@ -355,14 +357,28 @@ struct DHCPRenewCommand: ParsableCommand {
 
     func run() throws {
         try runReporting { () throws(Failure) in
+            // CNI's netkeep-dhcp first: it needs neither Docker nor the reconciler.
+            let cni = CNILeases(environment: options.environment, logger: options.logger)
+            let renewed = try cni.renew()
+            for o in renewed {
+                let lease = o.attachment.lease.map { "\($0.address) until \($0.expiresAt)" } ?? "no lease"
+                print("CNI \(o.attachment.key) (\(o.due)): \(o.error.map { "FAILED: \($0)" } ?? lease)")
+            }
+            let released = try cni.releaseUnclaimed()
+            for r in released {
+                let what = r.error.map { "FAILED: \($0)" } ?? (r.confirmed ? "released" : "released, not confirmed")
+                print("CNI \(r.lease.network) kept lease \(r.lease.lease.address) (MAC \(r.lease.mac)): \(what)")
+            }
             let outcomes = try RenewLeases(environment: options.environment, logger: options.logger).run(all: all)
-            if outcomes.isEmpty { print("no lease is due") }
+            if outcomes.isEmpty && renewed.isEmpty && released.isEmpty { print("no lease is due") }
             for o in outcomes {
                 let a = o.attachment
                 let lease = a.lease.map { "\($0.address) until \($0.expiresAt)" } ?? "no lease"
                 print("\(a.containerName) \(a.ifname) (\(o.due)): \(o.error.map { "FAILED: \($0)" } ?? lease)")
             }
-            if outcomes.contains(where: { $0.error != nil }) { throw Failure.exit(1) }
+            if outcomes.contains(where: { $0.error != nil }) || renewed.contains(where: \.expired) {
+                throw Failure.exit(1)
+            }
         }
     }
 }

@@ -181,3 +181,133 @@ import Testing
     }
 }
 
+
+/// netkeep-dhcp, the built-in IPAM: its config, the MAC it derives, and what
+/// DEL keeps of a lease for the client's return.
+@Suite struct CNIBuiltInDHCPTests {
+    static let t0 = Timestamp(secondsSinceEpoch: 1_800_000_000)
+    static let mac = MACAddress(bytes: [2, 0, 0, 0, 0, 7])!
+
+    func parse(_ ipam: String, args: String = "") throws(CNIError) -> CNIConfig {
+        try CNIConfig.parse(Array(#"{"cniVersion":"1.1.0","name":"n","type":"netkeep","bridge":"br0","ipam":\#(ipam)}"#.utf8), args: args)
+    }
+
+    static func lease(seconds: Int64 = 3600) -> Lease {
+        Lease(address: try! IPv4CIDR(parsing: "10.1.2.150/24"), router: IPv4Address(10, 1, 2, 1), serverID: IPv4Address(10, 1, 2, 1),
+              leaseSeconds: seconds, renewSeconds: seconds / 2, rebindSeconds: seconds * 7 / 8, obtainedAt: t0,
+              renewAt: t0.adding(seconds: seconds / 2), rebindAt: t0.adding(seconds: seconds * 7 / 8), confirmed: true)
+    }
+
+    static func record(lease: Lease?, ipam: String? = CNIRules.builtInDHCP) -> CNIAttachment {
+        var a = CNIAttachment(network: "n", containerID: "abc", ifname: "eth0", netns: "/run/netns/abc", bridge: "br0", mac: mac, mtu: 1500,
+                              vlan: 10, ipam: ipam, createdAt: t0)
+        a.lease = lease
+        a.addresses = lease.map { [$0.address] } ?? []
+        return a
+    }
+
+    @Test func theConfigReadsReleaseAfterAndDefaultsIt() throws {
+        let plain = try parse(#"{"type":"netkeep-dhcp"}"#)
+        #expect(plain.ipamType == CNIRules.builtInDHCP && plain.releaseAfter == CNIRules.defaultReleaseAfter)
+        #expect(try parse(#"{"type":"netkeep-dhcp","releaseAfter":0}"#).releaseAfter == 0)
+        #expect(try parse(#"{"type":"netkeep-dhcp","releaseAfter":2592000}"#).releaseAfter == 2_592_000)
+        // A delegated plugin's keys are its own business: netkeep passes them on.
+        #expect(try parse(#"{"type":"host-local","subnet":"10.1.0.0/24","releaseAfter":"x"}"#).ipamType == "host-local")
+    }
+
+    @Test(arguments: [
+        (#"{"type":"netkeep-dhcp","subnet":"10.1.0.0/24"}"#, "ipam key \"subnet\""),
+        (#"{"type":"netkeep-dhcp","releaseAfter":-1}"#, "releaseAfter -1"),
+        (#"{"type":"netkeep-dhcp","releaseAfter":2592001}"#, "releaseAfter 2592001"),
+        (#"{"type":"netkeep-dhcp","releaseAfter":"10m"}"#, "\"ipam.releaseAfter\" must be a number"),
+    ])
+    func badBuiltInConfigsAreRefusedByName(ipam: String, mentions: String) {
+        do {
+            _ = try parse(ipam)
+            Issue.record("accepted \(ipam)")
+        } catch {
+            #expect(error.code == CNIError.invalidConfig, "\(error)")
+            // A value of the wrong JSON type is named by its key path; the others by network too.
+            #expect("\(error)".contains(mentions), "\(error)")
+            #expect("\(error)".contains("network \"n\"") || mentions.hasSuffix("must be a number"), "\(error)")
+        }
+    }
+
+    @Test func thePodIsTheIdentityWhenTheRuntimeNamesIt() throws {
+        let args = "IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=web-0;K8S_POD_INFRA_CONTAINER_ID=abc"
+        #expect(try parse(#"{"type":"netkeep-dhcp"}"#, args: args).podIdentity == "pod/default/web-0")
+        // Podman names the container, without a namespace.
+        #expect(try parse(#"{"type":"netkeep-dhcp"}"#, args: "IgnoreUnknown=1;K8S_POD_NAME=web").podIdentity == "pod//web")
+        #expect(try parse(#"{"type":"netkeep-dhcp"}"#, args: "K8S_POD_NAMESPACE=default").podIdentity == nil)
+        #expect(try parse(#"{"type":"netkeep-dhcp"}"#).podIdentity == nil)
+    }
+
+    @Test func theDerivedMACIsStableLocalUnicastAndPerNetworkAndInterface() {
+        let a = CNIRules.derivedMAC(network: "n", identity: "pod/default/web-0", ifname: "eth0")
+        #expect(a == CNIRules.derivedMAC(network: "n", identity: "pod/default/web-0", ifname: "eth0"))
+        let others = [CNIRules.derivedMAC(network: "m", identity: "pod/default/web-0", ifname: "eth0"),
+                      CNIRules.derivedMAC(network: "n", identity: "pod/default/web-1", ifname: "eth0"),
+                      CNIRules.derivedMAC(network: "n", identity: "pod/default/web-0", ifname: "eth1")]
+        #expect(Set(others + [a]).count == 4)
+        for m in others + [a] {
+            #expect(m.bytes[0] & 0x01 == 0 && m.bytes[0] & 0x02 == 2, "\(m)")
+            #expect((try? m.validatedForInterface()) != nil, "\(m)")
+        }
+    }
+
+    @Test func delKeepsAValidLeaseUntilReleaseAfterButNeverPastItsExpiry() throws {
+        let now = Self.t0.adding(seconds: 100)
+        let kept = try #require(CNIRules.keep(Self.record(lease: Self.lease()), releaseAfter: 600, now: now))
+        #expect(kept.releaseAt == now.adding(seconds: 600) && kept.mac == Self.mac && kept.vlan == 10 && kept.network == "n")
+        #expect(try #require(CNIRules.keep(Self.record(lease: Self.lease()), releaseAfter: 86_400, now: now)).releaseAt
+                == Self.t0.adding(seconds: 3600))
+        #expect(CNIRules.keep(Self.record(lease: nil), releaseAfter: 600, now: now) == nil)
+        #expect(CNIRules.keep(Self.record(lease: Self.lease()), releaseAfter: 600, now: Self.t0.adding(seconds: 3600)) == nil, "expired: nothing to keep")
+    }
+
+    @Test func anAddTakesOnlyAValidLeaseOfItsNetworkAndMAC() throws {
+        let now = Self.t0.adding(seconds: 100)
+        let kept = try #require(CNIRules.keep(Self.record(lease: Self.lease()), releaseAfter: 600, now: now))
+        #expect(CNIRules.keptLease(in: [kept], network: "n", mac: Self.mac, now: now) == kept)
+        #expect(CNIRules.keptLease(in: [kept], network: "m", mac: Self.mac, now: now) == nil)
+        #expect(CNIRules.keptLease(in: [kept], network: "n", mac: MACAddress(bytes: [2, 0, 0, 0, 0, 8])!, now: now) == nil)
+        #expect(CNIRules.keptLease(in: [kept], network: "n", mac: Self.mac, now: Self.t0.adding(seconds: 3600)) == nil)
+    }
+
+    @Test func theDaemonReleasesWhatIsDueAndOnlyForgetsWhatRanOut() throws {
+        let now = Self.t0.adding(seconds: 100)
+        let soon = try #require(CNIRules.keep(Self.record(lease: Self.lease()), releaseAfter: 60, now: now))
+        var later = try #require(CNIRules.keep(Self.record(lease: Self.lease()), releaseAfter: 600, now: now))
+        later.mac = MACAddress(bytes: [2, 0, 0, 0, 0, 9])!
+        var short = try #require(CNIRules.keep(Self.record(lease: Self.lease(seconds: 200)), releaseAfter: 600, now: now))
+        short.mac = MACAddress(bytes: [2, 0, 0, 0, 0, 10])!
+        #expect(CNIRules.releases(in: [soon, later, short], now: now.adding(seconds: 59)) == ([], []))
+        #expect(CNIRules.releases(in: [soon, later, short], now: now.adding(seconds: 60)) == ([soon], []))
+        // The short lease is due at its expiry (the release time is capped there) and then is only forgotten.
+        #expect(CNIRules.releases(in: [later, short], now: Self.t0.adding(seconds: 200)) == ([], [short]))
+        #expect(CNIRules.releases(in: [later, short], now: now.adding(seconds: 600)) == ([later], [short]))
+    }
+
+    @Test func aLeaseBelongsOnlyToABuiltInDHCPRecordAndToOneOfItsAddresses() {
+        #expect(Self.record(lease: Self.lease()).problems().isEmpty)
+        #expect(Self.record(lease: Self.lease(), ipam: "host-local").problems().contains { $0.contains("only an attachment of IPAM netkeep-dhcp") })
+        var moved = Self.record(lease: Self.lease())
+        moved.addresses = [try! IPv4CIDR(parsing: "10.1.2.151/24")]
+        #expect(moved.problems().contains { $0.contains("10.1.2.150/24 is not among the addresses") })
+    }
+
+    @Test func theStateRefusesTwoKeptLeasesOfOneClient() throws {
+        let kept = try #require(CNIRules.keep(Self.record(lease: Self.lease()), releaseAfter: 600, now: Self.t0))
+        var state = State()
+        state.keep(kept)
+        state.keep(kept)
+        #expect(state.cniLeases.count == 1 && state.problems().isEmpty, "keep replaces the client's earlier lease")
+        state.cniLeases.append(kept)
+        #expect(state.problems().contains { $0.contains("cni_leases[1]: the same network and MAC") })
+        var bad = kept
+        bad.network = "-n"
+        var other = State()
+        other.cniLeases = [bad]
+        #expect(other.problems().contains { $0.hasPrefix("cni_leases[0]:") && $0.contains("network name") })
+    }
+}

@@ -31,25 +31,36 @@ final class CNINetwork: @unchecked Sendable {
     let subnet: String
     let netkeep: Netkeep
     let ipamDirectory: String
+    /// The config's `ipam`: host-local on `subnet` unless given.
+    let ipam: String?
 
-    init(netkeep: Netkeep = Netkeep()) {
+    init(netkeep: Netkeep = Netkeep(), ipam: String? = nil) {
         name = "nktcni-\(UUID().uuidString.prefix(6).lowercased())"
         subnet = randomSubnet()
         self.netkeep = netkeep
+        self.ipam = ipam
         ipamDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("nkipam-\(UUID().uuidString.prefix(8))").path
     }
 
     /// netkeep's entry of the config list, with the list's keys merged in as a runtime does.
     func config(version: String = "1.1.0", type: String = "netkeep", extra: String = "") -> String {
         #"{"cniVersion":"\#(version)","name":"\#(name)","type":"\#(type)","bridge":"\#(Testbed.bridge)","#
-            + #""ipam":{"type":"host-local","subnet":"\#(subnet).0/24","routes":[{"dst":"0.0.0.0/0"}],"dataDir":"\#(ipamDirectory)"}\#(extra)}"#
+            + #""ipam":\#(ipam ?? #"{"type":"host-local","subnet":"\#(subnet).0/24","routes":[{"dst":"0.0.0.0/0"}],"dataDir":"\#(ipamDirectory)"}"#)\#(extra)}"#
     }
 
-    func call(_ command: String, container: String = "", netns: String = "", ifname: String = "eth0", config: String? = nil) -> CommandResult {
+    func call(_ command: String, container: String = "", netns: String = "", ifname: String = "eth0", args: String = "",
+              config: String? = nil, environment extra: [String: String] = [:]) -> CommandResult {
         run([Testbed.netkeepBinary], environment: [
-            "CNI_COMMAND": command, "CNI_CONTAINERID": container, "CNI_NETNS": netns, "CNI_IFNAME": ifname,
+            "CNI_COMMAND": command, "CNI_CONTAINERID": container, "CNI_NETNS": netns, "CNI_IFNAME": ifname, "CNI_ARGS": args,
             "CNI_PATH": "/usr/lib/cni", "NETKEEP_STATE_DIR": netkeep.stateDirectory,
-        ], stdin: config ?? self.config())
+        ].merging(extra) { $1 }, stdin: config ?? self.config())
+    }
+
+    /// The state file's kept leases (`cni_leases`) of this network.
+    var keptLeases: [[String: Any]] {
+        guard let data = FileManager.default.contents(atPath: netkeep.statePath),
+              let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return [] }
+        return ((object["cni_leases"] as? [[String: Any]]) ?? []).filter { $0["network"] as? String == name }
     }
 
     /// The `cni` records of the state file, of this network.

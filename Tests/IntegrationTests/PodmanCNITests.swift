@@ -9,11 +9,12 @@ import Testing
 /// (`--cni-config-dir`, given to every podman command: Podman does not keep it).
 final class PodmanNetwork: @unchecked Sendable {
     static let image = "localhost/netkeep-test/busybox"
-    let network = CNINetwork()
+    let network: CNINetwork
     let plugin: InstalledPlugin
     let configDirectory: String
 
-    init() throws {
+    init(ipam: String? = nil) throws {
+        network = CNINetwork(ipam: ipam)
         guard run(["podman", "--version"]).status == 0 else { throw Testbed.TestbedMissing("podman is not installed: run scripts/testbed up") }
         plugin = try InstalledPlugin(stateDirectory: network.netkeep.stateDirectory)
         configDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("nkpodconf-\(UUID().uuidString.prefix(8))").path
@@ -81,6 +82,33 @@ extension IntegrationSuite {
 
             #expect(pod.podman("rm", "-f", "-t", "0", name).status == 0)
             #expect(net.records.count == 1 && !bridgePorts.contains(host) && !run(["ip", "-o", "link"]).stdout.contains(host))
+        }
+
+        /// netkeep-dhcp under Podman: `podman rm` and `podman run` of the same
+        /// name is a new container id, but the same client (Podman's
+        /// K8S_POD_NAME): the same MAC and, from the kept lease, the same address.
+        @Test func aRecreatedPodmanContainerKeepsItsDHCPAddress() throws {
+            try Testbed.check()
+            let pod = try PodmanNetwork(ipam: #"{"type":"netkeep-dhcp"}"#)
+            let net = pod.network
+            let name = "nktpod-\(UUID().uuidString.prefix(6).lowercased())"
+            defer { pod.podman("rm", "-f", "-t", "0", name) }
+            let started = pod.start(name)
+            #expect(started.status == 0, "\(started.stderr)")
+            let first = try #require(address(pod.podman("exec", name, "ip", "-o", "-4", "addr", "show", "eth0").stdout), "no address")
+            #expect(first.hasPrefix("10.1.2."))
+            #expect(eventually(within: 10) { pod.podman("exec", name, "ping", "-c", "1", "-W", "1", "10.1.2.1").status == 0 }, "no traffic")
+            let mac = try #require(net.records.first?["mac"] as? String)
+
+            #expect(pod.podman("rm", "-f", "-t", "0", name).status == 0)
+            #expect(net.records.isEmpty && net.keptLeases.map { $0["mac"] as? String } == [mac])
+            let again = pod.start(name)
+            #expect(again.status == 0, "\(again.stderr)")
+            #expect(address(pod.podman("exec", name, "ip", "-o", "-4", "addr", "show", "eth0").stdout) == first)
+            #expect(net.records.first?["mac"] as? String == mac && net.keptLeases.isEmpty)
+            #expect(pod.podman("rm", "-f", "-t", "0", name).status == 0)
+            let release = net.netkeep("dhcp-renew", environment: ["NETKEEP_TIME_OFFSET": "700"])
+            #expect(release.stdout.contains(": released"), "\(release.stdout) \(release.stderr)")
         }
     }
 }

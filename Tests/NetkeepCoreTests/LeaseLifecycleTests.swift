@@ -105,6 +105,26 @@ import Testing
         #expect(LeaseLifecycle.nextWake(in: State(attachments: [Self.attachment(4, lease: nil)])) == nil)
     }
 
+    @Test func cniLeasesWakeTheDaemonToRenewLiveOnesAndReleaseKeptOnes() {
+        func record(_ id: String, status: CNIAttachmentStatus, lease: Lease?) -> CNIAttachment {
+            var a = CNIAttachment(network: "n", containerID: id, ifname: "eth0", netns: "/run/netns/\(id)", bridge: "br0",
+                                  mac: MACAddress(bytes: [2, 0, 0, 0, 1, UInt8(id.count)])!, mtu: 1500, vlan: nil, ipam: CNIRules.builtInDHCP,
+                                  createdAt: Self.t0)
+            a.status = status
+            a.lease = lease
+            return a
+        }
+        var state = State()
+        state.cni = [record("a", status: .ready, lease: Self.lease()), record("bb", status: .pending, lease: Self.lease(confirmed: false)),
+                     record("ccc", status: .ready, lease: nil)]
+        #expect(LeaseLifecycle.nextWake(in: state) == Self.t1, "the pending record does not count")
+        #expect(LeaseLifecycle.dueCNI(in: state, at: Self.t1.adding(seconds: -1)).isEmpty)
+        #expect(LeaseLifecycle.dueCNI(in: state, at: Self.t1).map { $0.0.containerID + "/\($0.1)" } == ["a/\(LeaseLifecycle.Due.renew)"])
+        state.cniLeases = [CNIKeptLease(network: "n", bridge: "br0", vlan: nil, mac: MACAddress(bytes: [2, 0, 0, 0, 2, 1])!,
+                                        lease: Self.lease(), releaseAt: Self.t0.adding(seconds: 600))]
+        #expect(LeaseLifecycle.nextWake(in: state) == Self.t0.adding(seconds: 600), "a kept lease wakes the daemon at its release time")
+    }
+
     // MARK: after a pass
 
     @Test func afterAttemptKeepsTheExchangesOwnWaitAndClearsItOnceMovedOn() {

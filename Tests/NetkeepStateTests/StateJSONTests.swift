@@ -334,6 +334,24 @@ func validState(attachments: Int, seed: UInt64) -> State {
         #expect(throws: (any Error).self) { try StateCodec.decode(Array(forged.utf8), path: "forged.json") }
     }
 
+    /// Written by two ADDs of netkeep-dhcp and the DEL of one (state/example-cni-dhcp.json):
+    /// a live lease in its record, and one kept for its client's return.
+    @Test func theCNIDHCPExampleReadsAndIsWrittenBackByteForByte() throws {
+        let bytes = try #require(readBytes(stateFixtures + "/example-cni-dhcp.json"))
+        let state = try StateCodec.decode(bytes, path: "example-cni-dhcp.json")
+        let record = try #require(state.cni.first)
+        #expect(state.cni.count == 1 && record.ipam == CNIRules.builtInDHCP && record.lease?.address == record.addresses.first)
+        #expect(state.cniLeases.count == 1 && state.cniLeases[0].releaseAt == state.cniLeases[0].lease.obtainedAt.adding(seconds: 600))
+        #expect(StateCodec.encode(state) == bytes)
+        // A kept lease of a hostile network name is refused with its field.
+        let forged = String(decoding: bytes, as: UTF8.self).replacingOccurrences(of: #""network" : "lan",\#n      "release_at""#,
+                                                                                 with: #""network" : "../lan",\#n      "release_at""#)
+        #expect(forged != String(decoding: bytes, as: UTF8.self))
+        do { _ = try StateCodec.decode(Array(forged.utf8), path: "forged.json"); Issue.record("accepted") } catch {
+            #expect("\(error)".contains("cni_leases[0]"), "\(error)")
+        }
+    }
+
     static func sampleBytes() throws -> [UInt8] {
         var state = State()
         let network = try DockerNetwork.parse(id: String(repeating: "1", count: 64), options: ["bridge": "br0", "dhcp": "true"],

@@ -161,7 +161,7 @@ def idle(n, seconds):
 
 # parallel-server is also part of parallel; alone, it runs only that row.
 ROWS = ("recovery", "latency", "gc", "gc-dhcp", "idle", "parallel", "parallel-server", "together", "labels", "compose", "plugin",
-        "plugin-reboot", "cni", "scale")
+        "plugin-reboot", "cni", "cni-dhcp", "scale")
 DEFAULT_ROWS = tuple(r for r in ROWS if r != "scale")
 
 
@@ -240,6 +240,9 @@ def main():
           rows.extend(more)
         if "cni" in run:
           more, details["cni"] = bench_cni.cni_rows(5 if QUICK else 20)
+          rows.extend(more)
+        if "cni-dhcp" in run:
+          more, details["cni_dhcp"] = bench_cni.cni_dhcp_rows(5 if QUICK else 20)
           rows.extend(more)
         if "scale" in run:
           details["scale"] = []
