@@ -77,16 +77,28 @@ public struct CNIPlugin {
         do { inside = try NetlinkSession.open(in: namespace) } catch {
             throw CNIError(CNIError.ioFailure, "\(what): netlink in \(p.netns): \(error)")
         }
-        // An ADD that died half-way left a pending record: its interface,
-        // port and addresses go first (the interface in the namespace is its own).
+        // An ADD that died half-way left a pending record; a reboot (or a
+        // namespace deleted without DEL) left a ready one whose veth is gone,
+        // and the runtime adds the interface again. Its port and addresses go
+        // first (the interface in the namespace is its own); a DHCP lease is
+        // kept for this ADD. A ready record whose veth lives, or that cannot
+        // be looked at, is an interface that exists.
         if let existing = try load().cniAttachment(network: config.name, containerID: p.containerID, ifname: p.ifname) {
-            guard existing.status == .pending else {
+            var vethGone = false
+            if existing.status == .ready {
+                do { vethGone = try NetlinkSession.open().link(named: existing.hostIfname) == nil } catch { vethGone = false }
+            }
+            guard existing.status == .pending || vethGone else {
                 throw CNIError(CNIError.interfaceExists, "\(what): already added (port \(existing.hostIfname)); DEL it first")
             }
             try removePieces(existing)
             if let type = existing.ipam, type != CNIRules.builtInDHCP { _ = try ipam(.del, type: type, path: p.path, stdin: stdin) }
-            try update { $0.cni.removeAll { $0.key == existing.key } }
-            logger.notice("CNI \(existing.key): the pieces of an ADD that did not finish were removed")
+            let now = environment.now()
+            try update { state in
+                state.cni.removeAll { $0.key == existing.key }
+                if let lease = CNIRules.keep(existing, releaseAfter: config.releaseAfter, now: now) { state.keep(lease) }
+            }
+            logger.notice("CNI \(existing.key): \(vethGone ? "its veth \(existing.hostIfname) is gone (a reboot?): the record and port" : "the pieces of an ADD that did not finish") were removed")
         }
         if (try? inside.link(named: p.ifname)) ?? nil != nil {
             throw CNIError(CNIError.interfaceExists, "\(what): interface \(p.ifname) already exists in \(p.netns)")

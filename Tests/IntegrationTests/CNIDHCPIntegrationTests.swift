@@ -81,6 +81,45 @@ extension IntegrationSuite {
             #expect(eventually { DHCP.leaseLine(mac) == nil && DHCP.leaseLine(podMAC) == nil }, "dnsmasq still holds a lease")
         }
 
+        /// A reboot as the test bed simulates it (the veths and the namespaces
+        /// gone, OVS's rows kept): the sweep removes the dead rows, the records
+        /// wait; the runtime's ADD of the same interfaces after the boot (no
+        /// DEL came) replaces them, host-local's address is not held twice,
+        /// and the DHCP attachment gets its address back from the kept lease.
+        @Test func afterARebootTheRuntimesNextADDReplacesTheOldRecord() throws {
+            try Testbed.check()
+            let netkeep = Netkeep()
+            let dhcp = CNINetwork(netkeep: netkeep, ipam: Self.ipam), local = CNINetwork(netkeep: netkeep)
+            var a = try TestNamespace(), b = try TestNamespace()
+            let addA = dhcp.call("ADD", container: "boot", netns: a.path), addB = local.call("ADD", container: "boot", netns: b.path)
+            #expect(addA.status == 0 && addB.status == 0, "\(addA.stdout) \(addB.stdout)")
+            let hosts = [dhcp, local].compactMap { $0.records.first?["host_ifname"] as? String }
+            #expect(hosts.count == 2)
+
+            for host in hosts { run(["ip", "link", "del", host]) }
+            a.remove()
+            b.remove()
+            let swept = netkeep("reconcile")
+            for host in hosts { #expect(swept.stdout.contains("removed dead port \(host)"), "\(swept.stdout) \(swept.stderr)") }
+            #expect(dhcp.records.count == 1 && local.records.count == 1, "the records wait for the runtime")
+
+            a = try TestNamespace()
+            b = try TestNamespace()
+            let again = dhcp.call("ADD", container: "boot", netns: a.path), againB = local.call("ADD", container: "boot", netns: b.path)
+            #expect(again.status == 0 && againB.status == 0, "\(again.stdout) \(againB.stdout)")
+            #expect(firstAddress(again.stdout) == firstAddress(addA.stdout) && dhcp.keptLeases.isEmpty)
+            let held = ((try? FileManager.default.contentsOfDirectory(atPath: "\(local.ipamDirectory)/\(local.name)")) ?? [])
+                .filter { $0.hasPrefix(local.subnet) }
+            #expect(held == [try #require(firstAddress(againB.stdout))], "host-local holds \(held)")
+            #expect(dhcp.records.count == 1 && local.records.count == 1 && Set(hosts).isSubset(of: bridgePorts))
+            #expect(eventually(within: 10) { a.exec("busybox", "ping", "-c", "1", "-W", "1", "10.1.2.1").status == 0 })
+            // An interface that still exists is not replaced: the spec's ADD-twice rule stands.
+            let twice = dhcp.call("ADD", container: "boot", netns: a.path)
+            #expect(twice.status != 0 && jsonObject(twice.stdout)?["code"] as? Int == 100, "\(twice.stdout)")
+            #expect(dhcp.call("DEL", container: "boot", netns: a.path).status == 0)
+            #expect(netkeep("dhcp-renew", environment: ["NETKEEP_TIME_OFFSET": "700"]).stdout.contains(": released"))
+        }
+
         /// The lease timer renews a live CNI lease from inside the runtime's
         /// namespace (the same pass the daemon runs); the running daemon
         /// releases a kept lease once `releaseAfter` is up, and audits it.
