@@ -366,8 +366,12 @@ public struct CNIPlugin {
             state.upsert(r)
         }
         try removePieces(record)
-        let keep = CNIRules.keep(record, releaseAfter: releaseAfter, now: environment.now())
+        // The lease as the state has it now: the daemon may have renewed it meanwhile.
+        var keep: CNIKeptLease?
+        let now = environment.now()
         try update { state in
+            keep = CNIRules.keep(state.cniAttachment(network: record.network, containerID: record.containerID, ifname: record.ifname) ?? record,
+                                 releaseAfter: releaseAfter, now: now)
             state.cni.removeAll { $0.key == record.key }
             if let keep { state.keep(keep) }
         }
