@@ -195,7 +195,8 @@ public struct CNIPlugin {
         }
         if let kept {
             do throws(SandboxDHCP.Failure) {
-                let grant = try SandboxDHCP.exchange(.initReboot(kept.address.address), mac: record.mac, on: socket, addressInPlace: false, bridge: record.bridge)
+                let grant = try SandboxDHCP.exchange(.initReboot(kept.address.address), mac: record.mac, on: socket, addressInPlace: false,
+                                                     bridge: record.bridge, policy: LeaseKeeper.freshPortPolicy)
                 return LeaseKeeper.lease(from: grant, now: environment.now())
             } catch let error where !error.refused && kept.isValid(at: environment.now()) {
                 logger.warning("CNI \(record.key): \(error); \(kept.address) is used unconfirmed until \(kept.expiresAt)")

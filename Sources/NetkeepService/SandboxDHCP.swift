@@ -15,10 +15,11 @@ enum SandboxDHCP {
     }
 
     /// One exchange of the client `mac` for `goal`; the lease as granted.
+    /// `policy` replaces LeaseKeeper's retransmissions for the goal.
     static func exchange(_ goal: ClientMachine.Goal, mac: MACAddress, on socket: DHCPSocket, addressInPlace: Bool,
-                         bridge: String) throws(Failure) -> LeaseGrant {
+                         bridge: String, policy given: RetransmitPolicy? = nil) throws(Failure) -> LeaseGrant {
         var rng = SystemRandomNumberGenerator()
-        let policy = LeaseKeeper.policy(for: goal)
+        let policy = given ?? LeaseKeeper.policy(for: goal)
         let machine = ClientMachine(goal: goal, mac: mac, xid: UInt32.random(in: 1...UInt32.max, using: &rng), policy: policy,
                                     jitter: (0..<8).map { _ in Double.random(in: -1...1, using: &rng) }, addressInPlace: addressInPlace)
         let loop = ExchangeLoop()
