@@ -117,8 +117,13 @@ public struct CNIPlugin {
             if state.cniAttachment(network: config.name, containerID: p.containerID, ifname: p.ifname) != nil {
                 throw CNIError(CNIError.interfaceExists, "\(what): another ADD of the same interface is under way")
             }
+            // Two sandboxes of one pod at once (an old one not yet DELeted): the second gets its container's own MAC.
+            if dhcp, config.mac == nil, config.podIdentity != nil,
+               state.cni.contains(where: { $0.network == record.network && $0.mac == record.mac }) {
+                record.mac = CNIRules.derivedMAC(network: config.name, identity: p.containerID, ifname: p.ifname)
+            }
             state.upsert(record)
-            if dhcp, let found = CNIRules.keptLease(in: state.cniLeases, network: config.name, mac: mac, now: environment.now()) {
+            if dhcp, let found = CNIRules.keptLease(in: state.cniLeases, network: config.name, mac: record.mac, now: environment.now()) {
                 kept = found
                 state.cniLeases.removeAll { $0 == found }
             }

@@ -65,6 +65,12 @@ extension IntegrationSuite {
             let first = net.call("ADD", container: "sandbox-1", netns: again.path, args: pod)
             #expect(first.status == 0, "\(first.stdout) \(first.stderr)")
             let podMAC = try #require(net.records.first?["mac"] as? String)
+            // A second sandbox of the pod while the first lives gets a MAC of its own, not a duplicate on the bridge.
+            let overlapping = try TestNamespace()
+            #expect(net.call("ADD", container: "sandbox-0", netns: overlapping.path, args: pod).status == 0)
+            let other = net.records.first { $0["container_id"] as? String == "sandbox-0" }?["mac"] as? String
+            #expect(other != nil && other != podMAC)
+            #expect(net.call("DEL", container: "sandbox-0", netns: overlapping.path, args: pod).status == 0)
             #expect(net.call("DEL", container: "sandbox-1", netns: again.path, args: pod).status == 0)
             let recreated = try TestNamespace()
             let second = net.call("ADD", container: "sandbox-2", netns: recreated.path, args: pod)
@@ -72,11 +78,11 @@ extension IntegrationSuite {
             #expect(net.records.first?["mac"] as? String == podMAC && firstAddress(second.stdout) == firstAddress(first.stdout))
             #expect(net.call("DEL", container: "sandbox-2", netns: recreated.path, args: pod).status == 0)
 
-            // Unclaimed: early, nothing goes; after releaseAfter (600 s by default) both go back to the server.
+            // Unclaimed: early, nothing goes; after releaseAfter (600 s by default) all three go back to the server.
             #expect(net.netkeep("dhcp-renew").stdout.contains("no lease is due"))
-            #expect(net.keptLeases.count == 2)
+            #expect(net.keptLeases.count == 3)
             let release = net.netkeep("dhcp-renew", environment: ["NETKEEP_TIME_OFFSET": "700"])
-            #expect(release.status == 0 && release.stdout.components(separatedBy: ": released").count == 3, "\(release.stdout) \(release.stderr)")
+            #expect(release.status == 0 && release.stdout.components(separatedBy: ": released").count == 4, "\(release.stdout) \(release.stderr)")
             #expect(net.keptLeases.isEmpty)
             #expect(eventually { DHCP.leaseLine(mac) == nil && DHCP.leaseLine(podMAC) == nil }, "dnsmasq still holds a lease")
         }

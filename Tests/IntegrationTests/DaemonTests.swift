@@ -41,7 +41,8 @@ extension IntegrationSuite {
             #expect(eventually(within: 10) { !run(["ovs-vsctl", "list-ports", Testbed.bridge]).lines.contains(hostB) }, "port of removed container left: \(daemon.log)")
             #expect(run(["ip", "link", "show", hostB]).status != 0)
             #expect(!FileManager.default.fileExists(atPath: "/var/run/netns/\(b.name)"))
-            #expect(eventually { (try? netkeep.list().contains { $0["container_name"] as? String == b.name }) == false })
+            #expect(eventually { (try? netkeep.list().contains { $0["container_name"] as? String == b.name }) == false },
+                    "record of removed container \(b.name) left: \(netkeep("list").stdout) \(daemon.log)")
 
             // SIGTERM: exit 0, nothing torn down.
             #expect(daemon.stop() == 0, "\(daemon.log)")
