@@ -54,7 +54,7 @@ let package = Package(
         .executableTarget(
             name: "netkeep",
             dependencies: [
-                "NetkeepCore", "NetkeepState", "NetkeepService", "HostIO", "Systemd",
+                "CLinux", "NetkeepCore", "NetkeepState", "NetkeepService", "HostIO", "Systemd",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

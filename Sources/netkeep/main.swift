@@ -1,4 +1,5 @@
 import ArgumentParser
+import CLinux
 import ServiceLifecycle
 import Systemd
 import FoundationEssentials
@@ -60,6 +61,15 @@ func runReporting(_ body: () throws(Failure) -> Void) throws {
     }
 }
 
+/// What `netkeep --version` prints: the release, and the commit it was built
+/// from (scripts/package passes it to the C shim; a plain build says "unknown").
+enum BuildInfo {
+    /// The release: raised with each landed capability (the package's version too).
+    static let version = "0.15.0"
+    static var commit: String { String(cString: nk_build_commit()) }
+    static var line: String { "\(version) (commit \(commit))" }
+}
+
 @main
 struct Netkeep: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -79,6 +89,7 @@ struct Netkeep: AsyncParsableCommand {
           6   the state file could not be read or written (I/O error, permissions, full disk)
           64  the command line could not be parsed
         """,
+        version: BuildInfo.line,
         subcommands: [AttachCommand.self, DetachCommand.self, ListCommand.self, ReconcileCommand.self, AdoptCommand.self, AcceptEngineCommand.self, DHCPRenewCommand.self, DaemonCommand.self, HookCommand.self]
     )
 
