@@ -61,6 +61,16 @@ public enum LeaseLifecycle {
 
     /// The earliest moment a lease needs attention, for the daemon's timer
     /// (a moment in the past: at once).
+    /// A valid lease asked for out of turn (`dhcp-renew --all`): due at once,
+    /// without the wait an earlier attempt left; nil when it has expired.
+    public static func dueNow(_ lease: Lease, at now: Timestamp) -> Lease? {
+        guard lease.isValid(at: now) else { return nil }
+        var asked = lease
+        asked.renewAt = min(lease.renewAt, now)
+        asked.retryAt = nil
+        return asked
+    }
+
     public static func nextWake(of lease: Lease) -> Timestamp {
         // An unconfirmed lease is due from the start; a confirmed one at T1 (or expiry).
         let first = lease.confirmed ? min(lease.renewAt, lease.expiresAt) : lease.obtainedAt

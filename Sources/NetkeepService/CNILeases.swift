@@ -23,11 +23,22 @@ public struct CNILeases {
         public var expired: Bool
     }
 
-    /// RENEWING, REBINDING or INIT-REBOOT for every due lease; a failed
+    /// RENEWING, REBINDING or INIT-REBOOT for every due lease (`all`: every
+    /// valid one, written as the intent first, as RenewLeases does); a failed
     /// attempt waits (`LeaseLifecycle.afterAttempt`) instead of repeating at once.
-    public func renew() throws(Failure) -> [Renewal] {
+    public func renew(all: Bool = false) throws(Failure) -> [Renewal] {
         let now = environment.now()
-        return LeaseLifecycle.dueCNI(in: try environment.loadState(), at: now).map { record, due in
+        var state = try environment.loadState()
+        if all {
+            state = try environment.updateRecords(logger: logger) { state in
+                for var a in state.cni where a.status == .ready {
+                    guard let lease = a.lease.flatMap({ LeaseLifecycle.dueNow($0, at: now) }) else { continue }
+                    a.lease = lease
+                    state.upsert(a)
+                }
+            }
+        }
+        return LeaseLifecycle.dueCNI(in: state, at: now).map { record, due in
             var a = record
             var failure: String?
             let lease = record.lease!

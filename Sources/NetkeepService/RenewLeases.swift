@@ -31,9 +31,7 @@ public struct RenewLeases {
         if all {
             state = try environment.updateRecords(logger: logger) { state in
                 for var a in state.attachments where a.mode == .dhcp && a.status == .ready {
-                    guard var lease = a.lease, lease.isValid(at: now) else { continue }
-                    lease.renewAt = min(lease.renewAt, now)
-                    lease.retryAt = nil
+                    guard let lease = a.lease.flatMap({ LeaseLifecycle.dueNow($0, at: now) }) else { continue }
                     a.lease = lease
                     state.upsert(a)
                 }

@@ -370,7 +370,7 @@ struct DHCPRenewCommand: ParsableCommand {
         try runReporting { () throws(Failure) in
             // CNI's netkeep-dhcp first: it needs neither Docker nor the reconciler.
             let cni = CNILeases(environment: options.environment, logger: options.logger)
-            let renewed = try cni.renew()
+            let renewed = try cni.renew(all: all)
             for o in renewed {
                 let lease = o.attachment.lease.map { "\($0.address) until \($0.expiresAt)" } ?? "no lease"
                 print("CNI \(o.attachment.key) (\(o.due)): \(o.error.map { "FAILED: \($0)" } ?? lease)")

@@ -105,6 +105,15 @@ import Testing
         #expect(LeaseLifecycle.nextWake(in: State(attachments: [Self.attachment(4, lease: nil)])) == nil)
     }
 
+    @Test func aLeaseAskedForOutOfTurnIsDueAtOnceUnlessItExpired() throws {
+        let waiting = Self.lease(retryAt: Self.t1.adding(seconds: 600))
+        let asked = try #require(LeaseLifecycle.dueNow(waiting, at: Self.t0.adding(seconds: 10)))
+        #expect(asked.renewAt == Self.t0.adding(seconds: 10) && asked.retryAt == nil)
+        #expect(LeaseLifecycle.due(asked, at: Self.t0.adding(seconds: 10)) == .renew)
+        #expect(LeaseLifecycle.dueNow(waiting, at: Self.t2)?.renewAt == Self.t1, "a renewal already due keeps its T1")
+        #expect(LeaseLifecycle.dueNow(waiting, at: Self.expiry) == nil)
+    }
+
     @Test func cniLeasesWakeTheDaemonToRenewLiveOnesAndReleaseKeptOnes() {
         func record(_ id: String, status: CNIAttachmentStatus, lease: Lease?) -> CNIAttachment {
             var a = CNIAttachment(network: "n", containerID: id, ifname: "eth0", netns: "/run/netns/\(id)", bridge: "br0",
