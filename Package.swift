@@ -1,8 +1,9 @@
 // swift-tools-version: 6.1
 import PackageDescription
 
-// Dependencies stay few: argument parsing, logging, service lifecycle and
-// swift-nio for the one HTTP server (Docker's plugin API). JSON-RPC (OVSDB),
+// Dependencies stay few: argument parsing, logging, service lifecycle,
+// swift-nio for the one HTTP server (Docker's plugin API, the metrics) and
+// swift-prometheus for the metrics' text format. JSON-RPC (OVSDB),
 // the Docker client and netlink are small and written here.
 let package = Package(
     name: "netkeep",
@@ -17,6 +18,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
         // The Docker network plugin's HTTP server (NIOPosix, NIOHTTP1).
         .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
+        // The metrics' Prometheus text format (`--metrics-textfile`, `--metrics-listen`).
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         // Tests only: property tests of the planner.
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.0"),
     ],
@@ -48,6 +51,7 @@ let package = Package(
                 "NetkeepCore", "NetkeepState", "OVSDB", "Netlink", "DockerEngine", "DHCP", "HostIO", "Systemd",
                 "DockerPlugin", "CNI",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
@@ -76,7 +80,7 @@ let package = Package(
         .testTarget(
             name: "HostModelTests",
             dependencies: [
-                "NetkeepService", "NetkeepCore", "NetkeepState", "OVSDB", "Netlink", "DockerEngine", "DHCP",
+                "NetkeepService", "NetkeepCore", "NetkeepState", "OVSDB", "Netlink", "DockerEngine", "DHCP", "HostIO",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import HostIO
 import NetkeepCore
+import Synchronization
 
 /// Runs many DHCP exchanges at once on one thread: one poll() over every
 /// socket, woken by the earliest timer. The daemon drives the same loop.
@@ -14,6 +15,10 @@ public final class ExchangeLoop {
         public var wakeAt: Double?
         public var outcome: ClientMachine.Outcome?
         public var error: String?
+        /// When its first message went out (monotonic seconds).
+        public var startedAt: Double?
+        /// When it ended (an answer, an error); nil while it runs.
+        public var endedAt: Double?
 
         public init(id: String, socket: DHCPSocket, machine: ClientMachine) {
             self.id = id
@@ -48,6 +53,7 @@ public final class ExchangeLoop {
         let open = sessions[..<started].filter { $0.outcome == nil && $0.error == nil }.count
         var room = window - open
         while room > 0, started < sessions.count {
+            sessions[started].startedAt = Self.now()
             apply(sessions[started].machine.start(now: Self.now()), to: &sessions[started])
             // One that could not send at all takes no room.
             if sessions[started].outcome == nil && sessions[started].error == nil { room -= 1 }
@@ -114,18 +120,36 @@ public final class ExchangeLoop {
         let drained = min(deadline, Self.now() + Self.releaseDrain)
         while releases.contains(where: { !$0.socket.allSent }), Self.now() < drained, !Interruption.isRequested { usleep(1000) }
         var results: [String: Result<ClientMachine.Outcome, ExchangeError>] = [:]
+        let ended = Self.now()
+        let observer = Self.observer.withLock { $0 }
         for s in sessions {
+            let result: ExchangeRecord.Result
             if let refusal = s.machine.refusal, s.outcome == nil || s.outcome == .noAnswer {
                 // Answered, but with nothing netkeep may record.
                 results[s.id] = .failure(ExchangeError("no acceptable DHCP answer: \(refusal)"))
+                result = .refused
             } else if let outcome = s.outcome {
                 results[s.id] = .success(outcome)
+                switch outcome {
+                case .bound: result = .acked
+                case .nak: result = .nak
+                case .noAnswer: result = .noAnswer
+                case .released: result = .released
+                }
             } else {
                 results[s.id] = .failure(ExchangeError(s.error ?? "no answer before the deadline"))
+                result = s.error == nil ? .noAnswer : .failed
+            }
+            if let observer, let startedAt = s.startedAt {
+                observer(ExchangeRecord(kind: ExchangeRecord.Kind(s.machine.goal), result: result, seconds: max(0, (s.endedAt ?? ended) - startedAt)))
             }
         }
         return results
     }
+
+    /// Told about every exchange that ended, in every loop of the process
+    /// (the daemon's metrics); nil: nobody listens.
+    public static let observer = Mutex<(@Sendable (ExchangeRecord) -> Void)?>(nil)
 
     private func apply(_ step: ClientMachine.Step, to session: inout Session) {
         if let message = step.send {
@@ -146,10 +170,46 @@ public final class ExchangeLoop {
         }
         session.wakeAt = step.wakeAt
         if let outcome = step.outcome { session.outcome = outcome }
+        if session.endedAt == nil && (session.outcome != nil || session.error != nil) { session.endedAt = Self.now() }
     }
 }
 
 public struct ExchangeError: Error, Equatable, Sendable, CustomStringConvertible {
     public let description: String
     public init(_ description: String) { self.description = description }
+}
+
+/// One ended exchange, for metrics: what it asked for, how it ended and how
+/// long it took from its first message to its end (or to the loop's end,
+/// when it got no answer).
+public struct ExchangeRecord: Sendable, Equatable {
+    public enum Kind: String, Sendable, CaseIterable {
+        case discover, reboot, renew, rebind, release
+
+        init(_ goal: ClientMachine.Goal) {
+            switch goal {
+            case .discover: self = .discover
+            case .initReboot: self = .reboot
+            case .renew: self = .renew
+            case .rebind: self = .rebind
+            case .release: self = .release
+            }
+        }
+    }
+
+    public enum Result: String, Sendable, CaseIterable {
+        case acked, nak, released, refused
+        case noAnswer = "no-answer"
+        case failed
+    }
+
+    public var kind: Kind
+    public var result: Result
+    public var seconds: Double
+
+    public init(kind: Kind, result: Result, seconds: Double) {
+        self.kind = kind
+        self.result = result
+        self.seconds = seconds
+    }
 }

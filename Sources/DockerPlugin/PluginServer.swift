@@ -8,10 +8,18 @@ import NIOPosix
 
 /// Docker's plugin API over a unix socket: swift-nio's HTTP/1.1 server with
 /// the `PluginRouter` behind it. The socket is either bound here or handed
-/// over by systemd (socket activation, `LISTEN_FDS`).
+/// over by systemd (socket activation, `LISTEN_FDS`). The same server, on
+/// TCP, serves the daemon's metrics (`listen(host:port:...)`).
 public final class PluginServer: Sendable {
+    /// The socket's path, or `host:port` on TCP.
     public let path: String
     private let channel: any Channel
+
+    /// What answers a request: method, path (with query) and body in, the answer out.
+    public typealias Responder = @Sendable (_ method: String, _ path: String, _ body: [UInt8]) -> PluginResponse
+
+    /// The TCP port bound (the one the system chose for port 0); nil on a unix socket.
+    public var port: Int? { channel.localAddress?.port }
 
     /// A request body larger than this is refused (Docker's are below 2 KiB).
     static let maxBody = 1 << 20
@@ -35,7 +43,7 @@ public final class PluginServer: Sendable {
             unlink(path)
         }
         do {
-            let channel = try await bootstrap(router).bind(unixDomainSocketPath: path).get()
+            let channel = try await bootstrap(router.respond).bind(unixDomainSocketPath: path).get()
             return PluginServer(path: path, channel: channel)
         } catch {
             throw PluginServerError(path: path, cause: "\(error)")
@@ -45,10 +53,23 @@ public final class PluginServer: Sendable {
     /// Serves a listening socket that systemd opened (`fd` 3 and up).
     public static func adopt(fd: Int32, path: String, router: PluginRouter) async throws(PluginServerError) -> PluginServer {
         do {
-            let channel = try await bootstrap(router).withBoundSocket(fd).get()
+            let channel = try await bootstrap(router.respond).withBoundSocket(fd).get()
             return PluginServer(path: path, channel: channel)
         } catch {
             throw PluginServerError(path: path, cause: "socket activation: \(error)")
+        }
+    }
+
+    /// Serves `respond` over HTTP on TCP (`host` a name or address: 127.0.0.1,
+    /// ::1, 0.0.0.0 for every interface).
+    public static func listen(host: String, port: Int, respond: @escaping Responder) async throws(PluginServerError) -> PluginServer {
+        let name = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+        do {
+            let channel = try await bootstrap(respond).serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .bind(host: host, port: port).get()
+            return PluginServer(path: name, channel: channel)
+        } catch {
+            throw PluginServerError(path: name, cause: "\(error)")
         }
     }
 
@@ -57,13 +78,13 @@ public final class PluginServer: Sendable {
         try? await channel.close()
     }
 
-    private static func bootstrap(_ router: PluginRouter) -> ServerBootstrap {
+    private static func bootstrap(_ respond: @escaping Responder) -> ServerBootstrap {
         ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.backlog, value: 256)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-                    try channel.pipeline.syncOperations.addHandler(PluginHTTPHandler(router: router))
+                    try channel.pipeline.syncOperations.addHandler(PluginHTTPHandler(respond: respond))
                 }
             }
     }
@@ -97,21 +118,21 @@ public final class PluginServer: Sendable {
 public struct PluginServerError: Error, CustomStringConvertible, Sendable {
     public var path: String
     public var cause: String
-    public var description: String { "plugin socket \(path): \(cause)" }
+    public var description: String { path.hasPrefix("/") ? "plugin socket \(path): \(cause)" : "HTTP listener \(path): \(cause)" }
 }
 
-/// One connection: collects a request, lets the router answer it on a
+/// One connection: collects a request, lets the responder answer it on a
 /// Dispatch thread (a DHCP exchange can take seconds), writes the answer.
 final class PluginHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
-    private let router: PluginRouter
+    private let respond: PluginServer.Responder
     private var head: HTTPRequestHead?
     private var body: [UInt8] = []
     private var tooLarge = false
 
-    init(router: PluginRouter) { self.router = router }
+    init(respond: @escaping PluginServer.Responder) { self.respond = respond }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
@@ -125,14 +146,14 @@ final class PluginHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         case .end:
             guard let head else { return }
             self.head = nil
-            let router = self.router, body = self.body, tooLarge = self.tooLarge
+            let respond = self.respond, body = self.body, tooLarge = self.tooLarge
             let keepAlive = head.isKeepAlive
             let loop = context.eventLoop
             let bound = NIOLoopBound(context, eventLoop: loop)
             DispatchQueue.global().async {
                 let response = tooLarge
                     ? PluginResponse.refusal(413, PluginError("\(head.uri): a body of more than \(PluginServer.maxBody) bytes"))
-                    : router.respond(method: head.method.rawValue, path: head.uri, body: body)
+                    : respond(head.method.rawValue, head.uri, body)
                 loop.execute { Self.write(response, keepAlive: keepAlive, version: head.version, context: bound.value) }
             }
         }
@@ -140,7 +161,7 @@ final class PluginHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     private static func write(_ response: PluginResponse, keepAlive: Bool, version: HTTPVersion, context: ChannelHandlerContext) {
         var headers = HTTPHeaders()
-        headers.add(name: "Content-Type", value: PluginResponse.contentType)
+        headers.add(name: "Content-Type", value: response.contentType)
         headers.add(name: "Content-Length", value: String(response.body.count))
         if !keepAlive { headers.add(name: "Connection", value: "close") }
         let head = HTTPResponseHead(version: version, status: HTTPResponseStatus(statusCode: response.status), headers: headers)

@@ -19,6 +19,14 @@ public protocol NetworkDriver: Sendable {
 public struct PluginResponse: Equatable, Sendable {
     public var status: Int
     public var body: [UInt8]
+    /// Docker's plugin content type unless the answer is something else (metrics).
+    public var contentType: String = PluginResponse.contentType
+
+    public init(status: Int, body: [UInt8], contentType: String = PluginResponse.contentType) {
+        self.status = status
+        self.body = body
+        self.contentType = contentType
+    }
 
     public static let contentType = "application/vnd.docker.plugins.v1+json"
 

@@ -59,6 +59,36 @@ public enum Files {
         return (UInt64(st.st_dev), UInt64(st.st_ino))
     }
 
+    /// Replaces `path` in one step (a temporary file in the same directory,
+    /// then rename): a reader sees the old content or the new, never a part.
+    /// No fsync: for files that are made again (a status, metrics), not records.
+    public static func replace(_ path: String, with bytes: [UInt8], mode: mode_t = 0o644) throws(SystemError) {
+        let slash = path.lastIndex(of: "/")
+        let directory = slash.map { String(path[..<$0]) } ?? "."
+        let name = slash.map { String(path[path.index(after: $0)...]) } ?? path
+        let temp = "\(directory.isEmpty ? "" : directory)/.\(name).\(getpid()).tmp"
+        let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
+        guard fd >= 0 else { throw SystemError("create", temp, errno: errno) }
+        var failure: SystemError?
+        var offset = 0
+        while offset < bytes.count, failure == nil {
+            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + offset, bytes.count - offset) }
+            if n < 0 {
+                if errno != EINTR { failure = SystemError("write", temp, errno: errno) }
+            } else {
+                offset += n
+            }
+        }
+        // The mode asked for, whatever the umask took away.
+        if failure == nil, fchmod(fd, mode) != 0 { failure = SystemError("chmod", temp, errno: errno) }
+        if close(fd) != 0, failure == nil { failure = SystemError("close", temp, errno: errno) }
+        if failure == nil, rename(temp, path) != 0 { failure = SystemError("rename to \(path)", temp, errno: errno) }
+        if let failure {
+            unlink(temp)
+            throw failure
+        }
+    }
+
     /// mkdir -p.
     public static func makeDirectories(_ path: String, mode: mode_t = 0o755) throws(SystemError) {
         var current = ""

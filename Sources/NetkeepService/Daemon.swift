@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import DHCP
 import Dispatch
 import DockerEngine
 import HostIO
@@ -33,6 +34,13 @@ public final class Daemon: Service, @unchecked Sendable {
         /// The endpoints recorded when this process began serving the Docker
         /// plugin API (nil: it does not serve it); see `EndpointSweep`.
         public var inheritedEndpoints: Set<String>?
+        /// What `netkeep --version` says: published in the status and `netkeep_build_info`.
+        public var version = "unknown"
+        public var commit = "unknown"
+        /// Where the metrics go as a node_exporter textfile (written in one step after each piece of work).
+        public var metricsTextfile: String?
+        /// Where they are served (shown by `netkeep status`); the server is the caller's.
+        public var metricsListen: String?
 
         public init(resyncInterval: Double = 60, maxBackoff: Double = 30, idleCheck: Double = 5, startBudget: Double = 45,
                     workBudget: Double = 150) {
@@ -46,7 +54,8 @@ public final class Daemon: Service, @unchecked Sendable {
 
     /// What the daemon tells its supervisor (systemd's sd_notify).
     public struct Hooks: Sendable {
-        public var ready: @Sendable () -> Void = {}
+        /// READY=1, with the STATUS= line that goes with it.
+        public var ready: @Sendable (String) -> Void = { _ in }
         public var status: @Sendable (String) -> Void = { _ in }
         /// From the working loop, at least every `watchdogInterval` seconds.
         public var watchdog: @Sendable () -> Void = {}
@@ -83,9 +92,21 @@ public final class Daemon: Service, @unchecked Sendable {
     private let knownEngine = Mutex<EngineIdentity?>(nil)
     /// Endpoints the last sweep found never joined (`EndpointSweep.unjoined`).
     private let unjoinedEndpoints = Mutex<Set<String>>([])
+    public let metrics: DaemonMetrics
+    let publisher: StatusPublisher
+    /// What asked for the full pass waiting in the queue (the first asker names it).
+    private let fullTrigger = Mutex<String?>(nil)
+    /// Containers whose labels are refused, by id (their names and problems).
+    private let refused = Mutex<[String: DaemonStatus.Refusal]>([:])
+    /// One publication at a time (the publisher's thread and the last one at shutdown).
+    private let publishing = Mutex(())
+    private let publishQueue = DispatchQueue(label: "netkeep.publish")
+    private let publishRequested = Mutex(false)
+    private let textfileFailure = Mutex<String?>(nil)
 
     struct Counters {
         var repairs = 0
+        var collected = 0
         var docker = "connecting"
         var ovsdb = "connecting"
         var lastFullAt = 0.0
@@ -95,21 +116,39 @@ public final class Daemon: Service, @unchecked Sendable {
         var persistedAt = 0.0
     }
 
-    public init(environment: HostEnvironment, logger: Logger, options: Options = Options(), hooks: Hooks = Hooks()) {
+    /// `metrics`: the ones a `--metrics-listen` server already serves; new ones otherwise.
+    public init(environment: HostEnvironment, logger: Logger, options: Options = Options(), hooks: Hooks = Hooks(),
+                metrics: DaemonMetrics? = nil) {
         var environment = environment
         // Waiting longer for a CLI command's lock would starve the watchdog.
         environment.lockTimeout = min(environment.lockTimeout, 20)
         self.environment = environment
-        self.logger = logger
+        let publisher = StatusPublisher(stateDirectory: environment.store.directory, version: options.version, commit: options.commit,
+                                        metricsTextfile: options.metricsTextfile, metricsListen: options.metricsListen, logger: logger)
+        self.publisher = publisher
+        // Its warnings and errors also go into the published status.
+        let inner = logger.handler
+        var recording = Logger(label: logger.label) { _ in ProblemRecordingLogHandler(inner: inner, publisher: publisher) }
+        recording.logLevel = logger.logLevel
+        self.logger = recording
         self.options = options
         self.hooks = hooks
         self.index = AttachmentIndex(store: environment.store)
+        self.metrics = metrics ?? DaemonMetrics(version: options.version, commit: options.commit,
+                                                startTime: Double(wallClockNanoseconds()) / 1e9)
     }
 
     public func run() async throws {
         // Unreadable state: refuse to start, touch nothing.
         let state = try environment.loadState()
         logger.notice("starting with \(state.attachments.count) attachments in \(environment.store.statePath)")
+        // The first STATUS= line says what is under way, not counts of a pass not yet run.
+        hooks.status("starting: first reconcile of \(Self.count(state)) attachments")
+        publisher.publish()
+        let metrics = self.metrics
+        ExchangeLoop.observer.withLock { $0 = { metrics.exchange($0) } }
+        defer { ExchangeLoop.observer.withLock { $0 = nil } }
+        fullTrigger.withLock { $0 = "start" }
         // The first pass, fed to the watchdog while it works; READY=1 when it is
         // done or when the start budget runs out (it then goes on), so a slow
         // first pass (no DHCP server, Docker starting) never fails the start.
@@ -123,7 +162,8 @@ public final class Daemon: Service, @unchecked Sendable {
         feeder.cancel()
         if !readyInTime { logger.warning("the first reconcile takes longer than \(formatSeconds(options.startBudget)); ready meanwhile, it goes on") }
         hooks.watchdog()
-        hooks.ready()
+        publisher.update { $0.readyAt = HostEnvironment.now() }
+        hooks.ready(statusLine(readyInTime ? "ready" : "ready, first reconcile still running"))
         updateStatus()
 
         await withTaskGroup(of: Void.self) { group in
@@ -147,6 +187,9 @@ public final class Daemon: Service, @unchecked Sendable {
             await group.waitForAll()
         }
         await onWorker { self.performNow(.persistEventTime) }
+        drainPublications()
+        publisher.update { $0.stoppedAt = HostEnvironment.now() }
+        publish()
         logger.notice("stopped; attachments are left as they are")
     }
 
@@ -159,6 +202,7 @@ public final class Daemon: Service, @unchecked Sendable {
     func followEvents(coveredUntil: Int64? = nil) async {
         var backoff = 0.1
         var replayFrom = coveredUntil
+        var subscriptions = 0
         while !Task.isCancelled {
             let since = replayFrom ?? index.lastEventNano()
             let needsFullPass = replayFrom == nil
@@ -168,9 +212,12 @@ public final class Daemon: Service, @unchecked Sendable {
                 let subscribedAt = wallClockNanoseconds()
                 let stream = try await onWorkerless { () throws(DockerError) in try DockerEventStream(client: self.environment.docker, sinceNano: since) }
                 counters.withLock { $0.docker = "connected" }
+                metrics.source("docker", up: true)
+                subscriptions += 1
+                if subscriptions > 1 { metrics.eventStreamReconnected() }
                 logger.notice("following Docker events\(since.map { " since \($0 / 1_000_000_000)" } ?? "")")
                 // Subscribed first, then a full pass: nothing falls in between.
-                if needsFullPass { await queue.submit(.full) }
+                if needsFullPass { await submitFull("reconnect") }
                 updateStatus()
                 let connectedAt = ExchangeClock.now()
                 var delivered = 0
@@ -195,6 +242,7 @@ public final class Daemon: Service, @unchecked Sendable {
                 backoff = 0.1
             } catch {
                 counters.withLock { $0.docker = "unreachable" }
+                metrics.source("docker", up: false)
                 updateStatus()
                 logger.warning("Docker events unavailable (\(error)); retrying in \(formatSeconds(backoff)); nothing is removed meanwhile")
             }
@@ -292,7 +340,7 @@ public final class Daemon: Service, @unchecked Sendable {
                 await queue.submit(.leases)
                 wake = min(wake, now + 1)
             } else if wake <= now {
-                await queue.submit(.full)
+                await submitFull(retry.map { $0 <= now } == true ? "retry" : "resync")
                 counters.withLock { $0.fullRetry = nil; $0.lastFullAt = now }
                 continue
             }
@@ -301,6 +349,12 @@ public final class Daemon: Service, @unchecked Sendable {
     }
 
     // MARK: Work
+
+    /// Queues a full pass; `trigger` is what its metrics and status name.
+    private func submitFull(_ trigger: String) async {
+        fullTrigger.withLock { $0 = $0 ?? trigger }
+        await queue.submit(.full)
+    }
 
     func perform(_ work: Work, confirmLeasesLater: Bool = false) async {
         working.withLock { $0 = ExchangeClock.now() }
@@ -326,11 +380,34 @@ public final class Daemon: Service, @unchecked Sendable {
         do {
             switch work {
             case .full:
-                declare { () throws(Failure) in try Declare(environment: environment, logger: logger).run(dryRun: false) }
-                let report = try reconcile.run(dryRun: false, confirmLeasesLater: confirmLeasesLater)
+                let trigger = fullTrigger.withLock { t in defer { t = nil }; return t ?? "resync" }
+                let started = ExchangeClock.now()
+                declare(replacingRefusals: true) { () throws(Failure) in try Declare(environment: environment, logger: logger).run(dryRun: false) }
+                let report: ReconcileReport
+                do { report = try reconcile.run(dryRun: false, confirmLeasesLater: confirmLeasesLater) } catch {
+                    var unreachable = false
+                    if case .unreachable = error { unreachable = true }
+                    metrics.reconcile(trigger: trigger, result: unreachable ? "unreachable" : "failed", seconds: ExchangeClock.now() - started)
+                    throw error
+                }
                 let recorded = report.state.engine
                 knownEngine.withLock { $0 = report.engine.flatMap { $0.isUsable && $0 == recorded ? $0 : nil } }
-                log(report)
+                let (repaired, collected) = log(report)
+                let seconds = ExchangeClock.now() - started
+                metrics.reconcile(trigger: trigger, result: Self.result(of: report), seconds: seconds)
+                metrics.fullPassEnded(at: Double(wallClockNanoseconds()) / 1e9)
+                metrics.source("ovsdb", up: report.ovsdbReachable)
+                if counters.withLock({ $0.docker }) == "connecting" || report.dockerUnreachable != nil {
+                    // Before the event stream is followed, what the pass found is what is known.
+                    counters.withLock { $0.docker = report.dockerUnreachable == nil ? "reachable" : "unreachable" }
+                    metrics.source("docker", up: report.dockerUnreachable == nil)
+                }
+                publisher.update {
+                    $0.lastFullPass = DaemonStatus.Pass(trigger: trigger, endedAt: HostEnvironment.now(), seconds: seconds,
+                                                        actions: report.plan.actions.count, repairs: repaired, collected: collected,
+                                                        failed: report.failed.count, unreachable: report.unreachable)
+                    $0.engine = report.engine.map { "\($0)" } ?? $0.engine
+                }
                 logger.info("full reconcile: \(report.plan.actions.count) actions (\(report.timings.summary))")
                 counters.withLock { c in
                     c.lastFullAt = ExchangeClock.now()
@@ -346,9 +423,21 @@ public final class Daemon: Service, @unchecked Sendable {
                 // The plugin's records Docker will never delete (a reboot, a network removed meanwhile).
                 if !report.unreachable {
                     var unjoined = unjoinedEndpoints.withLock { $0 }
-                    try SweepEndpoints(environment: environment, logger: logger).run(inherited: options.inheritedEndpoints, unjoined: &unjoined)
+                    let endpoints = try SweepEndpoints(environment: environment, logger: logger).run(inherited: options.inheritedEndpoints, unjoined: &unjoined)
                     unjoinedEndpoints.withLock { $0 = unjoined }
-                    try SweepCNI(environment: environment, logger: logger).run()
+                    for action in endpoints {
+                        switch action {
+                        case .removeEndpoint: metrics.collected(reason: "endpoint-stale")
+                        case .removeNetwork: metrics.collected(reason: "network-removed")
+                        case .addPort: metrics.repaired(reason: "endpoint-port-missing")
+                        }
+                    }
+                    for action in try SweepCNI(environment: environment, logger: logger).run() {
+                        switch action {
+                        case .removeDeadPort: metrics.collected(reason: "cni-port-dead")
+                        case .addPort: metrics.repaired(reason: "cni-port-missing")
+                        }
+                    }
                 }
                 if report.unreachable {
                     logger.warning("a source is unreachable: nothing removed; retrying with backoff")
@@ -379,6 +468,7 @@ public final class Daemon: Service, @unchecked Sendable {
                 }
                 for outcome in try cniLeases.releaseUnclaimed() {
                     let k = outcome.lease
+                    if outcome.error == nil { metrics.collected(reason: "cni-lease-unclaimed") }
                     if let error = outcome.error { logger.warning("CNI \(k.network): DHCPRELEASE of \(k.lease.address) (MAC \(k.mac)) not sent: \(error)") }
                     else if !outcome.confirmed { logger.warning("CNI \(k.network): DHCPRELEASE of \(k.lease.address) sent, but the server did not confirm it") }
                 }
@@ -407,7 +497,9 @@ public final class Daemon: Service, @unchecked Sendable {
         vswitch = nil
     }
 
-    private func log(_ report: ReconcileReport) {
+    /// The journal lines and the counts of a pass: (repairs, collections) that succeeded.
+    @discardableResult
+    private func log(_ report: ReconcileReport) -> (Int, Int) {
         for result in report.results ?? [] {
             if let error = result.error {
                 logger.error("\(result.action.summary): failed: \(error)")
@@ -415,9 +507,19 @@ public final class Daemon: Service, @unchecked Sendable {
                 logger.notice("\(result.action.summary)")
             }
         }
-        let repaired = report.results?.filter { $0.error == nil }.count ?? 0
-        counters.withLock { $0.repairs += repaired }
+        let done = report.results?.filter { $0.error == nil } ?? []
+        let collected = done.filter { DaemonMetrics.effect(of: $0.action) == .collection }.count
+        let repaired = done.filter { DaemonMetrics.effect(of: $0.action) == .repair }.count
+        metrics.actions(report.results ?? [])
+        counters.withLock { $0.repairs += repaired; $0.collected += collected }
+        publisher.update { $0.repairsSinceStart += repaired; $0.collectedSinceStart += collected }
         for notice in report.plan.notices where notice.severity == .error { logger.warning("\(notice.message)") }
+        return (repaired, collected)
+    }
+
+    /// ok, failed (an action failed), unreachable (Docker or OVSDB: nothing removed).
+    static func result(of report: ReconcileReport) -> String {
+        report.unreachable ? "unreachable" : report.failed.isEmpty ? "ok" : "failed"
     }
 
     /// A `die` often comes before the kernel has torn the container's
@@ -445,11 +547,18 @@ public final class Daemon: Service, @unchecked Sendable {
     /// Writes the intents of what containers declare with their labels (the
     /// pass that follows makes them); refused labels go to the journal as one
     /// warning per container.
-    private func declare(_ body: () throws(Failure) -> Declare.Outcome) {
+    private func declare(replacingRefusals: Bool = false, _ body: () throws(Failure) -> Declare.Outcome) {
         let outcome: Declare.Outcome
         do { outcome = try body() } catch {
             logger.warning("labels not read: \(error); declared attachments wait for the next pass")
             return
+        }
+        // A full pass lists every running container: its refusals are all there are.
+        refused.withLock { known in
+            if replacingRefusals { known = [:] }
+            for r in outcome.refused {
+                known[r.container.id] = DaemonStatus.Refusal(container: r.container.name, problems: r.problems.map(\.description))
+            }
         }
         for line in outcome.progress { logger.notice("\(line)") }
         let new = warned.withLock { seen in
@@ -495,6 +604,7 @@ public final class Daemon: Service, @unchecked Sendable {
         // attach waiting for its DHCP server): the others are repaired first,
         // then that one alone, waiting for its claim.
         let wait = ids.count == 1
+        let passStarted = ExchangeClock.now()
         do {
             var report = try reconcile.run(dryRun: false, scope: .containers(ids, stopped: stopped), verify: false, vswitch: connection(),
                                            waitForClaims: wait)
@@ -505,6 +615,7 @@ public final class Daemon: Service, @unchecked Sendable {
                                            waitForClaims: wait)
             }
             log(report)
+            metrics.reconcile(trigger: "event", result: Self.result(of: report), seconds: ExchangeClock.now() - passStarted)
             lookAgainAfterTeardown(events, report: report)
             for event in events where ids.count > 1 && report.busy.contains(event.id) {
                 logger.info("\(event.id.prefix(12)) is held by another netkeep: repaired after the batch, once it is free")
@@ -514,14 +625,71 @@ public final class Daemon: Service, @unchecked Sendable {
                 logger.info("repair of \(ids.count == 1 ? String(ids.first!.prefix(12)) : "\(ids.count) containers") after the event\(ids.count == 1 ? "" : "s"): \(report.timings.summary)")
             }
         } catch {
+            metrics.reconcile(trigger: "event", result: "failed", seconds: ExchangeClock.now() - passStarted)
             logger.error("\(error)")
         }
         for event in events { index.recordEvent(event.nano) }
     }
 
+    /// STATUS=, the published status and the metrics, after each piece of
+    /// work and each change of a source: on a thread of their own (reading
+    /// the state file again takes milliseconds), so the next repair does not
+    /// wait; requests that come while one is under way are one more round.
     private func updateStatus() {
+        guard publishRequested.withLock({ requested in defer { requested = true }; return !requested }) else { return }
+        publishQueue.async {
+            self.publishRequested.withLock { $0 = false }
+            self.hooks.status(self.statusLine())
+            self.publish()
+        }
+    }
+
+    /// Waits for a round under way (at shutdown, before the last one).
+    private func drainPublications() { publishQueue.sync {} }
+
+    /// Counts from the state file as it is now (not a cached view of it),
+    /// so the line sent right after the first pass counts what it repaired.
+    func statusLine(_ prefix: String? = nil) -> String {
         let (repairs, docker, ovsdb) = counters.withLock { ($0.repairs, $0.docker, $0.ovsdb) }
-        hooks.status("\(index.count) attachments, \(repairs) repairs since start, Docker \(docker), OVSDB \(ovsdb)")
+        let state = index.state() ?? State()
+        var byStatus: [String: Int] = [:]
+        for a in state.attachments { byStatus[a.status.rawValue, default: 0] += 1 }
+        for e in state.endpoints { byStatus[e.status == .joined ? "ready" : e.status.rawValue, default: 0] += 1 }
+        for c in state.cni { byStatus[c.status.rawValue, default: 0] += 1 }
+        let refusedCount = refused.withLock { $0.count }
+        if refusedCount > 0 { byStatus["refused"] = refusedCount }
+        let order = ["ready", "pending", "down", "retained", "removing", "refused"]
+        let parts = order.compactMap { k in byStatus[k].map { "\($0) \(k)" } }
+        let line = "\(Self.count(state)) attachments\(parts.isEmpty ? "" : " (\(parts.joined(separator: ", ")))"), "
+            + "\(repairs) repairs since start, Docker \(docker), OVSDB \(ovsdb)"
+        return prefix.map { "\($0): \(line)" } ?? line
+    }
+
+    /// Containers' attachments, the plugin's endpoints and CNI's interfaces.
+    static func count(_ state: State) -> Int { state.attachments.count + state.endpoints.count + state.cni.count }
+
+    private func publish() {
+        publishing.withLock { _ in
+            let (docker, ovsdb) = counters.withLock { ($0.docker, $0.ovsdb) }
+            let refusals = refused.withLock { Array($0.values) }.sorted { $0.container < $1.container }
+            publisher.update {
+                $0.docker = docker
+                $0.ovsdb = ovsdb
+                $0.refused = refusals
+            }
+            publisher.publish()
+            metrics.attachments(in: index.state() ?? State(), refused: refusals.count)
+            guard let path = options.metricsTextfile else { return }
+            do {
+                try Files.replace(path, with: Array(metrics.render().utf8))
+                textfileFailure.withLock { $0 = nil }
+            } catch {
+                // Once per cause, not after every piece of work.
+                if textfileFailure.withLock({ f in defer { f = "\(error)" }; return f != "\(error)" }) {
+                    logger.warning("metrics textfile not written: \(error)")
+                }
+            }
+        }
     }
 
     /// Runs blocking work on the worker thread.
@@ -582,7 +750,7 @@ func formatSeconds(_ s: Double) -> String { s < 1 ? "\(Int(s * 1000)) ms" : "\(I
 /// decoding the file of 200 attachments costs about 14 ms).
 final class AttachmentIndex: @unchecked Sendable {
     private let store: StateStore
-    private let lock = Mutex<(key: [UInt64], ids: Set<String>, last: Int64?, leaseWake: Timestamp?)>(([], [], nil, nil))
+    private let lock = Mutex<(key: [UInt64], ids: Set<String>, last: Int64?, leaseWake: Timestamp?, state: State?)>(([], [], nil, nil, nil))
 
     init(store: StateStore) { self.store = store }
 
@@ -594,7 +762,11 @@ final class AttachmentIndex: @unchecked Sendable {
         return lock.withLock { $0.leaseWake }
     }
 
-    var count: Int { lock.withLock { $0.ids.count } }
+    /// The state file as it is now (nil when it does not read).
+    func state() -> State? {
+        _ = refresh()
+        return lock.withLock { $0.state }
+    }
 
     func lastEventNano() -> Int64? {
         _ = refresh()
@@ -615,6 +787,7 @@ final class AttachmentIndex: @unchecked Sendable {
             $0.key = key
             $0.ids = ids
             $0.leaseWake = leaseWake
+            $0.state = state
             if let last = state?.lastEventNano { $0.last = max($0.last ?? 0, last) }
         }
         return ids

@@ -65,7 +65,7 @@ func runReporting(_ body: () throws(Failure) -> Void) throws {
 /// from (scripts/package passes it to the C shim; a plain build says "unknown").
 enum BuildInfo {
     /// The release: raised with each landed capability (the package's version too).
-    static let version = "0.15.0"
+    static let version = "0.16.0"
     static var commit: String { String(cString: nk_build_commit()) }
     static var line: String { "\(version) (commit \(commit))" }
 }
@@ -90,7 +90,7 @@ struct Netkeep: AsyncParsableCommand {
           64  the command line could not be parsed
         """,
         version: BuildInfo.line,
-        subcommands: [AttachCommand.self, DetachCommand.self, ListCommand.self, ReconcileCommand.self, AdoptCommand.self, AcceptEngineCommand.self, DHCPRenewCommand.self, DaemonCommand.self, HookCommand.self]
+        subcommands: [AttachCommand.self, DetachCommand.self, ListCommand.self, ReconcileCommand.self, AdoptCommand.self, AcceptEngineCommand.self, DHCPRenewCommand.self, StatusCommand.self, DaemonCommand.self, HookCommand.self]
     )
 
     /// A CNI runtime runs the same binary with CNI_COMMAND set (SPEC.md):
@@ -413,8 +413,13 @@ struct DaemonCommand: AsyncParsableCommand {
         before docker.service starts and passes it in (LISTEN_FDS), so dockerd never waits for netkeep.
 
         Under systemd (Type=notify) it sends READY=1 once the first reconcile is done, STATUS= \
-        lines, WATCHDOG=1 from its working loop when WatchdogSec= is set, and STOPPING=1. It logs \
+        lines (the first says the first reconcile is under way; the one with READY=1 counts what it \
+        left), WATCHDOG=1 from its working loop when WatchdogSec= is set, and STOPPING=1. It logs \
         to journald when journald runs, otherwise (or with --foreground) to standard error.
+
+        After each piece of work it writes daemon.json next to the state file (what `netkeep status` \
+        shows) and its metrics in Prometheus's text format: to --metrics-textfile for node_exporter's \
+        textfile collector, and on --metrics-listen at /metrics (off unless given).
         """
     )
 
@@ -424,6 +429,14 @@ struct DaemonCommand: AsyncParsableCommand {
         "Socket of the Docker network plugin (env NETKEEP_PLUGIN_SOCKET); \"none\": no plugin. A socket passed by systemd wins.",
         valueName: "path"))
     var pluginSocket: String?
+    @Option(help: ArgumentHelp(
+        "Write the metrics to this file, replaced in one step after each piece of work (node_exporter's textfile collector: a .prom file in its directory).",
+        valueName: "path"))
+    var metricsTextfile: String?
+    @Option(help: ArgumentHelp(
+        "Serve the metrics over HTTP at /metrics on HOST:PORT, [IPV6]:PORT or :PORT (every interface). Off unless given.",
+        valueName: "addr"))
+    var metricsListen: String?
     @OptionGroup var options: GlobalOptions
 
     static let defaultPluginSocket = "/run/docker/plugins/netkeep.sock"
@@ -437,13 +450,27 @@ struct DaemonCommand: AsyncParsableCommand {
             : options.logger
         let notifier = Notifier()
         var hooks = Daemon.Hooks()
-        hooks.ready = { notifier.ready(status: "ready") }
+        hooks.ready = { notifier.ready(status: $0) }
         hooks.status = { notifier.status($0) }
         hooks.watchdog = { notifier.watchdog() }
         hooks.watchdogInterval = notifier.watchdogInterval
         hooks.stopping = { notifier.stopping() }
         var daemonOptions = Daemon.Options(resyncInterval: resyncInterval)
+        daemonOptions.version = BuildInfo.version
+        daemonOptions.commit = BuildInfo.commit
+        daemonOptions.metricsTextfile = metricsTextfile
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        let metrics = DaemonMetrics(version: BuildInfo.version, commit: BuildInfo.commit, startTime: Double(HostEnvironment.now().secondsSinceEpoch))
+        if let metricsListen {
+            do {
+                let service = try await MetricsService.start(listen: metricsListen, metrics: metrics, logger: logger)
+                daemonOptions.metricsListen = service.address
+                services.append(.init(service: service))
+            } catch {
+                writeToStandardError("netkeep: daemon: \(error)\n")
+                throw ExitCode(error.exitCode)
+            }
+        }
         let socket = pluginSocket ?? getenv("NETKEEP_PLUGIN_SOCKET").map { String(cString: $0) } ?? Self.defaultPluginSocket
         let passed = SocketActivation.listeningSockets()
         if socket != "none" || !passed.isEmpty {
@@ -457,7 +484,7 @@ struct DaemonCommand: AsyncParsableCommand {
                 throw ExitCode(error.exitCode)
             }
         }
-        let daemon = Daemon(environment: options.environment, logger: logger, options: daemonOptions, hooks: hooks)
+        let daemon = Daemon(environment: options.environment, logger: logger, options: daemonOptions, hooks: hooks, metrics: metrics)
         services.append(.init(service: daemon))
         let group = ServiceGroup(configuration: .init(
             services: services,
@@ -469,6 +496,33 @@ struct DaemonCommand: AsyncParsableCommand {
             writeToStandardError("netkeep: daemon: \(error)\n")
             throw ExitCode(error.exitCode)
         }
+    }
+}
+
+struct StatusCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status",
+        abstract: "One screen: the daemon, Docker, OVSDB, attachments by status, the last pass, leases, problems.",
+        discussion: """
+        Reads the state file and what the daemon publishes (daemon.json next to it), and asks Docker \
+        (GET /info) and OVSDB itself, 2 seconds at most each. It works when the daemon is down and \
+        says so ("not running: stopped at ...", or "process N is gone, last seen ..." after a crash or \
+        a reboot); then the counts are the state file's alone. A state file that does not read is \
+        shown as UNUSABLE with why, and the command exits 3 (the daemon refuses to start on it).
+
+        Statuses: ready (in place), down (the container is stopped), pending (to be made), retained \
+        (a removed container's MAC and lease kept for a recreate), removing, and refused (containers \
+        whose netkeep.* labels the running daemon refused; nothing of theirs is attached). Docker \
+        network endpoints count as ready once joined. --json prints the same as one object.
+        """)
+
+    @Flag(help: "One JSON object instead of the screen.") var json = false
+    @OptionGroup var options: GlobalOptions
+
+    func run() throws {
+        let report = StatusReport.gather(environment: options.environment)
+        print(json ? report.json() : report.text(), terminator: json ? "\n" : "")
+        if report.stateFile.error != nil { throw ExitCode(3) }
     }
 }
 

@@ -82,6 +82,13 @@ extension IntegrationSuite {
                 }
             }
             #expect(messages.contains { $0.1.contains("READY=1") }, "no READY=1: \(messages.map(\.1)) \(daemon.log)")
+            // STATUS= tells the truth from the first message: the first pass under
+            // way, then with READY=1 what it left (not "0 attachments ... Docker connecting").
+            let statuses = messages.map(\.1).filter { $0.contains("STATUS=") }
+            #expect(statuses.first?.contains("STATUS=starting: first reconcile of 1 attachments") == true, "\(statuses)")
+            let atReady = messages.map(\.1).first { $0.contains("READY=1") } ?? ""
+            #expect(atReady.contains("STATUS=ready: 1 attachments (1 ready)"), "\(atReady)")
+            #expect(!atReady.contains("0 repairs") && !atReady.contains("connecting"), "\(atReady)")
             #expect(recordedAtReady == c.pid, "READY=1 came before the repair was recorded")
             messages += receiver.receive(within: 1.2, untilReady: false)
             #expect(messages.contains { $0.1.hasPrefix("STATUS=") && $0.1.contains("attachments") }, "\(messages.map(\.1))")
