@@ -206,6 +206,13 @@ extension IntegrationSuite {
             #expect(httpTypes == types)
             #expect(Self.value(httpSamples, "netkeep_attachments", ["kind": "container", "status": "ready"]) == 1)
             #expect(run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "http://\(listen)/other"]).stdout == "404")
+
+            // A second daemon on the taken port stops at once, naming the option, before touching anything.
+            let before = netkeep.stateBytes
+            let second = netkeep("daemon", "--foreground", "--plugin-socket", "none", "--metrics-listen", listen)
+            #expect(second.status == 2, "\(second.stderr)")
+            #expect(second.stderr.contains("--metrics-listen \(listen)"), "\(second.stderr)")
+            #expect(netkeep.stateBytes == before)
         }
     }
 }
