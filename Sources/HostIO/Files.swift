@@ -69,16 +69,7 @@ public enum Files {
         let temp = "\(directory.isEmpty ? "" : directory)/.\(name).\(getpid()).tmp"
         let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
         guard fd >= 0 else { throw SystemError("create", temp, errno: errno) }
-        var failure: SystemError?
-        var offset = 0
-        while offset < bytes.count, failure == nil {
-            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + offset, bytes.count - offset) }
-            if n < 0 {
-                if errno != EINTR { failure = SystemError("write", temp, errno: errno) }
-            } else {
-                offset += n
-            }
-        }
+        var failure = writeAll(fd: fd, bytes, path: temp)
         // The mode asked for, whatever the umask took away.
         if failure == nil, fchmod(fd, mode) != 0 { failure = SystemError("chmod", temp, errno: errno) }
         if close(fd) != 0, failure == nil { failure = SystemError("close", temp, errno: errno) }
@@ -87,6 +78,20 @@ public enum Files {
             unlink(temp)
             throw failure
         }
+    }
+
+    /// Writes every byte (again after a short write or EINTR); the error, if any.
+    public static func writeAll(fd: Int32, _ bytes: [UInt8], path: String) -> SystemError? {
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + offset, bytes.count - offset) }
+            if n < 0 {
+                if errno != EINTR { return SystemError("write", path, errno: errno) }
+            } else {
+                offset += n
+            }
+        }
+        return nil
     }
 
     /// mkdir -p.

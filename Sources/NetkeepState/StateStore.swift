@@ -41,16 +41,7 @@ public struct StateStore: Sendable {
         let temp = "\(directory)/.state.json.\(getpid()).tmp"
         let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw .io(SystemError("create", temp, errno: errno)) }
-        var failure: SystemError?
-        var offset = 0
-        while offset < bytes.count, failure == nil {
-            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + offset, bytes.count - offset) }
-            if n < 0 {
-                if errno != EINTR { failure = SystemError("write", temp, errno: errno) }
-            } else {
-                offset += n
-            }
-        }
+        var failure = Files.writeAll(fd: fd, bytes, path: temp)
         if failure == nil, fsync(fd) != 0 { failure = SystemError("fsync", temp, errno: errno) }
         if close(fd) != 0, failure == nil { failure = SystemError("close", temp, errno: errno) }
         if failure == nil, rename(temp, statePath) != 0 { failure = SystemError("rename to \(statePath)", temp, errno: errno) }

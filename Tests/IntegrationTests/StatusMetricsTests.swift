@@ -48,10 +48,8 @@ extension IntegrationSuite {
         @Test func statusShowsARunningDaemonThenAStoppedOneAKilledOneAndACorruptStateFile() throws {
             try Testbed.check()
             let netkeep = Netkeep()
-            let c = try TestContainer()
-            #expect(netkeep("attach", c.name, "--bridge", Testbed.bridge, "--ip", "\(randomSubnet()).10/24").status == 0)
+            let c = try restartedAttachedContainer(netkeep)
             defer { netkeep("detach", c.name) }
-            #expect(run(["docker", "restart", "-t", "0", c.name]).status == 0)
 
             // Never started here.
             var s = try status(netkeep)

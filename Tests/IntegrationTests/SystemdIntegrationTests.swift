@@ -60,10 +60,8 @@ extension IntegrationSuite {
         @Test func notifySocketSeesReadyAfterTheRepairThenStatusWatchdogAndStopping() throws {
             try Testbed.check()
             let netkeep = Netkeep()
-            let c = try TestContainer()
-            #expect(netkeep("attach", c.name, "--bridge", Testbed.bridge, "--ip", "\(randomSubnet()).10/24").status == 0)
+            let c = try restartedAttachedContainer(netkeep)
             defer { netkeep("detach", c.name) }
-            #expect(run(["docker", "restart", "-t", "0", c.name]).status == 0)
             let receiver = NotifySocket()
             let daemon = try BackgroundProcess([Testbed.netkeepBinary, "daemon", "--foreground", "--state-dir", netkeep.stateDirectory],
                                                environment: ["NOTIFY_SOCKET": receiver.path, "WATCHDOG_USEC": "200000"])

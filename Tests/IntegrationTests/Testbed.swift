@@ -172,6 +172,15 @@ final class TestContainer: @unchecked Sendable {
     deinit { remove() }
 }
 
+/// A container with a static attachment, restarted since: it came back with
+/// only `lo`, so a daemon's first pass has its repair to make.
+func restartedAttachedContainer(_ netkeep: Netkeep) throws -> TestContainer {
+    let c = try TestContainer()
+    #expect(netkeep("attach", c.name, "--bridge", Testbed.bridge, "--ip", "\(randomSubnet()).10/24").status == 0)
+    #expect(run(["docker", "restart", "-t", "0", c.name]).status == 0)
+    return c
+}
+
 /// A random /24 for static addresses, so runs never collide with each other
 /// or with what an earlier run left on the bridge.
 func randomSubnet() -> String { "10.\(Int.random(in: 100...199)).\(Int.random(in: 0...255))" }
