@@ -29,6 +29,9 @@ public struct StatusReport: Codable, Equatable, Sendable {
         public var path: String
         /// nil when it reads; otherwise why not (nothing is shown from it then).
         public var error: String?
+        /// The exit code that goes with `error`: 3 a file netkeep will not use
+        /// (corrupt, truncated, newer), 6 one it could not read (permissions, I/O).
+        public var exitCode: Int32?
         public var engine: EngineIdentity?
     }
 
@@ -58,9 +61,12 @@ public struct StatusReport: Codable, Equatable, Sendable {
 
     public static func gather(environment: HostEnvironment, probeTimeout: Double = 2) -> StatusReport {
         let now = HostEnvironment.now()
-        var stateFile = StateFile(path: environment.store.statePath, error: nil, engine: nil)
+        var stateFile = StateFile(path: environment.store.statePath, error: nil, exitCode: nil, engine: nil)
         var state: State?
-        do { state = try environment.store.load() } catch { stateFile.error = "\(error)" }
+        do { state = try environment.store.load() } catch {
+            stateFile.error = "\(error)"
+            stateFile.exitCode = Failure.from(error).exitCode
+        }
         stateFile.engine = state?.engine
 
         var daemon = Daemon(state: "never-started", detail: nil, published: nil)
@@ -154,9 +160,12 @@ public struct StatusReport: Codable, Equatable, Sendable {
         }
         lines.append("Docker:      \(docker.reachable ? "reachable" : "unreachable"): \(docker.detail)")
         lines.append("OVSDB:       \(ovsdb.reachable ? "reachable" : "unreachable"): \(ovsdb.detail)")
-        if let error = stateFile.error {
+        if let error = stateFile.error, stateFile.exitCode == Failure.stateIO("").exitCode {
+            lines.append("State file:  cannot be read: \(error)")
+            lines.append("             (netkeep status needs the rights of the daemon: root)")
+        } else if let error = stateFile.error {
             lines.append("State file:  UNUSABLE: \(error)")
-            lines.append("             the daemon refuses to start on it and nothing touches it; see README, \"State file\"")
+            lines.append("             the daemon refuses to start on it and nothing touches it; see README, \"The state file\"")
         } else {
             let order = ["ready", "down", "pending", "retained", "removing", "refused"]
             let parts = order.compactMap { k in attachments[k].map { "\($0) \(k)" } }

@@ -507,8 +507,9 @@ struct StatusCommand: ParsableCommand {
         Reads the state file and what the daemon publishes (daemon.json next to it), and asks Docker \
         (GET /info) and OVSDB itself, 2 seconds at most each. It works when the daemon is down and \
         says so ("not running: stopped at ...", or "process N is gone, last seen ..." after a crash or \
-        a reboot); then the counts are the state file's alone. A state file that does not read is \
-        shown as UNUSABLE with why, and the command exits 3 (the daemon refuses to start on it).
+        a reboot); then the counts are the state file's alone. A state file that netkeep will not use \
+        (corrupt, truncated, of a newer version) is shown as UNUSABLE with why, and the command exits 3 \
+        (the daemon refuses to start on it); one it cannot read (permissions: run it as root) exits 6.
 
         Statuses: ready (in place), down (the container is stopped), pending (to be made), retained \
         (a removed container's MAC and lease kept for a recreate), removing, and refused (containers \
@@ -522,7 +523,7 @@ struct StatusCommand: ParsableCommand {
     func run() throws {
         let report = StatusReport.gather(environment: options.environment)
         print(json ? report.json() : report.text(), terminator: json ? "\n" : "")
-        if report.stateFile.error != nil { throw ExitCode(3) }
+        if let code = report.stateFile.exitCode { throw ExitCode(code) }
     }
 }
 

@@ -163,7 +163,7 @@ import Testing
         var report = StatusReport(
             daemon: .init(state: "gone", detail: "process 42 is gone", published: Self.published(pid: 42, start: 1, boot: "b")),
             docker: .init(reachable: true, detail: "engine X"), ovsdb: .init(reachable: false, detail: "connect: no such file"),
-            stateFile: .init(path: "/var/lib/netkeep/state.json", error: nil, engine: nil),
+            stateFile: .init(path: "/var/lib/netkeep/state.json", error: nil, exitCode: nil, engine: nil),
             attachments: ["ready": 2, "down": 1, "pending": 0, "retained": 0, "removing": 0], total: 3,
             leases: [.init(kind: "container", owner: "web", ifname: "eth1", address: "10.1.2.3/24",
                            renewAt: Self.t0.adding(seconds: 1800), expiresAt: Self.t0.adding(seconds: 3600))],
@@ -185,8 +185,12 @@ import Testing
         #expect(text.contains("Since start: 3 repairs, 1 collected"))
 
         report.stateFile.error = "state.json is corrupt: unexpected end"
+        report.stateFile.exitCode = 3
         text = report.text()
         #expect(text.contains("State file:  UNUSABLE: state.json is corrupt: unexpected end"), "\(text)")
         #expect(!text.contains("Attachments:"))
+        report.stateFile.error = "open state.json: Permission denied"
+        report.stateFile.exitCode = 6
+        #expect(report.text().contains("State file:  cannot be read: open state.json: Permission denied"))
     }
 }

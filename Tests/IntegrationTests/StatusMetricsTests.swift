@@ -105,6 +105,18 @@ extension IntegrationSuite {
             #expect(s.text.contains("Daemon:      not running"), "\(s.text)")
             #expect((s.json["state_file"] as? [String: Any])?["error"] as? String != nil)
             #expect(netkeep.stateBytes == corrupt)
+
+            // Without root's rights (the unit makes the directory 0700): exit 6, and why.
+            #expect(chmod(netkeep.stateDirectory, 0o700) == 0)
+            // A copy of the binary that user can run wherever the checkout is.
+            let binary = FileManager.default.temporaryDirectory.appendingPathComponent("nkstatus-\(UUID().uuidString.prefix(8))").path
+            try FileManager.default.copyItem(atPath: Testbed.netkeepBinary, toPath: binary)
+            defer { try? FileManager.default.removeItem(atPath: binary) }
+            #expect(chmod(binary, 0o755) == 0)
+            let nobody = run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", binary, "status",
+                              "--state-dir", netkeep.stateDirectory])
+            #expect(nobody.status == 6, "\(nobody.stdout) \(nobody.stderr)")
+            #expect(nobody.stdout.contains("State file:  cannot be read:") && nobody.stdout.contains("Permission denied"), "\(nobody.stdout)")
         }
 
         @Test func everyMetricIsThereAfterARebootDrillWithTheValuesItImplies() throws {
