@@ -651,7 +651,10 @@ public final class Daemon: Service, @unchecked Sendable {
     /// so the line sent right after the first pass counts what it repaired.
     func statusLine(_ prefix: String? = nil) -> String {
         let (repairs, docker, ovsdb) = counters.withLock { ($0.repairs, $0.docker, $0.ovsdb) }
-        let state = index.state() ?? State()
+        guard let state = index.state() else {
+            let line = "the state file \(environment.store.statePath) does not read; nothing is changed until it does"
+            return prefix.map { "\($0): \(line)" } ?? line
+        }
         var byStatus: [String: Int] = [:]
         for a in state.attachments { byStatus[a.status.rawValue, default: 0] += 1 }
         for e in state.endpoints { byStatus[e.status == .joined ? "ready" : e.status.rawValue, default: 0] += 1 }
@@ -678,7 +681,8 @@ public final class Daemon: Service, @unchecked Sendable {
                 $0.refused = refusals
             }
             publisher.publish()
-            metrics.attachments(in: index.state() ?? State(), refused: refusals.count)
+            // A state file that does not read (changed by hand) leaves the gauges as they were.
+            if let state = index.state() { metrics.attachments(in: state, refused: refusals.count) }
             guard let path = options.metricsTextfile else { return }
             do {
                 try Files.replace(path, with: Array(metrics.render().utf8))

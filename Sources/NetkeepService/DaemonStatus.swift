@@ -109,6 +109,8 @@ public struct DaemonStatus: Codable, Equatable, Sendable {
     public func liveness(bootID currentBoot: String?, processStart start: (Int32) -> UInt64? = DaemonStatus.processStart(of:)) -> Liveness {
         if let stoppedAt { return .stopped(stoppedAt) }
         if let bootID, let currentBoot, bootID != currentBoot { return .gone(lastSeen: updatedAt, why: "the host rebooted since") }
+        // kill(0) and kill(-1) would ask about process groups: a file with such a PID names no daemon.
+        guard pid > 1 else { return .gone(lastSeen: updatedAt, why: "the status names no process (pid \(pid))") }
         guard kill(pid, 0) == 0 || errno == EPERM else { return .gone(lastSeen: updatedAt, why: "process \(pid) is gone") }
         if let processStart, let now = start(pid), now != processStart {
             return .gone(lastSeen: updatedAt, why: "process \(pid) is another program now")

@@ -430,7 +430,7 @@ struct DaemonCommand: AsyncParsableCommand {
         valueName: "path"))
     var pluginSocket: String?
     @Option(help: ArgumentHelp(
-        "Write the metrics to this file, replaced in one step after each piece of work (node_exporter's textfile collector: a .prom file in its directory).",
+        "Write the metrics to this file, replaced in one step after each piece of work (node_exporter's textfile collector: a .prom file in its directory, which must exist).",
         valueName: "path"))
     var metricsTextfile: String?
     @Option(help: ArgumentHelp(
@@ -443,6 +443,20 @@ struct DaemonCommand: AsyncParsableCommand {
 
     func run() async throws {
         guard resyncInterval >= 1 else { throw ValidationError("--resync-interval must be at least 1 second") }
+        if let metricsListen {
+            do { _ = try MetricsService.parse(metricsListen) } catch { throw ValidationError("\(error)") }
+        }
+        if let metricsTextfile {
+            // Checked at the start, not found out at the first write.
+            let directory = metricsTextfile.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
+            guard !metricsTextfile.hasSuffix("/"), Files.kind(directory.isEmpty ? (metricsTextfile.hasPrefix("/") ? "/" : ".") : directory) == .directory else {
+                writeToStandardError("netkeep: daemon: --metrics-textfile \(metricsTextfile): its directory does not exist\n")
+                throw ExitCode(2)
+            }
+            if !metricsTextfile.hasSuffix(".prom") {
+                writeToStandardError("netkeep: daemon: --metrics-textfile \(metricsTextfile): node_exporter's textfile collector reads only *.prom files\n")
+            }
+        }
         // journald when it runs (under systemd, always), the terminal otherwise.
         let level: Logger.Level = options.verbose ? .info : .notice
         let logger = Journal.isAvailable && !foreground

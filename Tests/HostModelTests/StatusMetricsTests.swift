@@ -138,6 +138,10 @@ import Testing
         let other = Self.published(pid: me, start: (start ?? 0) + 1, boot: "b1").liveness(bootID: "b1")
         #expect(other == .gone(lastSeen: Self.t0.adding(seconds: 60), why: "process \(me) is another program now"))
         #expect(Self.published(pid: me, start: start, boot: "b1", stoppedAt: Self.t0).liveness(bootID: "b1") == .stopped(Self.t0))
+        // A hostile file: PID 0 or -1 would name process groups.
+        for pid: Int32 in [0, -1] {
+            #expect(Self.published(pid: pid, start: nil, boot: "b1").liveness(bootID: "b1") == .gone(lastSeen: Self.t0.adding(seconds: 60), why: "the status names no process (pid \(pid))"))
+        }
         // A PID beyond pid_max is never alive.
         #expect(Self.published(pid: 4_999_999, start: 1, boot: "b1").liveness(bootID: "b1") == .gone(lastSeen: Self.t0.adding(seconds: 60), why: "process 4999999 is gone"))
     }

@@ -223,6 +223,13 @@ extension IntegrationSuite {
             #expect(second.status == 2, "\(second.stderr)")
             #expect(second.stderr.contains("--metrics-listen \(listen)"), "\(second.stderr)")
             #expect(netkeep.stateBytes == before)
+            // A textfile in a directory that does not exist, an address that is not one: refused at the start.
+            let noDirectory = netkeep("daemon", "--foreground", "--plugin-socket", "none", "--metrics-textfile", "/nonexistent-nk/netkeep.prom")
+            #expect(noDirectory.status == 2 && noDirectory.stderr.contains("--metrics-textfile /nonexistent-nk/netkeep.prom: its directory does not exist"),
+                    "\(noDirectory.status) \(noDirectory.stderr)")
+            let notAnAddress = netkeep("daemon", "--foreground", "--plugin-socket", "none", "--metrics-listen", "9590")
+            #expect(notAnAddress.status == 64 && notAnAddress.stderr.contains("--metrics-listen 9590"), "\(notAnAddress.status) \(notAnAddress.stderr)")
+            #expect(netkeep.stateBytes == before)
         }
     }
 }
