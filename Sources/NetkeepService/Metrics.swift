@@ -77,18 +77,19 @@ public final class DaemonMetrics: Sendable {
                 switch Self.effect(of: result.action) {
                 case .repair: counter("netkeep_repairs_total", ["reason": reason]).increment()
                 case .collection: counter("netkeep_garbage_collections_total", ["reason": reason]).increment()
-                case .neither: break
                 }
             }
         }
     }
 
-    enum Effect { case repair, collection, neither }
+    enum Effect { case repair, collection }
 
-    /// Keeping a removed container's records for a recreate takes its
-    /// interface away but collects nothing: neither a repair nor a collection.
+    /// Removals (an attachment, a port, a netns link, and the port and veth
+    /// of a removed container whose record is kept for a recreate) are
+    /// collections, as the journal's `gc` entries have them, and so is the
+    /// DHCPRELEASE of a lease given back; the rest are repairs.
     static func effect(of action: Action) -> Effect {
-        if case .retainAttachment = action { return .neither }
+        if case .releaseLease = action { return .collection }
         return action.removes ? .collection : .repair
     }
 

@@ -38,7 +38,8 @@ import Testing
                    ActionResult(action: .addPort(a, reason: .portMissing), error: nil),
                    ActionResult(action: .createVeth(a, pid: 7, reason: .vethMissing), error: "no such process"),
                    ActionResult(action: .removeAttachment(a, reason: .containerRemoved), error: nil),
-                   ActionResult(action: .retainAttachment(a, until: Self.t0, reason: .containerRemoved), error: nil)])
+                   ActionResult(action: .retainAttachment(a, until: Self.t0, reason: .containerRemoved), error: nil),
+                   ActionResult(action: .releaseLease(a, pid: nil, reason: .detachRequested), error: nil)])
         m.exchange(ExchangeRecord(kind: .renew, result: .acked, seconds: 0.004))
         m.eventStreamReconnected()
         let text = m.render()
@@ -56,8 +57,12 @@ import Testing
         // Every trigger and result exists from the start, at zero.
         #expect(Self.samples(text, "netkeep_reconcile_total").count == DaemonMetrics.triggers.count * DaemonMetrics.results.count)
         #expect(Self.samples(text, "netkeep_repairs_total") == [#"netkeep_repairs_total{reason="port-missing"} 2"#])
-        // A retained record is kept for a recreate: not collected, not repaired.
-        #expect(Self.samples(text, "netkeep_garbage_collections_total") == [#"netkeep_garbage_collections_total{reason="container-removed"} 1"#])
+        // A retained record's port and veth are collected too, as the journal's gc entry has it.
+        // And a lease given back.
+        #expect(Self.samples(text, "netkeep_garbage_collections_total").sorted() == [
+            #"netkeep_garbage_collections_total{reason="container-removed"} 2"#,
+            #"netkeep_garbage_collections_total{reason="detach-requested"} 1"#,
+        ])
         #expect(Self.samples(text, "netkeep_repair_failures_total") == [#"netkeep_repair_failures_total{reason="veth-missing"} 1"#])
         #expect(text.contains(#"netkeep_reconcile_duration_seconds_bucket{trigger="event",le="0.01"} 1"#))
         #expect(text.contains(#"netkeep_reconcile_duration_seconds_bucket{trigger="start",le="0.1"} 0"#))
