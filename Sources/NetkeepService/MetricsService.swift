@@ -42,7 +42,7 @@ public final class MetricsService: Service {
         guard route == "/metrics" else {
             return PluginResponse(status: 404, body: Array("not found: the metrics are at /metrics\n".utf8), contentType: "text/plain; charset=utf-8")
         }
-        guard method == "GET" || method == "HEAD" else {
+        guard method == "GET" else {
             return PluginResponse(status: 405, body: Array("\(method) /metrics: only GET\n".utf8), contentType: "text/plain; charset=utf-8")
         }
         return PluginResponse(status: 200, body: Array(metrics.render().utf8), contentType: DaemonMetrics.contentType)
