@@ -118,15 +118,8 @@ public struct DaemonStatus: Codable, Equatable, Sendable {
         return .running
     }
 
-    /// Field 22 (starttime) of /proc/PID/stat; the command name (field 2)
-    /// may hold spaces and parentheses, so fields count from its last ')'.
-    public static func processStart(of pid: Int32) -> UInt64? {
-        guard let bytes = try? Files.read("/proc/\(pid)/stat"), let close = bytes.lastIndex(of: UInt8(ascii: ")")) else { return nil }
-        let fields = bytes[(close + 1)...].split(separator: UInt8(ascii: " "))
-        // After ')': field 3 (state) is fields[0]; field 22 is fields[19].
-        guard fields.count > 19 else { return nil }
-        return UInt64(String(decoding: fields[19], as: UTF8.self))
-    }
+    /// Field 22 (starttime) of /proc/PID/stat.
+    public static func processStart(of pid: Int32) -> UInt64? { ProcessStat.read(pid)?.startTime }
 }
 
 /// The daemon's side of `DaemonStatus`: what it knows, kept up to date, and

@@ -81,10 +81,7 @@ public struct NetnsLinks: Sendable {
 
     /// A process exists unless /proc says it is gone or a zombie.
     public static func processExists(_ pid: Int32) -> Bool {
-        guard let bytes = try? Files.read("/proc/\(pid)/stat") else { return false }
-        let text = String(decoding: bytes, as: UTF8.self)
-        guard let close = text.lastIndex(of: ")") else { return true }
-        let state = text[text.index(after: close)...].dropFirst().first
-        return state != "Z" && state != "X"
+        guard let stat = ProcessStat.read(pid) else { return false }
+        return stat.state != "Z" && stat.state != "X"
     }
 }

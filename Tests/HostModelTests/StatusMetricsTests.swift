@@ -151,6 +151,16 @@ import Testing
         #expect(Self.published(pid: 4_999_999, start: 1, boot: "b1").liveness(bootID: "b1") == .gone(lastSeen: Self.t0.adding(seconds: 60), why: "process 4999999 is gone"))
     }
 
+    @Test func procStatFieldsCountFromTheLastParenthesisOfTheCommandName() {
+        let line = "4242 (a) (b c) S 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 10"
+        #expect(ProcessStat.parse(Array(line.utf8)) == ProcessStat(state: "S", startTime: 987654))
+        #expect(ProcessStat.parse(Array("4242 (zombie) Z 1".utf8)) == ProcessStat(state: "Z", startTime: nil))
+        #expect(ProcessStat.parse(Array("garbage".utf8)) == ProcessStat(state: nil, startTime: nil))
+        let me = ProcessStat.read(getpid())
+        #expect(me?.state.map { "RSD".contains($0) } == true && me?.startTime != nil, "\(String(describing: me))")
+        #expect(ProcessStat.read(4_999_999) == nil)
+    }
+
     @Test func publishedStatusReadsBackAndAMalformedOneIsAnErrorNamingTheFile() throws {
         let dir = "/tmp/nk-status-\(getpid())-\(Int.random(in: 0..<1_000_000))"
         try Files.makeDirectories(dir)
