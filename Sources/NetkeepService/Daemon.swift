@@ -143,7 +143,7 @@ public final class Daemon: Service, @unchecked Sendable {
         let state = try environment.loadState()
         logger.notice("starting with \(state.attachments.count) attachments in \(environment.store.statePath)")
         // The first STATUS= line says what is under way, not counts of a pass not yet run.
-        hooks.status("starting: first reconcile of \(Self.count(state)) attachments")
+        hooks.status("starting: first reconcile of \(state.recordCount) attachments")
         publisher.publish()
         let metrics = self.metrics
         ExchangeLoop.observer.withLock { $0 = { metrics.exchange($0) } }
@@ -655,21 +655,15 @@ public final class Daemon: Service, @unchecked Sendable {
             let line = "the state file \(environment.store.statePath) does not read; nothing is changed until it does"
             return prefix.map { "\($0): \(line)" } ?? line
         }
-        var byStatus: [String: Int] = [:]
-        for a in state.attachments { byStatus[a.status.rawValue, default: 0] += 1 }
-        for e in state.endpoints { byStatus[e.status == .joined ? "ready" : e.status.rawValue, default: 0] += 1 }
-        for c in state.cni { byStatus[c.status.rawValue, default: 0] += 1 }
+        var byStatus = state.countsByStatus
         let refusedCount = refused.withLock { $0.count }
         if refusedCount > 0 { byStatus["refused"] = refusedCount }
         let order = ["ready", "pending", "down", "retained", "removing", "refused"]
         let parts = order.compactMap { k in byStatus[k].map { "\($0) \(k)" } }
-        let line = "\(Self.count(state)) attachments\(parts.isEmpty ? "" : " (\(parts.joined(separator: ", ")))"), "
+        let line = "\(state.recordCount) attachments\(parts.isEmpty ? "" : " (\(parts.joined(separator: ", ")))"), "
             + "\(repairs) repairs since start, Docker \(docker), OVSDB \(ovsdb)"
         return prefix.map { "\($0): \(line)" } ?? line
     }
-
-    /// Containers' attachments, the plugin's endpoints and CNI's interfaces.
-    static func count(_ state: State) -> Int { state.attachments.count + state.endpoints.count + state.cni.count }
 
     private func publish() {
         publishing.withLock { _ in

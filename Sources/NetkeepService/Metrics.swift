@@ -122,9 +122,7 @@ public final class DaemonMetrics: Sendable {
         }
 
         var leases: [[String]: Double] = [:]
-        for a in state.attachments { if let l = a.lease { leases[["container", a.containerName, a.ifname]] = Double(l.expiresAt.secondsSinceEpoch) } }
-        for e in state.endpoints { if let l = e.lease { leases[["endpoint", e.shortID, e.peerIfname]] = Double(l.expiresAt.secondsSinceEpoch) } }
-        for c in state.cni { if let l = c.lease { leases[["cni", "\(c.network)/\(c.containerID.prefix(12))", c.ifname]] = Double(l.expiresAt.secondsSinceEpoch) } }
+        for l in state.ownedLeases { leases[[l.kind, l.owner, l.ifname]] = Double(l.lease.expiresAt.secondsSinceEpoch) }
         leaseGauges.withLock { gauges in
             for (key, gauge) in gauges where leases[key] == nil {
                 registry.unregisterGauge(gauge)

@@ -107,22 +107,10 @@ public struct StatusReport: Codable, Equatable, Sendable {
         var counts: [String: Int] = [:]
         var leases: [LeaseDue] = []
         if let state {
-            for status in ["ready", "down", "pending", "retained", "removing"] { counts[status] = 0 }
-            for a in state.attachments {
-                counts[a.status.rawValue, default: 0] += 1
-                if let l = a.lease { leases.append(LeaseDue(kind: "container", owner: a.containerName, ifname: a.ifname, lease: l)) }
-            }
-            for e in state.endpoints {
-                // A joined endpoint is in a container and working: ready, as Docker's own view has it.
-                counts[e.status == .joined ? "ready" : e.status.rawValue, default: 0] += 1
-                if let l = e.lease { leases.append(LeaseDue(kind: "endpoint", owner: e.shortID, ifname: e.peerIfname, lease: l)) }
-            }
-            for c in state.cni {
-                counts[c.status.rawValue, default: 0] += 1
-                if let l = c.lease { leases.append(LeaseDue(kind: "cni", owner: "\(c.network)/\(c.containerID.prefix(12))", ifname: c.ifname, lease: l)) }
-            }
+            counts = state.countsByStatus.merging(["ready": 0, "down": 0, "pending": 0, "retained": 0, "removing": 0]) { n, _ in n }
+            leases = state.ownedLeases.map(LeaseDue.init)
         }
-        let total = counts.values.reduce(0, +)
+        let total = state?.recordCount ?? 0
         if daemon.state == "running", let refused = daemon.published?.refused.count { counts["refused"] = refused }
         leases.sort { ($0.expiresAt, $0.owner, $0.ifname) < ($1.expiresAt, $1.owner, $1.ifname) }
         return StatusReport(daemon: daemon, docker: docker, ovsdb: ovsdb, stateFile: stateFile, attachments: counts, total: total,
@@ -211,7 +199,8 @@ public struct StatusReport: Codable, Equatable, Sendable {
 }
 
 extension StatusReport.LeaseDue {
-    init(kind: String, owner: String, ifname: String, lease: Lease) {
-        self.init(kind: kind, owner: owner, ifname: ifname, address: "\(lease.address)", renewAt: lease.renewAt, expiresAt: lease.expiresAt)
+    init(_ owned: State.OwnedLease) {
+        self.init(kind: owned.kind, owner: owned.owner, ifname: owned.ifname, address: "\(owned.lease.address)",
+                  renewAt: owned.lease.renewAt, expiresAt: owned.lease.expiresAt)
     }
 }
