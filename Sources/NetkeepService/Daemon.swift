@@ -105,8 +105,6 @@ public final class Daemon: Service, @unchecked Sendable {
     private let textfileFailure = Mutex<String?>(nil)
 
     struct Counters {
-        var repairs = 0
-        var collected = 0
         var docker = "connecting"
         var ovsdb = "connecting"
         var lastFullAt = 0.0
@@ -511,7 +509,6 @@ public final class Daemon: Service, @unchecked Sendable {
         let collected = done.filter { DaemonMetrics.effect(of: $0.action) == .collection }.count
         let repaired = done.filter { DaemonMetrics.effect(of: $0.action) == .repair }.count
         metrics.actions(report.results ?? [])
-        counters.withLock { $0.repairs += repaired; $0.collected += collected }
         publisher.update { $0.repairsSinceStart += repaired; $0.collectedSinceStart += collected }
         for notice in report.plan.notices where notice.severity == .error { logger.warning("\(notice.message)") }
         return (repaired, collected)
@@ -650,7 +647,8 @@ public final class Daemon: Service, @unchecked Sendable {
     /// Counts from the state file as it is now (not a cached view of it),
     /// so the line sent right after the first pass counts what it repaired.
     func statusLine(_ prefix: String? = nil) -> String {
-        let (repairs, docker, ovsdb) = counters.withLock { ($0.repairs, $0.docker, $0.ovsdb) }
+        let (docker, ovsdb) = counters.withLock { ($0.docker, $0.ovsdb) }
+        let repairs = publisher.current.repairsSinceStart
         guard let state = index.state() else {
             let line = "the state file \(environment.store.statePath) does not read; nothing is changed until it does"
             return prefix.map { "\($0): \(line)" } ?? line

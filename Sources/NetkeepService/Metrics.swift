@@ -99,9 +99,8 @@ public final class DaemonMetrics: Sendable {
     }
 
     /// Removals outside a plan (a CNI lease nobody claimed, released).
-    public func collected(reason: String, count: Int = 1) {
-        guard count > 0 else { return }
-        counter("netkeep_garbage_collections_total", ["reason": reason]).increment(by: Int64(count))
+    public func collected(reason: String) {
+        counter("netkeep_garbage_collections_total", ["reason": reason]).increment()
     }
 
     /// Attachments by kind and status, every status of every kind (zero
