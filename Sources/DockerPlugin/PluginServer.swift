@@ -11,15 +11,12 @@ import NIOPosix
 /// over by systemd (socket activation, `LISTEN_FDS`). The same server, on
 /// TCP, serves the daemon's metrics (`listen(host:port:...)`).
 public final class PluginServer: Sendable {
-    /// The socket's path, or `host:port` on TCP.
+    /// The socket's path, or `host:port` on TCP (the port as bound).
     public let path: String
     private let channel: any Channel
 
     /// What answers a request: method, path (with query) and body in, the answer out.
     public typealias Responder = @Sendable (_ method: String, _ path: String, _ body: [UInt8]) -> PluginResponse
-
-    /// The TCP port bound (the one the system chose for port 0); nil on a unix socket.
-    public var port: Int? { channel.localAddress?.port }
 
     /// A request body larger than this is refused (Docker's are below 2 KiB).
     static let maxBody = 1 << 20
@@ -62,16 +59,19 @@ public final class PluginServer: Sendable {
 
     /// Serves `respond` over HTTP on TCP (`host` a name or address: 127.0.0.1,
     /// ::1, 0.0.0.0 for every interface).
+    /// `path` is `host:port` with the port as bound (the system's choice for port 0).
     public static func listen(host: String, port: Int, respond: @escaping Responder) async throws(PluginServerError) -> PluginServer {
-        let name = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
         do {
             let channel = try await bootstrap(respond).serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                 .bind(host: host, port: port).get()
-            return PluginServer(path: name, channel: channel)
+            return PluginServer(path: tcpName(host, channel.localAddress?.port ?? port), channel: channel)
         } catch {
-            throw PluginServerError(path: name, cause: "\(error)")
+            throw PluginServerError(path: tcpName(host, port), cause: "\(error)")
         }
     }
+
+    /// `host:port`, brackets around an IPv6 address.
+    public static func tcpName(_ host: String, _ port: Int) -> String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
 
     /// Stops accepting; requests under way finish on their connections.
     public func close() async {

@@ -7,30 +7,25 @@ import ServiceLifecycle
 /// starts, so a taken port fails the start with a clear error.
 public final class MetricsService: Service {
     let server: PluginServer
-    /// Where it listens, the port as bound.
-    public let address: String
 
     public static func start(listen: String, metrics: DaemonMetrics, logger: Logger) async throws(Failure) -> MetricsService {
         let (host, port) = try parse(listen)
         do {
             let server = try await PluginServer.listen(host: host, port: port) { method, path, _ in respond(method: method, path: path, metrics: metrics) }
-            logger.notice("serving metrics on http://\(address(host, server.port ?? port))/metrics")
-            return MetricsService(server: server, address: address(host, server.port ?? port))
+            logger.notice("serving metrics on http://\(server.path)/metrics")
+            return MetricsService(server: server)
         } catch {
             throw Failure.badInput("--metrics-listen \(listen): \(error.cause)")
         }
     }
 
-    private init(server: PluginServer, address: String) {
-        self.server = server
-        self.address = address
-    }
+    private init(server: PluginServer) { self.server = server }
 
-    /// The port bound (the system's choice for port 0).
-    public var port: Int? { server.port }
+    /// Where it listens, the port as bound.
+    public var address: String { server.path }
 
     /// `host:port`, brackets around an IPv6 address.
-    public static func address(_ host: String, _ port: Int) -> String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+    public static func address(_ host: String, _ port: Int) -> String { PluginServer.tcpName(host, port) }
 
     public func run() async throws {
         try? await gracefulShutdown()
