@@ -63,10 +63,9 @@ public enum Files {
     /// then rename): a reader sees the old content or the new, never a part.
     /// No fsync: for files that are made again (a status, metrics), not records.
     public static func replace(_ path: String, with bytes: [UInt8], mode: mode_t = 0o644) throws(SystemError) {
-        let slash = path.lastIndex(of: "/")
-        let directory = slash.map { String(path[..<$0]) } ?? "."
-        let name = slash.map { String(path[path.index(after: $0)...]) } ?? path
-        let temp = "\(directory.isEmpty ? "" : directory)/.\(name).\(getpid()).tmp"
+        let name = path.lastIndex(of: "/").map { String(path[path.index(after: $0)...]) } ?? path
+        let directory = directory(of: path)
+        let temp = "\(directory == "/" ? "" : directory)/.\(name).\(getpid()).tmp"
         let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
         guard fd >= 0 else { throw SystemError("create", temp, errno: errno) }
         var failure = writeAll(fd: fd, bytes, path: temp)
@@ -78,6 +77,12 @@ public enum Files {
             unlink(temp)
             throw failure
         }
+    }
+
+    /// The directory that holds `path`: "/" for "/x", "." for "x".
+    public static func directory(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return "." }
+        return slash == path.startIndex ? "/" : String(path[..<slash])
     }
 
     /// Writes every byte (again after a short write or EINTR); the error, if any.

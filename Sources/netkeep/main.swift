@@ -448,8 +448,7 @@ struct DaemonCommand: AsyncParsableCommand {
         }
         if let metricsTextfile {
             // Checked at the start, not found out at the first write.
-            let directory = metricsTextfile.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
-            guard !metricsTextfile.hasSuffix("/"), Files.kind(directory.isEmpty ? (metricsTextfile.hasPrefix("/") ? "/" : ".") : directory) == .directory else {
+            guard !metricsTextfile.hasSuffix("/"), Files.kind(Files.directory(of: metricsTextfile)) == .directory else {
                 writeToStandardError("netkeep: daemon: --metrics-textfile \(metricsTextfile): its directory does not exist\n")
                 throw ExitCode(2)
             }

@@ -161,6 +161,13 @@ import Testing
         #expect(ProcessStat.read(4_999_999) == nil)
     }
 
+    @Test func theDirectoryOfAPath() {
+        #expect(Files.directory(of: "/var/lib/x.prom") == "/var/lib")
+        #expect(Files.directory(of: "/x.prom") == "/")
+        #expect(Files.directory(of: "x.prom") == ".")
+        #expect(Files.directory(of: "a/b") == "a")
+    }
+
     @Test func publishedStatusReadsBackAndAMalformedOneIsAnErrorNamingTheFile() throws {
         let dir = "/tmp/nk-status-\(getpid())-\(Int.random(in: 0..<1_000_000))"
         try Files.makeDirectories(dir)
