@@ -102,7 +102,6 @@ public final class Daemon: Service, @unchecked Sendable {
     private let publishing = Mutex(())
     private let publishQueue = DispatchQueue(label: "netkeep.publish")
     private let publishRequested = Mutex(false)
-    private let textfileFailure = Mutex<String?>(nil)
 
     struct Counters {
         var docker = "connecting"
@@ -672,19 +671,9 @@ public final class Daemon: Service, @unchecked Sendable {
                 $0.ovsdb = ovsdb
                 $0.refused = refusals
             }
-            publisher.publish()
             // A state file that does not read (changed by hand) leaves the gauges as they were.
             if let state = index.state() { metrics.attachments(in: state, refused: refusals.count) }
-            guard let path = options.metricsTextfile else { return }
-            do {
-                try Files.replace(path, with: Array(metrics.render().utf8))
-                textfileFailure.withLock { $0 = nil }
-            } catch {
-                // Once per cause, not after every piece of work.
-                if textfileFailure.withLock({ f in defer { f = "\(error)" }; return f != "\(error)" }) {
-                    logger.warning("metrics textfile not written: \(error)")
-                }
-            }
+            publisher.publish(metricsText: options.metricsTextfile == nil ? nil : metrics.render())
         }
     }
 

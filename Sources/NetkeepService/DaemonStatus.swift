@@ -154,25 +154,33 @@ final class StatusPublisher: Sendable {
         }
     }
 
-    /// Writes the status (0600, as the unit's UMask wants; `netkeep status` reads it as root).
-    /// A failure is logged once per cause, never thrown: the daemon's work
-    /// does not depend on it.
-    func publish() {
-        let bytes = status.withLock { s in
+    /// Writes the status (0600, as the unit's UMask wants; `netkeep status`
+    /// reads it as root) and, when there is a textfile, `metricsText` to it
+    /// (0644, for node_exporter). A failure is logged once per file and
+    /// cause, never thrown: the daemon's work does not depend on either.
+    func publish(metricsText: String? = nil) {
+        let (bytes, textfile) = status.withLock { s in
             s.updatedAt = HostEnvironment.now()
-            return s.encoded()
+            return (s.encoded(), s.metricsTextfile)
         }
-        do {
-            try Files.replace(path, with: bytes, mode: 0o600)
-            lastFailure.withLock { $0 = nil }
-        } catch {
-            if lastFailure.withLock({ f in defer { f = "\(error)" }; return f != "\(error)" }) {
-                logger.warning("status not published: \(error)")
-            }
-        }
+        write(bytes, to: path, mode: 0o600, failing: "status not published")
+        if let textfile, let metricsText { write(Array(metricsText.utf8), to: textfile, mode: 0o644, failing: "metrics textfile not written") }
     }
 
-    private let lastFailure = Mutex<String?>(nil)
+    /// The last failure of each file written, so that one that keeps failing is said once.
+    private let failures = Mutex<[String: String]>([:])
+
+    private func write(_ bytes: [UInt8], to file: String, mode: mode_t, failing what: String) {
+        do {
+            try Files.replace(file, with: bytes, mode: mode)
+            failures.withLock { $0[file] = nil }
+        } catch {
+            let cause = "\(error)"
+            guard failures.withLock({ f in defer { f[file] = cause }; return f[file] != cause }) else { return }
+            logger.warning("\(what): \(cause)")
+            problem(level: .warning, message: "\(what): \(cause)")
+        }
+    }
 }
 
 /// Passes every message on, and keeps the warnings and errors for the
