@@ -163,9 +163,9 @@ public struct Notice: Hashable, Sendable, CustomStringConvertible {
 public struct Plan: Equatable, Sendable {
     public var actions: [Action]
     public var notices: [Notice]
-    /// Stopped containers whose OVS row stays only because their veth still
-    /// exists (the kernel has not torn the namespace down yet): a look a
-    /// moment later unplugs it.
+    /// Stopped or removed containers whose OVS row (and, removed, whose
+    /// record) stays only because their veth still exists (the kernel has not
+    /// torn the namespace down yet): a look a moment later unplugs or collects it.
     public var awaitingTeardown: Set<String>
 
     public init(actions: [Action] = [], notices: [Notice] = [], awaitingTeardown: Set<String> = []) {

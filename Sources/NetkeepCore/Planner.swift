@@ -69,6 +69,8 @@ struct Planner {
             if attachment.status != .removing, isRemoved(attachment.containerID), hasLiveVeth(attachment.hostIfname) {
                 // Gone by Docker's word, yet its veth lives: some namespace still holds the peer.
                 notices.append(Notice(.info, "\(attachment.containerName) \(attachment.ifname): Docker says the container is gone but \(attachment.hostIfname) still exists (its peer lives in some namespace); kept"))
+                // Most often the kernel has not torn the namespace down yet: the daemon looks again.
+                awaitingTeardown.insert(attachment.containerID)
                 continue
             }
             if isToBeRemoved(attachment) {

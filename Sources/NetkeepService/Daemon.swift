@@ -518,12 +518,15 @@ public final class Daemon: Service, @unchecked Sendable {
         report.unreachable ? "unreachable" : report.failed.isEmpty ? "ok" : "failed"
     }
 
-    /// A `die` often comes before the kernel has torn the container's
-    /// namespace down, so its veth still exists and its OVS row stays (rule
-    /// 5: a live veth has a live peer). Such a container is looked at again
-    /// every half second, at most 20 times; the resync catches the rest.
+    /// A `die`, and even a `destroy`, often comes before the kernel has torn
+    /// the container's namespace down, so its veth still exists and its OVS
+    /// row (and, removed, its record) stays (rule 5: a live veth has a live
+    /// peer). Such a container is looked at again with the same event every
+    /// half second, at most 20 times; the resync catches the rest. (Looking
+    /// again after a `destroy` as if it were the `die` would never ask Docker,
+    /// and the record would stay down until the resync.)
     private func lookAgainAfterTeardown(_ events: [ContainerEvent], report: ReconcileReport) {
-        let again = events.filter { $0.down && report.plan.awaitingTeardown.contains($0.id) }
+        let again = events.filter { report.plan.awaitingTeardown.contains($0.id) }
         let due = teardownLooks.withLock { looks in
             for e in events where !again.contains(where: { $0.id == e.id }) { looks[e.id] = nil }
             return again.filter { e in
@@ -535,7 +538,7 @@ public final class Daemon: Service, @unchecked Sendable {
         for event in due {
             Task {
                 try? await Task.sleep(nanoseconds: 500_000_000)
-                await self.queue.submit(.containerDown(event.id, eventNano: event.nano))
+                await self.queue.submit(event.down ? .containerDown(event.id, eventNano: event.nano) : .container(event.id, eventNano: event.nano))
             }
         }
     }

@@ -246,6 +246,18 @@ import Testing
                                    .removeNetnsLink(name: "c1", pid: 1001, reason: .containerRemoved)])
     }
 
+    @Test func aRemovedContainerWhoseVethStillLivesIsKeptAndLookedAtAgain() {
+        var w = World()
+        let a = w.addHealthy(1)
+        w.remove(a)
+        // The destroy came before the kernel tore the namespace down: the veth is still there.
+        w.hostLinks![a.hostIfname] = ObservedLink(name: a.hostIfname, index: 900, kind: "veth", mac: nil, mtu: a.mtu, isUp: true)
+        #expect(!w.plan.actions.contains { $0.removes }, "\(w.plan.actions.map(\.summary))")
+        #expect(w.plan.awaitingTeardown == [a.containerID])
+        w.hostLinks![a.hostIfname] = nil
+        #expect(w.plan.actions.first == .removeAttachment(a, reason: .containerRemoved) && w.plan.awaitingTeardown.isEmpty)
+    }
+
     @Test(arguments: ["docker", "ovs", "links", "netns"])
     func nothingIsRemovedWhenASourceIsUnreadable(_ source: String) {
         var w = World()
