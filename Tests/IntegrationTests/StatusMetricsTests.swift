@@ -139,10 +139,9 @@ extension IntegrationSuite {
             #expect(run([Testbed.packageRoot + "/scripts/testbed", "reboot"]).status == 0)
             #expect(eventually(within: 60) { kept.exec("ip", "-o", "addr", "show", "eth1").stdout.contains(" inet 10.1.2.") }, "\(daemon.log)")
             // Then one container is removed: collected by its destroy event
-            // (retention 0; the resync is a minute away). Right after
-            // the restart-policy starts, dockerd can fail a removal and keep the
-            // container (stopped, "Dead"): netkeep then rightly keeps its record,
-            // so the test makes sure Docker did remove it.
+            // (retention 0; the resync is a minute away). A container Docker
+            // failed to remove stays, stopped, and netkeep rightly keeps its
+            // record: the test makes sure Docker did remove it.
             var removal = run(["docker", "rm", "-f", removed.name])
             #expect(eventually(within: 30) {
                 if run(["docker", "inspect", "-f", "{{.Id}}", removed.name]).status != 0 { return true }
