@@ -62,8 +62,12 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            ]
+            ],
+            plugins: ["BuildCommit"]
         ),
+        // The commit in `netkeep --version`, from every way of building it.
+        .plugin(name: "BuildCommit", capability: .buildTool(), dependencies: ["stamp-commit"]),
+        .executableTarget(name: "stamp-commit", path: "Plugins/StampCommit"),
         .testTarget(
             name: "NetkeepCoreTests",
             dependencies: ["NetkeepCore", .product(name: "PropertyBased", package: "swift-property-based")]

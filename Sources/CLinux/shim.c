@@ -46,13 +46,3 @@ int nk_ofd_lock(int fd, int64_t offset, int unlock) {
     lock.l_len = 1;
     return fcntl(fd, F_OFD_SETLK, &lock);
 }
-
-/* The commit of this build: scripts/package (and scripts/install) pass it as
-   -Xcc -DNETKEEP_COMMIT="..."; a plain `swift build` has none. */
-const char *nk_build_commit(void) {
-#ifdef NETKEEP_COMMIT
-    return NETKEEP_COMMIT;
-#else
-    return "unknown";
-#endif
-}

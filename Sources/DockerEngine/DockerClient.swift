@@ -32,9 +32,9 @@ public struct Container: Equatable, Sendable {
         self.labels = labels
     }
 
-    /// What the container's labels ask netkeep for.
-    public func declaration() -> LabelDeclaration {
-        do { return try LabelDeclaration.parse(labels: labels, container: id) } catch {
+    /// What the container's labels ask of netkeep `instance`.
+    public func declaration(for instance: Instance) -> LabelDeclaration {
+        do { return try LabelDeclaration.parse(labels: labels, container: id, instance: instance) } catch {
             // Only an engine that is not Docker gives an id that is none.
             return .refused([LabelProblem(key: labels.keys.min() ?? "", cause: "the container's id: \(error)")])
         }

@@ -1,6 +1,7 @@
 /// What a container asks for with its labels, fixed when it was created:
 /// `netkeep.<ifname>.bridge=BR` and `netkeep.<ifname>.ip=CIDR|dhcp`, with
-/// optional `.gateway`, `.mac`, `.mtu` and `.vlan`.
+/// optional `.gateway`, `.mac`, `.mtu` and `.vlan`; `netkeep.instance=NAME`
+/// says which netkeep of the host the container is for (`Instance`).
 ///
 /// Only labels whose key starts with the bytes `netkeep.` are ours. Docker
 /// label keys are case-sensitive, so `Netkeep.eth1.bridge`, `netkeep` and
@@ -20,14 +21,24 @@ public enum LabelDeclaration: Equatable, Sendable {
     public static let maxInterfaces = 16
     public static let keys = ["bridge", "ip", "gateway", "mac", "mtu", "vlan"]
 
-    /// Reads Docker's `Config.Labels`. `container` (an id or name) goes into
-    /// each request; it is the caller's argument, not a label, so a bad one is thrown.
-    public static func parse(labels: [String: String], container: String) throws(InputError) -> LabelDeclaration {
+    /// Reads Docker's `Config.Labels` as `instance` sees them: a container
+    /// labelled for another instance declares nothing to this one.
+    /// `container` (an id or name) goes into each request; it is the
+    /// caller's argument, not a label, so a bad one is thrown.
+    public static func parse(labels: [String: String], container: String, instance: Instance = .default) throws(InputError) -> LabelDeclaration {
         let container = try Names.containerReference(container)
         var problems: [LabelProblem] = []
+        switch Instance.of(labels: labels) {
+        case .success(let owner) where owner != instance: return .nothing
+        case .success: break
+        case .failure(let problem):
+            // Nobody's: said once, by the default instance.
+            guard instance == .default else { return .nothing }
+            problems.append(problem)
+        }
         // ifname -> key -> value, unknown keys included: they still mention the interface.
         var declared: [String: [String: String]] = [:]
-        for (label, value) in labels {
+        for (label, value) in labels where label != Instance.label {
             guard label.utf8.starts(with: prefix.utf8) else { continue }
             do {
                 let (ifname, key) = try split(label)

@@ -195,7 +195,7 @@ public struct Attach {
         }
         // Labels win: an interface the container declares is made as declared.
         var declared = false
-        if case .interfaces(let requests) = container.declaration(), let labelled = requests.first(where: { $0.ifname == request.ifname }) {
+        if case .interfaces(let requests) = container.declaration(for: environment.instance), let labelled = requests.first(where: { $0.ifname == request.ifname }) {
             let differences = inspected == nil ? labelled.differences(from: request) : []
             guard differences.isEmpty else {
                 throw Failure.badInput("\(context): container \(container.name) declares \(request.ifname) with its labels, and labels win: \(differences.joined(separator: "; ")); attach it without options that differ, or let the daemon attach it")

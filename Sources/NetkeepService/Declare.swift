@@ -42,7 +42,7 @@ public struct Declare {
         var refused: [(container: Container, problems: [LabelProblem])] = []
         var missing: [String] = []
         for c in listed where c.running {
-            switch c.declaration() {
+            switch c.declaration(for: environment.instance) {
             case .nothing: continue
             case .refused(let problems): refused.append((c, problems))
             case .interfaces(let requests):
@@ -80,7 +80,7 @@ public struct Declare {
         var stopped = Set<String>()
         var engine: EngineIdentity?
         for container in containers where container.running && container.pid > 0 {
-            switch container.declaration() {
+            switch container.declaration(for: environment.instance) {
             case .nothing:
                 continue
             case .refused(let problems):

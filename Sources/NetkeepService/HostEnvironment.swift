@@ -21,6 +21,10 @@ public struct HostEnvironment: Sendable {
     public var lockTimeout: Double = 120
     /// Seconds a removed container's MAC and lease wait for a recreate (`Retention`).
     public var retentionSeconds: Int64 = Retention.defaultSeconds
+    /// Which labelled containers are this netkeep's (`netkeep.instance`).
+    public var instance: Instance = .default
+    /// Where a daemon says that it serves its instance (`DaemonLock`).
+    public var runDirectory = "/run/netkeep"
     /// Replaces the real host (HostModelTests); nil: the real one at the paths above.
     private var replacedAdapters: HostAdapters?
 

@@ -30,13 +30,13 @@ public struct ListEntry: Encodable, Sendable {
     /// The rows for what the engine's running containers declare and the
     /// records lack (a short timeout: `list` must answer without Docker too).
     public static func declarations(environment: HostEnvironment, in state: State) throws(DockerError) -> [ListEntry] {
-        declarations(of: try DockerClient(socketPath: environment.dockerSocket, timeout: 2).list(), in: state)
+        declarations(of: try DockerClient(socketPath: environment.dockerSocket, timeout: 2).list(), for: environment.instance, in: state)
     }
 
-    /// The rows for what running containers declare and the records lack.
-    public static func declarations(of containers: [Container], in state: State) -> [ListEntry] {
+    /// The rows for what running containers declare to `instance` and the records lack.
+    public static func declarations(of containers: [Container], for instance: Instance, in state: State) -> [ListEntry] {
         containers.filter(\.running).sorted { $0.name < $1.name }.flatMap { c -> [ListEntry] in
-            switch c.declaration() {
+            switch c.declaration(for: instance) {
             case .nothing: return []
             case .refused(let problems):
                 return [ListEntry(Declaration(containerID: c.id, containerName: c.name, request: nil, problems: problems))]

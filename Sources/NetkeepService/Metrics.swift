@@ -16,23 +16,34 @@ public final class DaemonMetrics: Sendable {
     /// gauge of a lease that is gone is taken out of the output.
     private let leaseGauges = Mutex<[[String]: Gauge]>([:])
 
-    /// What each name means: one help text per name, as the text format wants.
-    static let help: [String: String] = [
-        "netkeep_build_info": "The netkeep build: its version and commit (always 1).",
-        "netkeep_daemon_start_time_seconds": "When the daemon started, in seconds since the epoch.",
-        "netkeep_reconcile_total": "Reconcile passes, by what started them and how they ended.",
-        "netkeep_reconcile_duration_seconds": "How long reconcile passes took, by what started them.",
-        "netkeep_last_full_reconcile_timestamp_seconds": "When the last full reconcile pass ended, in seconds since the epoch.",
-        "netkeep_repairs_total": "Repair actions that succeeded, by reason.",
-        "netkeep_repair_failures_total": "Actions that failed, by reason.",
-        "netkeep_garbage_collections_total": "Removals that succeeded (attachments, ports, netns links, leases), by reason.",
-        "netkeep_attachments": "Attachments in the state file by kind and status; refused: containers whose labels were refused.",
-        "netkeep_dhcp_exchanges_total": "DHCP exchanges, by what they asked for and how they ended.",
-        "netkeep_dhcp_exchange_duration_seconds": "How long DHCP exchanges took from their first message to their end.",
-        "netkeep_lease_expiry_timestamp_seconds": "When each recorded DHCP lease expires, in seconds since the epoch.",
-        "netkeep_docker_event_stream_reconnects_total": "Subscriptions to Docker's event stream after the first.",
-        "netkeep_source_up": "Whether a source answered the last time it was asked (1) or not (0).",
+    /// Every family: its name after `netkeep_` and before the unit, its unit
+    /// (none for a count of things), and what it means (one help text per
+    /// name, as the text format wants).
+    static let families: [(metric: String, unit: String, help: String)] = [
+        ("build", "info", "The netkeep build: its version and commit (always 1)."),
+        ("daemon_start_time", "seconds", "When the daemon started, in seconds since the epoch."),
+        ("reconcile", "total", "Reconcile passes, by what started them and how they ended."),
+        ("reconcile_duration", "seconds", "How long reconcile passes took, by what started them."),
+        ("last_full_reconcile_timestamp", "seconds", "When the last full reconcile pass ended, in seconds since the epoch."),
+        ("repairs", "total", "Repair actions that succeeded, by reason."),
+        ("repair_failures", "total", "Actions that failed, by reason."),
+        ("garbage_collections", "total", "Removals that succeeded (attachments, ports, netns links, leases), by reason."),
+        ("attachments", "", "Attachments in the state file by kind and status; refused: containers whose labels were refused."),
+        ("dhcp_exchanges", "total", "DHCP exchanges, by what they asked for and how they ended."),
+        ("dhcp_exchange_duration", "seconds", "How long DHCP exchanges took from their first message to their end."),
+        ("lease_expiry_timestamp", "seconds", "When each recorded DHCP lease expires, in seconds since the epoch."),
+        ("docker_event_stream_reconnects", "total", "Subscriptions to Docker's event stream after the first."),
+        ("source_up", "", "Whether a source answered the last time it was asked (1) or not (0)."),
     ]
+
+    /// The families by their full names (`netkeep_reconcile_total`).
+    static let familiesByName = Dictionary(uniqueKeysWithValues: families.map { ("netkeep_\($0.metric)" + ($0.unit.isEmpty ? "" : "_\($0.unit)"), $0) })
+
+    /// The family's descriptor by its full name.
+    static func descriptor(_ name: String) -> MetricNameDescriptor {
+        guard let family = familiesByName[name] else { preconditionFailure("metric \(name) has no entry in DaemonMetrics.families") }
+        return MetricNameDescriptor(namespace: "netkeep", metricName: family.metric, unitName: family.unit, helpText: family.help)
+    }
 
     /// Reconcile passes: from a few milliseconds (one container) to a boot of hundreds.
     static let reconcileBuckets: [Double] = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120]
@@ -157,17 +168,15 @@ public final class DaemonMetrics: Sendable {
     // MARK: Registry shorthands (labels sorted: one series per label set)
 
     private func counter(_ name: String, _ labels: [String: String] = [:]) -> Counter {
-        labels.isEmpty ? registry.makeCounter(name: name, help: Self.help[name]!)
-            : registry.makeCounter(name: name, labels: sorted(labels), help: Self.help[name]!)
+        registry.makeCounter(descriptor: Self.descriptor(name), labels: sorted(labels))
     }
 
     private func gauge(_ name: String, _ labels: [String: String] = [:]) -> Gauge {
-        labels.isEmpty ? registry.makeGauge(name: name, help: Self.help[name]!)
-            : registry.makeGauge(name: name, labels: sorted(labels), help: Self.help[name]!)
+        registry.makeGauge(descriptor: Self.descriptor(name), labels: sorted(labels))
     }
 
     private func histogram(_ name: String, _ labels: [String: String], _ buckets: [Double]) -> ValueHistogram {
-        registry.makeValueHistogram(name: name, labels: sorted(labels), buckets: buckets, help: Self.help[name]!)
+        registry.makeValueHistogram(descriptor: Self.descriptor(name), labels: sorted(labels), buckets: buckets)
     }
 
     private func sorted(_ labels: [String: String]) -> [(String, String)] { labels.sorted { $0.key < $1.key }.map { ($0.key, $0.value) } }

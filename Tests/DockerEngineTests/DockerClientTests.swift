@@ -47,13 +47,13 @@ import Testing
         let id = String(repeating: "ab", count: 32)
         let inspected = try DockerClient.decodeInspect(Array(#"{"Id":"\#(id)","Name":"/web","State":{"Status":"running","Running":true,"Pid":7},"Config":{"Labels":{"netkeep.eth1.bridge":"br0","netkeep.eth1.ip":"dhcp","other":"x"}}}"#.utf8))
         #expect(inspected.labels == ["netkeep.eth1.bridge": "br0", "netkeep.eth1.ip": "dhcp", "other": "x"])
-        guard case .interfaces(let requests) = inspected.declaration() else { Issue.record("\(inspected.declaration())"); return }
+        guard case .interfaces(let requests) = inspected.declaration(for: .default) else { Issue.record("\(inspected.declaration(for: .default))"); return }
         #expect(requests.map(\.bridge) == ["br0"] && requests.map(\.dhcp) == [true] && requests.map(\.container) == [id])
         let unlabelled = try DockerClient.decodeInspect(Array(#"{"Id":"\#(id)","Name":"/x","State":{"Status":"exited","Running":false,"Pid":0},"Config":{"Labels":null}}"#.utf8))
-        #expect(unlabelled.labels.isEmpty && unlabelled.declaration() == .nothing)
+        #expect(unlabelled.labels.isEmpty && unlabelled.declaration(for: .default) == .nothing)
         let list = try DockerClient.decodeList(Array(#"[{"Id":"a","Names":["/one"],"State":"running","Labels":{"netkeep.eth1.brige":"br0"}},{"Id":"b","Names":["/two"],"State":"running"}]"#.utf8))
         #expect(list.map(\.labels) == [["netkeep.eth1.brige": "br0"], [:]])
-        guard case .refused(let problems) = list[0].declaration() else { Issue.record("\(list[0].declaration())"); return }
+        guard case .refused(let problems) = list[0].declaration(for: .default) else { Issue.record("\(list[0].declaration(for: .default))"); return }
         #expect(problems.contains { $0.key == "netkeep.eth1.brige" })
 
         let start = try DockerEvent.decode(Array(#"{"Type":"container","Action":"start","Actor":{"ID":"abc","Attributes":{"name":"web","netkeep.eth1.bridge":"br0"}},"timeNano":1}"#.utf8))

@@ -9,8 +9,8 @@ import Testing
 
     @Test func aDiscoverRepeatsWithinASecondAndStillOutlastsAPingingServer() {
         let p = LeaseKeeper.policy(for: .discover)
-        #expect(waits(p, jitter: 1).first! <= 1.25, "a lost first OFFER costs at most about a second")
-        #expect(waits(p, jitter: -1).first! >= 0.75)
+        #expect((waits(p, jitter: 1).first ?? .infinity) <= 1.25, "a lost first OFFER costs at most about a second")
+        #expect((waits(p, jitter: -1).first ?? 0) >= 0.75)
         #expect(waits(p, jitter: -1).reduce(0, +) > 30, "long enough for dnsmasq's serialized pings of many new addresses")
         #expect(waits(p, jitter: 1).reduce(0, +) < 60)
         #expect(zip(waits(p, jitter: 0), waits(p, jitter: 0).dropFirst()).allSatisfy { $1 >= $0 }, "backs off")

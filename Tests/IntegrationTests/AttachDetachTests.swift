@@ -57,7 +57,8 @@ extension IntegrationSuite {
             let ids = run(["ovs-vsctl", "get", "Interface", host, "external_ids"]).stdout.replacingOccurrences(of: "\"", with: "")
             #expect(ids.contains("container_id=\(c.id),"))
             #expect(ids.contains("container_iface=eth1"))
-            #expect(ids.contains("netkeep-attachment=\(entry["id"] as! String)}"))
+            let id = try #require(entry["id"] as? String, "\(entry)")
+            #expect(ids.contains("netkeep-attachment=\(id)}"), "\(ids)")
             // The same lookup ovs-docker does finds the port.
             let found = run(["ovs-vsctl", "--data=bare", "--no-heading", "--columns=name", "find", "interface",
                              "external_ids:container_id=\(c.id)", "external_ids:container_iface=eth1"])

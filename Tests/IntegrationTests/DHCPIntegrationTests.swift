@@ -28,15 +28,20 @@ extension IntegrationSuite {
                 let r = netkeep("attach", c.name, "--bridge", Testbed.bridge, "--dhcp")
                 #expect(r.status == 0, "\(r.stderr)")
             }
-            let entries = try netkeep.list()
+            // Only this test's rows: the engine may run labelled containers of others.
+            let names = Set(containers.map(\.name))
+            let entries = try netkeep.list().filter { names.contains($0["container_name"] as? String ?? "") }
+            #expect(entries.count == 10, "\(entries)")
             let addresses = entries.compactMap { $0["address"] as? String }
             #expect(Set(addresses).count == 10, "\(addresses)")
             for entry in entries {
                 #expect(entry["mode"] as? String == "dhcp")
                 #expect(entry["lease_expires_at"] as? String != nil)
-                let octets = (entry["address"] as! String).split(separator: "/")[0].split(separator: ".").compactMap { Int($0) }
+                let address = try #require(entry["address"] as? String, "no address: \(entry)")
+                let octets = address.split(separator: "/")[0].split(separator: ".").compactMap { Int($0) }
                 #expect(octets.count == 4 && octets[0...2] == [10, 1, 2] && (100...250).contains(octets[3]), "outside the pool: \(entry)")
-                #expect(Self.leaseLine(entry["mac"] as! String) != nil, "dnsmasq does not know \(entry["mac"]!)")
+                let mac = try #require(entry["mac"] as? String, "no MAC: \(entry)")
+                #expect(Self.leaseLine(mac) != nil, "dnsmasq does not know \(mac)")
             }
             for c in containers { #expect(run(["docker", "restart", "-t", "0", c.name]).status == 0) }
             let r = netkeep("reconcile")
@@ -48,7 +53,7 @@ extension IntegrationSuite {
                 #expect(c.exec("ip", "-o", "addr", "show", "eth1").stdout.contains(" \(recorded) "), "\(c.name) lost \(recorded)")
                 #expect(c.exec("ip", "route").stdout.contains("default via 10.1.2.1 dev eth1"))
             }
-            #expect(Set(try netkeep.list().compactMap { $0["address"] as? String }) == Set(addresses))
+            #expect(Set(try netkeep.list().filter { names.contains($0["container_name"] as? String ?? "") }.compactMap { $0["address"] as? String }) == Set(addresses))
             #expect(containers[0].exec("ping", "-c", "1", "-W", "2", "10.1.2.1").status == 0)
         }
 
@@ -128,7 +133,9 @@ extension IntegrationSuite {
             #expect(newLines.contains("DHCPREQUEST(eth0) \(address.split(separator: "/")[0]) \(mac)"), "no renewal in dnsmasq.log: \(newLines)")
             #expect(newLines.contains("DHCPACK(eth0) \(address.split(separator: "/")[0]) \(mac)"))
             let after = try #require(Self.leaseLine(mac))
-            #expect(Int(after.split(separator: " ")[0])! >= Int(before.split(separator: " ")[0])!, "lease file expiry went back")
+            let expiryBefore = try #require(before.split(separator: " ").first.flatMap { Int($0) }, "\(before)")
+            let expiryAfter = try #require(after.split(separator: " ").first.flatMap { Int($0) }, "\(after)")
+            #expect(expiryAfter >= expiryBefore, "lease file expiry went back: \(before) → \(after)")
             let renewed = try #require(try netkeep.list().first?["lease"] as? [String: Any])
             #expect((renewed["obtained_at"] as? String ?? "") > (lease["obtained_at"] as? String ?? ""), "the renewal was not recorded")
         }
@@ -215,9 +222,11 @@ extension IntegrationSuite {
             #expect(netkeep("attach", c.name, "--bridge", Testbed.bridge, "--dhcp").status == 0)
             let granted = try Self.address(netkeep, c)
             // Record an address this server never gave to this client.
-            var state = try JSONSerialization.jsonObject(with: netkeep.stateBytes!) as! [String: Any]
-            var attachments = state["attachments"] as! [[String: Any]]
-            var lease = attachments[0]["lease"] as! [String: Any]
+            let bytes = try #require(netkeep.stateBytes, "no state file")
+            var state = try #require(try JSONSerialization.jsonObject(with: bytes) as? [String: Any])
+            var attachments = try #require(state["attachments"] as? [[String: Any]], "\(state)")
+            try #require(attachments.count == 1, "\(attachments)")
+            var lease = try #require(attachments[0]["lease"] as? [String: Any], "\(attachments)")
             lease["address"] = "10.1.2.99/24"
             attachments[0]["lease"] = lease
             attachments[0]["address"] = "10.1.2.99/24"

@@ -55,9 +55,10 @@ final class PodmanNetwork: @unchecked Sendable {
         let fields = podman("inspect", name, "--format", "{{.Id}} {{.State.Pid}} {{.State.ConmonPid}} {{.NetworkSettings.SandboxKey}}")
             .stdout.split(separator: " ").map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
         try #require(fields.count == 4, "podman inspect: \(fields)")
-        let (id, pid, conmon, sandbox) = (fields[0], fields[1], fields[2], fields[3])
-        for p in [conmon, pid] { kill(pid_t(p)!, SIGKILL) }
-        #expect(eventually { kill(pid_t(pid)!, 0) != 0 && kill(pid_t(conmon)!, 0) != 0 }, "the container outlived the reboot")
+        let (id, sandbox) = (fields[0], fields[3])
+        let pid = try #require(pid_t(fields[1]), "podman inspect: \(fields)"), conmon = try #require(pid_t(fields[2]), "podman inspect: \(fields)")
+        for p in [conmon, pid] { kill(p, SIGKILL) }
+        #expect(eventually { kill(pid, 0) != 0 && kill(conmon, 0) != 0 }, "the container outlived the reboot")
         run(["umount", "\(own)/root/vfs-containers/\(id)/userdata/shm"])
         // The OCI runtime's state: runc's or crun's, whichever apt chose for Podman.
         for dir in ["\(own)/run", "\(own)/tmp", "/run/runc/\(id)", "/run/crun/\(id)"] { try? FileManager.default.removeItem(atPath: dir) }

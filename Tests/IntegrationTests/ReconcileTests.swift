@@ -49,8 +49,8 @@ extension IntegrationSuite {
 
             let r = pair.netkeep("reconcile", "--json")
             #expect(r.status == 0, "\(r.stdout) \(r.stderr)")
-            let report = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any]
-            let actions = report["actions"] as! [[String: Any]]
+            let report = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any], "\(r.stdout)")
+            let actions = try #require(report["actions"] as? [[String: Any]], "\(report)")
             #expect(actions.contains { $0["action"] as? String == "create-veth" && $0["reason"] as? String == "container-restarted" })
             #expect(actions.contains { $0["action"] as? String == "replace-port" })
             #expect(actions.allSatisfy { $0["result"] as? String == "done" })

@@ -41,8 +41,8 @@ extension IntegrationSuite {
             #expect(DHCPIntegrationTests.leaseLine(before.mac) != nil, "the lease was given back during the retention")
 
             let logBefore = Self.dnsmasqLog()
-            let again = run(["docker", "run", "-d", "--net=none", "--name", name, "--label", "netkeep.eth1.bridge=\(Testbed.bridge)",
-                             "--label", "netkeep.eth1.ip=dhcp", Testbed.image, "sleep", "1000000"])
+            let again = run(["docker", "run", "-d", "--net=none", "--name", name] + TestContainer.labelArguments(labels)
+                            + [Testbed.image, "sleep", "1000000"])
             #expect(again.status == 0, "\(again.stderr)")
             defer { run(["docker", "rm", "-f", name]); netkeep("detach", name) }
             let newID = again.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
@@ -105,8 +105,8 @@ extension IntegrationSuite {
 
             let daemon = try LabelsIntegrationTests.daemon(netkeep, environment: Self.day)
             defer { daemon.stop() }
-            let again = run(["docker", "run", "-d", "--net=none", "--name", name, "--label", "netkeep.eth1.bridge=\(Testbed.bridge)",
-                             "--label", "netkeep.eth1.ip=dhcp", Testbed.image, "sleep", "1000000"])
+            let again = run(["docker", "run", "-d", "--net=none", "--name", name] + TestContainer.labelArguments(labels)
+                            + [Testbed.image, "sleep", "1000000"])
             #expect(again.status == 0, "\(again.stderr)")
             defer { run(["docker", "rm", "-f", name]); netkeep("detach", name) }
             let attach = netkeep.invoke(["attach", name, "--bridge", Testbed.bridge, "--dhcp"], environment: Self.day)

@@ -226,17 +226,24 @@ extension IntegrationSuite {
             #expect(Self.value(httpSamples, "netkeep_attachments", ["kind": "container", "status": "ready"]) == 1)
             #expect(run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "http://\(listen)/other"]).stdout == "404")
 
-            // A second daemon on the taken port stops at once, naming the option, before touching anything.
+            // A second daemon of this instance stops at once, naming the first, before touching anything.
             let before = netkeep.stateBytes
-            let second = netkeep("daemon", "--foreground", "--plugin-socket", "none", "--metrics-listen", listen)
+            let twin = netkeep("daemon", "--foreground", "--plugin-socket", "none")
+            #expect(twin.status == 5, "\(twin.stderr)")
+            #expect(twin.stderr.contains("another netkeep daemon serves instance \"\(Testbed.instance)\"")
+                    && twin.stderr.contains("pid \(daemon.pid)") && twin.stderr.contains(netkeep.stateDirectory), "\(twin.stderr)")
+            // One of another instance gets past that, and stops on the taken port, naming the option.
+            let other = ["NETKEEP_INSTANCE": Testbed.instance + "-2"]
+            let second = netkeep("daemon", "--foreground", "--plugin-socket", "none", "--metrics-listen", listen, environment: other)
             #expect(second.status == 2, "\(second.stderr)")
             #expect(second.stderr.contains("--metrics-listen \(listen)"), "\(second.stderr)")
             #expect(netkeep.stateBytes == before)
             // A textfile in a directory that does not exist, an address that is not one: refused at the start.
-            let noDirectory = netkeep("daemon", "--foreground", "--plugin-socket", "none", "--metrics-textfile", "/nonexistent-nk/netkeep.prom")
+            let noDirectory = netkeep("daemon", "--foreground", "--plugin-socket", "none", "--metrics-textfile", "/nonexistent-nk/netkeep.prom",
+                                      environment: other)
             #expect(noDirectory.status == 2 && noDirectory.stderr.contains("--metrics-textfile /nonexistent-nk/netkeep.prom: its directory does not exist"),
                     "\(noDirectory.status) \(noDirectory.stderr)")
-            let notAnAddress = netkeep("daemon", "--foreground", "--plugin-socket", "none", "--metrics-listen", "9590")
+            let notAnAddress = netkeep("daemon", "--foreground", "--plugin-socket", "none", "--metrics-listen", "9590", environment: other)
             #expect(notAnAddress.status == 64 && notAnAddress.stderr.contains("--metrics-listen 9590"), "\(notAnAddress.status) \(notAnAddress.stderr)")
             #expect(netkeep.stateBytes == before)
         }

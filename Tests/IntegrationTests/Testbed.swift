@@ -12,6 +12,20 @@ enum Testbed {
     static let enabled = ProcessInfo.processInfo.environment["NETKEEP_TESTBED"] == "1"
     static let skipReason: Comment = "needs root and the test bed: run scripts/test (sets NETKEEP_TESTBED=1)"
 
+    /// This run's netkeep instance: every netkeep the tests start acts only
+    /// on containers labelled `netkeep.instance` with it, so labelled
+    /// containers of anyone else (the demo's, an earlier run's) are not the
+    /// tests' business, nor the tests' containers theirs. scripts/test picks
+    /// one per run.
+    static let instance: String = {
+        if let given = ProcessInfo.processInfo.environment["NETKEEP_INSTANCE"], !given.isEmpty { return given }
+        return "test-\(UUID().uuidString.prefix(8).lowercased())"
+    }()
+
+    /// On every container the tests make: scripts/test removes what a run
+    /// that crashed left by it.
+    static let runLabel = "org.netkeep.test-run"
+
     static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         .deletingLastPathComponent().deletingLastPathComponent().path
 
@@ -52,14 +66,20 @@ struct CommandResult {
 @discardableResult
 func run(_ arguments: [String], environment: [String: String] = [:], stdin input: String? = nil) -> CommandResult {
     let dir = FileManager.default.temporaryDirectory.appendingPathComponent("nkrun-\(UUID().uuidString)").path
-    try! FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    do { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) } catch {
+        return CommandResult(status: 127, stdout: "", stderr: "\(arguments[0]): no directory for its output: \(error)")
+    }
     defer { try? FileManager.default.removeItem(atPath: dir) }
     let out = dir + "/out", err = dir + "/err"
     var actions = posix_spawn_file_actions_t()
     posix_spawn_file_actions_init(&actions)
     defer { posix_spawn_file_actions_destroy(&actions) }
     let inputPath = dir + "/in"
-    if let input { try! Data(input.utf8).write(to: URL(fileURLWithPath: inputPath)) }
+    if let input {
+        do { try Data(input.utf8).write(to: URL(fileURLWithPath: inputPath)) } catch {
+            return CommandResult(status: 127, stdout: "", stderr: "\(arguments[0]): its standard input could not be written: \(error)")
+        }
+    }
     posix_spawn_file_actions_addopen(&actions, 0, input == nil ? "/dev/null" : inputPath, O_RDONLY, 0)
     posix_spawn_file_actions_addopen(&actions, 1, out, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
     posix_spawn_file_actions_addopen(&actions, 2, err, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
@@ -95,6 +115,7 @@ func run(_ arguments: [String], environment: [String: String] = [:], stdin input
 func childEnvironment(_ extra: [String: String]) -> [String: String] {
     var env = ProcessInfo.processInfo.environment
     if env["NETKEEP_RETENTION"] == nil { env["NETKEEP_RETENTION"] = "0" }
+    env["NETKEEP_INSTANCE"] = Testbed.instance
     // Daemons of parallel tests would compete for the plugin socket; the plugin tests name their own.
     if env["NETKEEP_PLUGIN_SOCKET"] == nil { env["NETKEEP_PLUGIN_SOCKET"] = "none" }
     return env.merging(extra) { _, new in new }
@@ -145,12 +166,13 @@ final class TestContainer: @unchecked Sendable {
     let name: String
     let id: String
 
+    /// `labels` with `netkeep.` keys are for this run's instance unless they name one.
     init(prefix: String = "nkt", named: String? = nil, restart: Bool = false, labels: [String: String] = [:], network: String = "none",
          extra: [String] = []) throws {
         name = named ?? "\(prefix)-\(UUID().uuidString.prefix(8).lowercased())"
         var args = ["docker", "run", "-d", "--net=\(network)", "--name", name] + extra
         if restart { args += ["--restart", "always"] }
-        for (key, value) in labels.sorted(by: { $0.key < $1.key }) { args += ["--label", "\(key)=\(value)"] }
+        for (key, value) in Self.labels(labels).sorted(by: { $0.key < $1.key }) { args += ["--label", "\(key)=\(value)"] }
         let result = run(args + [Testbed.image, "sleep", "1000000"])
         guard result.status == 0 else { throw Testbed.TestbedMissing("docker run failed: \(result.stderr)") }
         id = result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
@@ -161,6 +183,19 @@ final class TestContainer: @unchecked Sendable {
         self.name = name
         id = run(["docker", "inspect", "-f", "{{.Id}}", name]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         guard id.count == 64 else { throw Testbed.TestbedMissing("no container \(name)") }
+    }
+
+    /// The labels a test container gets: the run's own, and `netkeep.` ones for the run's instance.
+    static func labels(_ given: [String: String]) -> [String: String] {
+        var labels = given
+        labels[Testbed.runLabel] = Testbed.instance
+        if labels["netkeep.instance"] == nil, given.keys.contains(where: { $0.hasPrefix("netkeep.") }) { labels["netkeep.instance"] = Testbed.instance }
+        return labels
+    }
+
+    /// `docker run --label` arguments for `labels` (see `labels(_:)`).
+    static func labelArguments(_ given: [String: String]) -> [String] {
+        labels(given).sorted { $0.key < $1.key }.flatMap { ["--label", "\($0.key)=\($0.value)"] }
     }
 
     var pid: Int32 { Int32(run(["docker", "inspect", "-f", "{{.State.Pid}}", name]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0 }

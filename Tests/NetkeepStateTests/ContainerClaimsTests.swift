@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import NetkeepCore
 @testable import NetkeepState
 import Testing
 
@@ -42,5 +43,27 @@ import Testing
         #expect(ContainerClaims.offset("abc") == ContainerClaims.offset("abc"))
         let offsets = Set((0..<1000).map { ContainerClaims.offset(String(repeating: "\($0)", count: 3)) })
         #expect(offsets.count > 990)
+    }
+}
+
+@Suite struct DaemonLockTests {
+    @Test func aSecondDaemonOfTheInstanceIsRefusedNamingTheFirst() throws {
+        let dir = temporaryDirectory()
+        let instance = try Instance(parsing: "test-lock")
+        let first = try DaemonLock(runDirectory: dir, instance: instance, stateDirectory: "/var/lib/first")
+        do {
+            _ = try DaemonLock(runDirectory: dir, instance: instance, stateDirectory: "/var/lib/second")
+            Issue.record("a second daemon of the instance got the lock")
+        } catch {
+            #expect(error == .held(instance: instance, path: dir + "/daemon-test-lock.lock",
+                                   by: DaemonLock.Holder(pid: getpid(), stateDirectory: "/var/lib/first")))
+            #expect(error.description.contains("pid \(getpid())") && error.description.contains("/var/lib/first"), "\(error)")
+        }
+        // Another instance is another lock.
+        let other = try DaemonLock(runDirectory: dir, instance: .default, stateDirectory: "/var/lib/other")
+        other.release()
+        first.release()
+        let again = try DaemonLock(runDirectory: dir, instance: instance, stateDirectory: "/var/lib/second")
+        again.release()
     }
 }

@@ -196,10 +196,10 @@ func validState(attachments: Int, seed: UInt64) -> State {
         let paths = try FileManager.default.contentsOfDirectory(atPath: corrupt).sorted().map { "\(corrupt)/\($0)" }
         #expect(paths.count >= 10)
         for path in paths + [stateFixtures + "/example.json"] {
-            let bytes = readBytes(path)!
+            let bytes = try #require(readBytes(path), "cannot read \(path)")
             #expect(outcome(bytes, StateCodec.decode) == outcome(bytes, StateCodec.decodeWithFoundation), "\(path)")
         }
-        let example = readBytes(stateFixtures + "/example.json")!
+        let example = try #require(readBytes(stateFixtures + "/example.json"), "cannot read \(stateFixtures + "/example.json")")
         #expect(StateJSONReader.read(example) != nil, "example.json did not take the fast path")
         // These are refused by the load checks, which run after the fast reader too.
         for name in ["duplicate-attachment.json", "forged-host-ifname.json"] {
@@ -258,9 +258,9 @@ func validState(attachments: Int, seed: UInt64) -> State {
     }
 
     /// Whatever a damaged file holds, the fast path must not say anything Foundation would not.
-    @Test func damagedFilesGiveTheSameStateOrErrorAsBefore() {
+    @Test func damagedFilesGiveTheSameStateOrErrorAsBefore() throws {
         var rng = SeededGenerator(state: 9)
-        let original = readBytes(stateFixtures + "/example.json")!
+        let original = try #require(readBytes(stateFixtures + "/example.json"), "cannot read \(stateFixtures + "/example.json")")
         let interesting = Array("{}[]\",:\\/0123456789-.eE+truefalsnul \t\n\u{7f}".utf8) + [0x00, 0x80, 0xc3, 0xe9, 0xff]
         var loaded = 0
         for _ in 0..<2000 {

@@ -42,7 +42,7 @@ func sample(_ ifname: String = "eth1") -> NetkeepCore.Attachment {
         #expect(try store.load() == state)
         let entries = try FileManager.default.contentsOfDirectory(atPath: dir)
         #expect(entries == ["state.json"])
-        let text = String(decoding: readBytes(store.statePath)!, as: UTF8.self)
+        let text = String(decoding: try #require(readBytes(store.statePath), "cannot read \(store.statePath)"), as: UTF8.self)
         #expect(text.contains("\"version\" : 1"))
         #expect(text.hasSuffix("}\n"))
     }
@@ -105,13 +105,13 @@ func sample(_ ifname: String = "eth1") -> NetkeepCore.Attachment {
         #expect(message("{\"version\": 1, \"attachments\": [").contains("not valid JSON"))
         #expect(message("{\"attachments\": []}").contains("no \"version\""))
         #expect(message("{\"version\": 1}").contains("attachments"))
-        let example = String(decoding: readBytes(stateFixtures + "/example.json")!, as: UTF8.self)
+        let example = String(decoding: try #require(readBytes(stateFixtures + "/example.json"), "cannot read \(stateFixtures + "/example.json")"), as: UTF8.self)
         let badMAC = example.replacingOccurrences(of: "02:42:0a:01:02:0a", with: "02:42:0a:01:02")
         #expect(message(badMAC).contains("attachments[0].mac"))
     }
 
     @Test func exampleFileLoads() throws {
-        let state = try StateCodec.decode(readBytes(stateFixtures + "/example.json")!, path: "example.json")
+        let state = try StateCodec.decode(try #require(readBytes(stateFixtures + "/example.json"), "cannot read \(stateFixtures + "/example.json")"), path: "example.json")
         #expect(state.attachments.count == 2)
         #expect(state.attachments[0].vlan == 10)
         #expect(state.attachments[1].mode == .dhcp && state.attachments[1].lease?.leaseSeconds == 3600)

@@ -21,9 +21,10 @@ import Testing
         init() throws {
             dir = FileManager.default.temporaryDirectory.appendingPathComponent("netkeep-ovsdb-\(UUID().uuidString.prefix(8))").path
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-            try run(which("ovsdb-tool")!, ["create", dir + "/conf.db", RealServerTests.schema])
+            guard let tool = which("ovsdb-tool"), let server = which("ovsdb-server") else { throw CocoaError(.executableNotLoadable) }
+            try run(tool, ["create", dir + "/conf.db", RealServerTests.schema])
             process = Process()
-            process.executableURL = URL(fileURLWithPath: which("ovsdb-server")!)
+            process.executableURL = URL(fileURLWithPath: server)
             process.arguments = [dir + "/conf.db", "--remote=punix:" + dir + "/db.sock", "--unixctl=" + dir + "/ctl",
                                  "--log-file=" + dir + "/ovsdb.log", "--pidfile=" + dir + "/pid"]
             try process.run()

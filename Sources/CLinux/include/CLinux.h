@@ -18,8 +18,6 @@ int nk_setns_net(int fd);
 
 /// unshare(2) of the network namespace: the calling thread gets a new, empty one.
 int nk_unshare_net(void);
-/// The commit netkeep was built from, or "unknown".
-const char *nk_build_commit(void);
 
 /// Turns the legacy "tx-checksumming" feature of an interface on or off
 /// (what `ethtool -K IF tx off` does) through a socket of the interface's

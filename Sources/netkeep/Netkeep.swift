@@ -7,6 +7,7 @@ import HostIO
 import Logging
 import NetkeepCore
 import NetkeepService
+import NetkeepState
 
 #if canImport(Glibc)
 import Glibc
@@ -27,15 +28,28 @@ struct GlobalOptions: ParsableArguments {
         valueName: "duration"))
     var retention: String?
 
+    @Option(name: .customLong("instance"), help: ArgumentHelp(
+        "Act on the containers labelled netkeep.instance=NAME (env NETKEEP_INSTANCE); the default instance takes those without the label. One daemon per instance runs on a host.",
+        valueName: "name"))
+    var instance: String?
+
     @Flag(name: [.short, .long], help: "Print what is being done.")
     var verbose = false
 
     /// The retention as given (flag, then environment), checked by `validate`.
     var retentionText: String { retention ?? getenv("NETKEEP_RETENTION").map { String(cString: $0) } ?? "24h" }
 
+    /// The instance as given (flag, then environment), checked by `validate`.
+    var instanceText: String? { instance ?? getenv("NETKEEP_INSTANCE").map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 } }
+
     mutating func validate() throws {
         do { _ = try Retention.seconds(parsing: retentionText) } catch {
             throw ValidationError("\(error)\(retention == nil ? " (from NETKEEP_RETENTION)" : "")")
+        }
+        if let instanceText {
+            do { _ = try Instance(parsing: instanceText) } catch {
+                throw ValidationError("\(error)\(instance == nil ? " (from NETKEEP_INSTANCE)" : "")")
+            }
         }
     }
 
@@ -44,6 +58,7 @@ struct GlobalOptions: ParsableArguments {
         var environment = HostEnvironment(stateDirectory: stateDirectory ?? fromEnv ?? "/var/lib/netkeep",
                                           dockerSocket: dockerSocket, ovsdbSocket: ovsdbSocket)
         environment.retentionSeconds = (try? Retention.seconds(parsing: retentionText)) ?? Retention.defaultSeconds
+        environment.instance = instanceText.flatMap { try? Instance(parsing: $0) } ?? .default
         return environment
     }
 
@@ -62,11 +77,11 @@ func runReporting(_ body: () throws(Failure) -> Void) throws {
 }
 
 /// What `netkeep --version` prints: the release, and the commit it was built
-/// from (scripts/package passes it to the C shim; a plain build says "unknown").
+/// from (stamped by Plugins/BuildCommit).
 enum BuildInfo {
     /// The release: raised with each landed capability (the package's version too).
     static let version = "0.16.0"
-    static var commit: String { String(cString: nk_build_commit()) }
+    static var commit: String { buildCommit }
     static var line: String { "\(version) (commit \(commit))" }
 }
 
@@ -85,7 +100,8 @@ struct Netkeep: AsyncParsableCommand {
           2   bad input: unknown or stopped container, missing bridge, taken name, bad value
           3   the state file is corrupt, truncated or of a newer version (it is left untouched)
           4   Docker or OVSDB could not be reached (nothing was removed)
-          5   another netkeep held the state lock for longer than the wait (nothing was changed)
+          5   another netkeep held the state lock for longer than the wait (nothing was changed),
+              or (daemon) another daemon of the same instance runs on this host
           6   the state file could not be read or written (I/O error, permissions, full disk)
           64  the command line could not be parsed
         """,
@@ -420,6 +436,11 @@ struct DaemonCommand: AsyncParsableCommand {
         After each piece of work it writes daemon.json next to the state file (what `netkeep status` \
         shows) and its metrics in Prometheus's text format: to --metrics-textfile for node_exporter's \
         textfile collector, and on --metrics-listen at /metrics (off unless given).
+
+        One daemon per instance runs on a host: a second one of the same --instance exits 5 at once, \
+        naming the first one's PID and state directory (the lock is /run/netkeep/daemon-INSTANCE.lock). \
+        A daemon attaches only the containers labelled for its instance (netkeep.instance=NAME; no such \
+        label: the default instance's).
         """
     )
 
@@ -456,6 +477,16 @@ struct DaemonCommand: AsyncParsableCommand {
                 writeToStandardError("netkeep: daemon: --metrics-textfile \(metricsTextfile): node_exporter's textfile collector reads only *.prom files\n")
             }
         }
+        // Before any socket is bound: a second daemon of the instance must not take the first one's.
+        let instanceLock: DaemonLock
+        do {
+            instanceLock = try DaemonLock(runDirectory: options.environment.runDirectory, instance: options.environment.instance,
+                                          stateDirectory: options.environment.stateDirectory)
+        } catch {
+            writeToStandardError("netkeep: daemon: \(error)\n")
+            throw ExitCode(5)
+        }
+        defer { instanceLock.release() }
         // journald when it runs (under systemd, always), the terminal otherwise.
         let level: Logger.Level = options.verbose ? .info : .notice
         let logger = Journal.isAvailable && !foreground
