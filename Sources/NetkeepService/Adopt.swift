@@ -24,8 +24,9 @@ public struct Adopt {
 
     /// Reads the live ports without the lock, then claims their containers,
     /// records them (the intent) and runs one pass over them, which marks the
-    /// ports as netkeep's (`claim-port`) and makes the netns links.
-    public func run(bridge: String?) throws(Failure) -> Outcome {
+    /// ports as netkeep's (`claim-port`) and makes the netns links. `ports`
+    /// (when not empty): only these, each of which must be ovs-docker's.
+    public func run(bridge: String?, ports: [String] = []) throws(Failure) -> Outcome {
         let state = try environment.loadState()
         let vswitch = try environment.vswitch()
         defer { vswitch.close() }
@@ -37,9 +38,15 @@ public struct Adopt {
         let view = Observer.view(snapshot)
         let tracked = Set(state.attachments.map(\.hostIfname))
         var outcome = Outcome()
+        for name in Set(ports).sorted() {
+            // One adopted already is netkeep's now: nothing to do for it.
+            if let port = view.ports[name], port.owner == .ovsDocker || tracked.contains(name) { continue }
+            outcome.skipped.append("port \(quoted(name)): \(view.ports[name] == nil ? "no such port" : "not made by ovs-docker (no container_id and container_iface)")")
+        }
         var found: [Attachment] = []
         for port in view.ports.values.sorted(by: { $0.name < $1.name }) where port.owner == .ovsDocker && !tracked.contains(port.name) {
             if let bridge, port.bridge != bridge { continue }
+            if !ports.isEmpty, !ports.contains(port.name) { continue }
             let ref = port.externalIDs["container_id"]!, ifname = port.externalIDs["container_iface"]!
             do {
                 guard let attachment = try adoptable(port, reference: ref, ifname: ifname, state: state) else { continue }

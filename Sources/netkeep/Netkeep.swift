@@ -313,11 +313,13 @@ struct AdoptCommand: ParsableCommand {
         discussion: """
         For every port with ovs-docker's external_ids (container_id, container_iface) whose container \
         runs, records the bridge, interface, MAC, MTU, VLAN, address and gateway as they are now. The \
-        port keeps its name. Ports of removed containers are left to `netkeep reconcile`.
+        port keeps its name. Ports of removed containers are left to `netkeep reconcile`. With --port, \
+        only the ports named (each must be ovs-docker's); a port that was skipped makes the exit status 1.
         """
     )
 
     @Option(help: ArgumentHelp("Only ports of this bridge.", valueName: "bridge")) var bridge: String?
+    @Option(name: .customLong("port"), help: ArgumentHelp("Only this port (repeatable).", valueName: "name")) var ports: [String] = []
     @OptionGroup var options: GlobalOptions
 
     func run() throws {
@@ -325,7 +327,10 @@ struct AdoptCommand: ParsableCommand {
             if let bridge {
                 do { _ = try Names.bridge(bridge) } catch { throw Failure.badInput("adopt: \(error)") }
             }
-            let outcome = try Adopt(environment: options.environment, logger: options.logger).run(bridge: bridge)
+            for port in ports {
+                do { _ = try Names.interface(port, role: "port") } catch { throw Failure.badInput("adopt: \(error)") }
+            }
+            let outcome = try Adopt(environment: options.environment, logger: options.logger).run(bridge: bridge, ports: ports)
             for a in outcome.adopted {
                 print("adopted \(a.containerName) \(a.ifname): port \(a.hostIfname) on \(a.bridge), mac \(a.mac), \(a.address.map(\.description) ?? "no address")")
             }

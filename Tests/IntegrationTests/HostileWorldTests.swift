@@ -45,7 +45,7 @@ extension IntegrationSuite {
             #expect(run(["ip", "link", "show", port]).status == 0, "its veth was removed")
 
             // adopt finds the container by its veth's peer and records it by id.
-            let adopted = netkeep("adopt")
+            let adopted = netkeep("adopt", "--port", port)
             #expect(adopted.status == 0, "\(adopted.stdout + adopted.stderr)")
             let list = try netkeep.list()
             #expect(list.first?["container_id"] as? String == c.id)

@@ -101,7 +101,9 @@ def foreign_up(directory):
     listed = json.loads(subprocess.run([netkeep(), "list", "--json", "--state-dir", world["state"]], env=env,
                                        capture_output=True, text=True, check=True).stdout)
     for row in listed:
-        world["ports"][row["host_ifname"]] = "netkeep's, another state directory's"
+        # The other instance's labelled container is listed too, declared: it has no port yet.
+        if row.get("host_ifname"):
+            world["ports"][row["host_ifname"]] = "netkeep's, another state directory's"
     for port, ids in [(f"nkfd{tag}_l", [f"external_ids:container_id={c[owner]}", "external_ids:container_iface=eth5"]),
                       (f"nkfp{tag}", [])]:
         sh("ip", "link", "add", port, "type", "veth", "peer", "name", port + "p")
