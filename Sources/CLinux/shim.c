@@ -11,6 +11,9 @@ int nk_setns_net(int fd) { return setns(fd, CLONE_NEWNET); }
 
 int nk_unshare_net(void) { return unshare(CLONE_NEWNET); }
 
+#include <linux/nsfs.h>
+int nk_is_net_namespace(int fd) { return ioctl(fd, NS_GET_NSTYPE) == CLONE_NEWNET ? 1 : 0; }
+
 static int ethtool_value_ioctl(int sock, const char *ifname, struct ethtool_value *value) {
     struct ifreq ifr;
     memset(&ifr, 0, sizeof ifr);

@@ -25,8 +25,9 @@ public struct CNIConfig: Sendable {
     /// name as K8S_POD_NAME), nil without a pod name.
     public var podIdentity: String?
     public var prevResult: CNIResult?
-    /// GC: `cni.dev/valid-attachments` (or `cni.dev/attachments`).
-    public var validAttachments: [(containerID: String, ifname: String)]
+    /// GC: `cni.dev/valid-attachments` (or `cni.dev/attachments`); nil when
+    /// neither is there or it is null: then nothing is known to be valid.
+    public var validAttachments: [(containerID: String, ifname: String)]?
 
     /// The keys netkeep knows in its own entry. Anything else that is not a
     /// key every plugin gets is refused by name, as a typo would go unseen.
@@ -39,7 +40,7 @@ public struct CNIConfig: Sendable {
     struct Fields: Decodable {
         struct IPAM: Decodable {
             var type: String?
-            var releaseAfter: Int?
+            var releaseAfter: WholeNumber?
             /// Every key, for netkeep-dhcp's check (a delegated plugin checks its own).
             var keys: [String]
             enum CodingKeys: String, CodingKey { case type, releaseAfter }
@@ -47,7 +48,7 @@ public struct CNIConfig: Sendable {
                 keys = try decoder.container(keyedBy: Keys.Key.self).allKeys.map(\.stringValue)
                 let c = try decoder.container(keyedBy: CodingKeys.self)
                 type = try c.decodeIfPresent(String.self, forKey: .type)
-                releaseAfter = type == CNIRules.builtInDHCP ? try c.decodeIfPresent(Int.self, forKey: .releaseAfter) : nil
+                releaseAfter = type == CNIRules.builtInDHCP ? try c.decodeIfPresent(WholeNumber.self, forKey: .releaseAfter) : nil
             }
         }
         struct RuntimeConfig: Decodable { var mac: String? }
@@ -55,8 +56,8 @@ public struct CNIConfig: Sendable {
         var cniVersion: String?
         var name: String?
         var bridge: String?
-        var vlan: Int?
-        var mtu: Int?
+        var vlan: WholeNumber?
+        var mtu: WholeNumber?
         var mac: String?
         var ipam: IPAM?
         var runtimeConfig: RuntimeConfig?
@@ -83,16 +84,17 @@ public struct CNIConfig: Sendable {
     }
 
     public static func parse(_ bytes: [UInt8], args: String = "") throws(CNIError) -> CNIConfig {
+        guard bytes.count <= CNIRules.maxConfigBytes else {
+            throw CNIError(CNIError.decodingFailure, "network config on stdin is over \(CNIRules.maxConfigBytes) bytes")
+        }
         let data = Data(bytes)
         let keys: [String]
         do { keys = try JSONDecoder().decode(Keys.self, from: data).names } catch {
-            throw CNIError(CNIError.decodingFailure, "network config on stdin is not a JSON object", details: "\(error)")
+            throw CNIError(CNIError.decodingFailure, "network config on stdin is not a JSON object", details: Self.describe(error))
         }
         let fields: Fields
-        do { fields = try JSONDecoder().decode(Fields.self, from: data) } catch let DecodingError.typeMismatch(type, context) {
-            throw CNIError(CNIError.invalidConfig, "config key \(quoted(Self.path(context.codingPath))) must be \(Self.kind(type))")
-        } catch {
-            throw CNIError(CNIError.decodingFailure, "network config on stdin could not be read", details: "\(error)")
+        do { fields = try JSONDecoder().decode(Fields.self, from: data) } catch {
+            throw Self.refusal(error)
         }
         let version = fields.cniVersion ?? "0.1.0"
         guard CNIVersion.supported.contains(version) else {
@@ -109,11 +111,11 @@ public struct CNIConfig: Sendable {
             throw CNIError(CNIError.invalidConfig, "network \(quoted(name)): config has no \"bridge\" (the OVS bridge to attach to)")
         }
         var config = CNIConfig(cniVersion: version, name: name, bridge: "", vlan: nil, mtu: 1500, mac: nil, ipamType: nil,
-                               prevResult: fields.prevResult, validAttachments: [])
+                               prevResult: fields.prevResult, validAttachments: nil)
         do {
             config.bridge = try Names.bridge(bridgeText)
-            if let vlan = fields.vlan { config.vlan = try AttachRequest.validateVLAN(vlan) }
-            if let mtu = fields.mtu { config.mtu = try AttachRequest.validateMTU(mtu) }
+            if let vlan = fields.vlan { config.vlan = try AttachRequest.validateVLAN(vlan.value) }
+            if let mtu = fields.mtu { config.mtu = try AttachRequest.validateMTU(mtu.value) }
             // The most specific wins: CNI_ARGS MAC=, then runtimeConfig, then the config's own.
             if let macText = Self.argument("MAC", in: args) ?? fields.runtimeConfig?.mac ?? fields.mac {
                 config.mac = try MACAddress(parsing: macText).validatedForInterface()
@@ -122,7 +124,7 @@ public struct CNIConfig: Sendable {
             throw CNIError(CNIError.invalidConfig, "network \(quoted(name)): \(error)")
         }
         if let ipam = fields.ipam, let type = ipam.type {
-            guard Self.isPluginName(type) else {
+            guard Self.isPluginName(type), type.utf8.count <= 255 else {
                 throw CNIError(CNIError.invalidConfig, "network \(quoted(name)): ipam type \(quoted(type)) is not a plugin name (letters, digits, '_', '.', '-')")
             }
             config.ipamType = type
@@ -130,7 +132,7 @@ public struct CNIConfig: Sendable {
                 if let unknown = ipam.keys.filter({ $0 != "type" && $0 != "releaseAfter" }).sorted().first {
                     throw CNIError(CNIError.invalidConfig, "network \(quoted(name)): ipam key \(quoted(unknown)) is not one of \(CNIRules.builtInDHCP)'s (type, releaseAfter)")
                 }
-                if let seconds = ipam.releaseAfter {
+                if let seconds = ipam.releaseAfter?.value {
                     guard (0...86_400 * 30).contains(seconds) else {
                         throw CNIError(CNIError.invalidConfig, "network \(quoted(name)): ipam releaseAfter \(seconds) must be 0 to 2592000 seconds")
                     }
@@ -140,9 +142,14 @@ public struct CNIConfig: Sendable {
         }
         // A kubelet sends both; Podman only K8S_POD_NAME, its container's name.
         if let pod = Self.argument("K8S_POD_NAME", in: args), !pod.isEmpty {
-            config.podIdentity = "pod/\(Self.argument("K8S_POD_NAMESPACE", in: args) ?? "")/\(pod)"
+            let namespace = Self.argument("K8S_POD_NAMESPACE", in: args) ?? ""
+            // Kubernetes' own bounds: a pod's name is a DNS subdomain, its namespace a DNS label.
+            guard pod.utf8.count <= 253, namespace.utf8.count <= 63 else {
+                throw CNIError(CNIError.invalidEnvironment, "CNI_ARGS K8S_POD_NAME (at most 253 bytes) or K8S_POD_NAMESPACE (at most 63) is too long")
+            }
+            config.podIdentity = "pod/\(namespace)/\(pod)"
         }
-        config.validAttachments = (fields.validAttachments ?? fields.attachments ?? []).map { ($0.containerID, $0.ifname) }
+        config.validAttachments = (fields.validAttachments ?? fields.attachments)?.map { ($0.containerID, $0.ifname) }
         return config
     }
 
@@ -150,10 +157,46 @@ public struct CNIConfig: Sendable {
         codingPath.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
     }
 
+    /// What a value of `type` is called in JSON, for a person.
     static func kind(_ type: Any.Type) -> String {
-        if type == Int.self { return "a number" }
+        if type == Int.self || type == Int64.self || type == UInt32.self { return "a whole number" }
+        if type == Double.self { return "a number" }
         if type == String.self { return "a string" }
-        return "\(type)"
+        if type == Bool.self { return "true or false" }
+        let name = String(describing: type)
+        if name.hasPrefix("Array") { return "a list" }
+        if name.hasPrefix("Dictionary") || name.hasPrefix("KeyedDecodingContainer") { return "an object" }
+        return "a JSON object"
+    }
+
+    /// A decoding failure of the config, naming the key and what it must be
+    /// (never Swift's own notation).
+    static func refusal(_ error: any Error) -> CNIError {
+        guard let error = error as? DecodingError else {
+            return CNIError(CNIError.decodingFailure, "network config on stdin could not be read", details: describe(error))
+        }
+        switch error {
+        case .typeMismatch(let type, let context):
+            return CNIError(CNIError.invalidConfig, "config key \(quoted(path(context.codingPath))) must be \(kind(type))")
+        case .valueNotFound(let type, let context):
+            return CNIError(CNIError.invalidConfig, "config key \(quoted(path(context.codingPath))) is null; it must be \(kind(type))")
+        case .keyNotFound(let key, let context):
+            return CNIError(CNIError.invalidConfig, "config key \(quoted(path(context.codingPath + [key]))) is missing")
+        case .dataCorrupted(let context) where !context.codingPath.isEmpty:
+            // A number that is no whole number (`"vlan": 1.5`), or one too large.
+            return CNIError(CNIError.invalidConfig, "config key \(quoted(path(context.codingPath))) must be a whole number in range")
+        default:
+            return CNIError(CNIError.decodingFailure, "network config on stdin is not valid JSON", details: describe(error))
+        }
+    }
+
+    /// A decoder's error in a person's words, never a dump of its types.
+    static func describe(_ error: any Error) -> String {
+        switch error as? DecodingError {
+        case .dataCorrupted?: return "its syntax is not JSON's"
+        case .typeMismatch(_, let context)? where context.codingPath.isEmpty: return "it is a JSON value of another kind"
+        default: return "it could not be read"
+        }
     }
 
     /// `KEY=value` in CNI_ARGS (`;`-separated).
@@ -170,6 +213,24 @@ public struct CNIConfig: Sendable {
         !name.isEmpty && name != "." && name != ".." && name.utf8.allSatisfy {
             CNIRules.isAlphanumeric($0) || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "-")
         }
+    }
+}
+
+/// A JSON number that must be whole. JSONDecoder, asked for an Int, calls
+/// `1.5` "not valid JSON" without naming the key: read as a number, then
+/// refused as a type mismatch at its key.
+struct WholeNumber: Decodable, Equatable, Sendable {
+    let value: Int
+
+    init(from decoder: any Decoder) throws {
+        let number: Double
+        do { number = try decoder.singleValueContainer().decode(Double.self) } catch {
+            throw DecodingError.typeMismatch(Int.self, .init(codingPath: decoder.codingPath, debugDescription: "not a number"))
+        }
+        guard number.rounded() == number, abs(number) <= 1e15 else {
+            throw DecodingError.typeMismatch(Int.self, .init(codingPath: decoder.codingPath, debugDescription: "not a whole number"))
+        }
+        value = Int(number)
     }
 }
 

@@ -80,9 +80,17 @@ public struct CNIParameters: Equatable, Sendable {
         guard let command = CNICommand(rawValue: text) else {
             throw CNIError(CNIError.invalidEnvironment, "CNI_COMMAND \(quoted(text)) is not one of \(CNICommand.allCases.map(\.rawValue).joined(separator: ", "))")
         }
+        for name in ["CNI_ARGS", "CNI_PATH"] {
+            if let value = env[name], value.utf8.count > CNIRules.maxEnvironmentValue {
+                throw CNIError(CNIError.invalidEnvironment, "\(name) is \(value.utf8.count) bytes long; at most \(CNIRules.maxEnvironmentValue)")
+            }
+        }
         var p = CNIParameters(command: command, containerID: env["CNI_CONTAINERID"] ?? "", netns: env["CNI_NETNS"] ?? "",
                               ifname: env["CNI_IFNAME"] ?? "", args: env["CNI_ARGS"] ?? "",
                               path: (env["CNI_PATH"] ?? "").split(separator: ":").map(String.init))
+        if let long = p.path.first(where: { $0.utf8.count > CNIRules.maxNetnsPath }) {
+            throw CNIError(CNIError.invalidEnvironment, "CNI_PATH entry \(quoted(long)) is \(long.utf8.count) bytes long; at most \(CNIRules.maxNetnsPath)")
+        }
         switch command {
         case .add, .del, .check:
             do {

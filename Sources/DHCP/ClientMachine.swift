@@ -172,21 +172,60 @@ public struct ClientMachine: Sendable {
             attempt = 0
             return send(r, to: .broadcast, now: now)
         case (.requesting, .ack?), (.waiting, .ack?):
+            let from = m.options.serverID.map(\.description) ?? "an unnamed server"
+            // Only the server asked, for the address asked for: any other ACK
+            // is another client's, or a rogue server's (two containers would
+            // share an address).
+            if let why = unexpected(from: m.options.serverID, address: m.yiaddr) {
+                refusal = "acknowledgement from \(from) \(why)"
+                return nil
+            }
             let grant: LeaseGrant
-            switch Self.grant(from: m, fallbackServer: current?.options.serverID) {
+            switch Self.grant(from: m, fallbackServer: expectedServer) {
             case .success(let g): grant = g
             case .failure(let why):
-                refusal = "\(why) (acknowledgement from \(m.options.serverID.map(\.description) ?? "an unnamed server"))"
+                refusal = "\(why) (acknowledgement from \(from))"
                 return nil
             }
             phase = .done
             return Step(send: nil, wakeAt: nil, outcome: .bound(grant))
         case (.requesting, .nak?), (.waiting, .nak?):
+            // A NAK counts from the server asked; INIT-REBOOT and REBINDING asked none.
+            if let expected = expectedServer, m.options.serverID != expected {
+                refusal = "DHCPNAK from \(m.options.serverID.map(\.description) ?? "an unnamed server"), not from \(expected) that was asked"
+                return nil
+            }
             phase = .done
             return Step(send: nil, wakeAt: nil, outcome: .nak(server: m.options.serverID))
         default:
             return nil
         }
+    }
+
+    /// The server the current REQUEST is for: the one whose OFFER was taken,
+    /// or the lease's own when renewing; nil when any may answer.
+    var expectedServer: IPv4Address? {
+        switch goal {
+        case .renew(_, let server): return server
+        case .discover: return current?.options.serverID
+        case .initReboot, .rebind, .release: return nil
+        }
+    }
+
+    /// The address the current REQUEST asks for.
+    var requestedAddress: IPv4Address? {
+        switch goal {
+        case .discover, .initReboot: return current?.options.requestedAddress
+        case .renew(let address, _), .rebind(let address): return address
+        case .release: return nil
+        }
+    }
+
+    /// Why an ACK is not the answer to this REQUEST; nil when it is.
+    func unexpected(from server: IPv4Address?, address: IPv4Address) -> String? {
+        if let expected = expectedServer, let server, server != expected { return "is not from \(expected) that was asked" }
+        if let requested = requestedAddress, address != requested { return "is for \(address), not \(requested) that was asked for" }
+        return nil
     }
 
     /// The wait ran out: send again, or give up after `policy.attempts` sends.

@@ -19,6 +19,9 @@ public final class ExchangeLoop {
         public var startedAt: Double?
         /// When it ended (an answer, an error); nil while it runs.
         public var endedAt: Double?
+        /// Datagrams on its socket that are no DHCP message, and why the last was not.
+        public var unreadable = 0
+        public var lastUnreadable: String?
 
         public init(id: String, socket: DHCPSocket, machine: ClientMachine) {
             self.id = id
@@ -96,8 +99,13 @@ public final class ExchangeLoop {
                 if fds[k].revents & Int16(POLLIN) != 0 {
                     while sessions[i].outcome == nil, let bytes = sessions[i].socket.receive() {
                         trace?(sessions[i].id, false, bytes)
-                        guard let message = try? DHCPMessage.decode(bytes),
-                              let step = sessions[i].machine.receive(message, now: later) else { continue }
+                        let message: DHCPMessage
+                        do { message = try DHCPMessage.decode(bytes) } catch {
+                            sessions[i].unreadable += 1
+                            sessions[i].lastUnreadable = error.description
+                            continue
+                        }
+                        guard let step = sessions[i].machine.receive(message, now: later) else { continue }
                         lastAnswer = later
                         apply(step, to: &sessions[i])
                     }
@@ -127,6 +135,11 @@ public final class ExchangeLoop {
             if let refusal = s.machine.refusal, s.outcome == nil || s.outcome == .noAnswer {
                 // Answered, but with nothing netkeep may record.
                 results[s.id] = .failure(ExchangeError("no acceptable DHCP answer: \(refusal)"))
+                result = .refused
+            } else if s.unreadable > 0, s.outcome == nil || s.outcome == .noAnswer {
+                // Something answered, but not in DHCP's words: not "no server".
+                let last = s.lastUnreadable.map { " (the last: \($0))" } ?? ""
+                results[s.id] = .failure(ExchangeError("no usable DHCP answer: \(s.unreadable) malformed repl\(s.unreadable == 1 ? "y" : "ies")\(last)"))
                 result = .refused
             } else if let outcome = s.outcome {
                 results[s.id] = .success(outcome)

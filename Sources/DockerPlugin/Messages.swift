@@ -1,4 +1,5 @@
 import FoundationEssentials
+import NetkeepCore
 
 // The bodies of Docker's remote network driver protocol (libnetwork
 // docs/remote.md), as dockerd 20.10 sends them: see
@@ -66,7 +67,7 @@ public struct CreateNetworkRequest: Decodable, Equatable, Sendable {
         guard case .object(let fields) = value else { return .failure(PluginError("options: \(Self.genericKey) is \(value.kind), not an object")) }
         var out: [String: String] = [:]
         for (key, v) in fields {
-            guard case .string(let s) = v else { return .failure(PluginError("option \(key): \(v.kind), not a string")) }
+            guard case .string(let s) = v else { return .failure(PluginError("option \(quoted(key)): \(v.kind), not a string")) }
             out[key] = s
         }
         return .success(out)

@@ -20,6 +20,16 @@ public final class PluginServer: Sendable {
 
     /// A request body larger than this is refused (Docker's are below 2 KiB).
     static let maxBody = 1 << 20
+    /// Connections served at once. Beyond that the server stops accepting
+    /// (the kernel's backlog queues the others) until one closes: a flood of
+    /// idle connections cannot take every descriptor the daemon needs for
+    /// its own work (the claims lock, DHCP sockets, OVSDB).
+    static let maxConnections = 256
+    /// A connection with no request under way is closed after this long
+    /// without a byte (Docker opens a new one when it needs one).
+    static let idleSeconds: Int64 = 30
+    /// A request must arrive whole within this long of its first line.
+    static let requestSeconds: Int64 = 30
 
     private init(path: String, channel: any Channel) {
         self.path = path
@@ -81,8 +91,14 @@ public final class PluginServer: Sendable {
     private static func bootstrap(_ respond: @escaping Responder) -> ServerBootstrap {
         ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.backlog, value: 256)
+            .serverChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(ConnectionLimiter(maximum: Self.maxConnections))
+                }
+            }
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: .seconds(Self.idleSeconds)))
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline()
                     try channel.pipeline.syncOperations.addHandler(PluginHTTPHandler(respond: respond))
                 }
@@ -121,8 +137,38 @@ public struct PluginServerError: Error, CustomStringConvertible, Sendable {
     public var description: String { path.hasPrefix("/") ? "plugin socket \(path): \(cause)" : "HTTP listener \(path): \(cause)" }
 }
 
+/// Counts the server's open connections; at the cap it stops accepting
+/// (the listening socket's autoRead) until one of them closes.
+final class ConnectionLimiter: ChannelInboundHandler {
+    typealias InboundIn = any Channel
+    typealias InboundOut = any Channel
+
+    private let maximum: Int
+    private var open = 0
+
+    init(maximum: Int) { self.maximum = maximum }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let child = unwrapInboundIn(data)
+        open += 1
+        if open >= maximum { context.channel.setOption(ChannelOptions.autoRead, value: false).whenComplete { _ in } }
+        let loop = context.eventLoop
+        let bound = NIOLoopBound((self, context), eventLoop: loop)
+        child.closeFuture.whenComplete { _ in
+            loop.execute {
+                let (limiter, context) = bound.value
+                limiter.open -= 1
+                if limiter.open == limiter.maximum - 1 { context.channel.setOption(ChannelOptions.autoRead, value: true).whenComplete { _ in } }
+            }
+        }
+        context.fireChannelRead(data)
+    }
+}
+
 /// One connection: collects a request, lets the responder answer it on a
 /// Dispatch thread (a DHCP exchange can take seconds), writes the answer.
+/// An idle connection is closed, and so is one whose request does not
+/// arrive whole in time; never one whose answer is being worked out.
 final class PluginHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
@@ -131,8 +177,24 @@ final class PluginHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var head: HTTPRequestHead?
     private var body: [UInt8] = []
     private var tooLarge = false
+    /// A request handed to the responder and not yet answered.
+    private var answering = false
+    private var requestDeadline: Scheduled<Void>?
 
     init(respond: @escaping PluginServer.Responder) { self.respond = respond }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is IdleStateHandler.IdleStateEvent {
+            if !answering { context.close(promise: nil) }
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        requestDeadline?.cancel()
+        context.fireChannelInactive()
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
@@ -140,21 +202,31 @@ final class PluginHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             head = h
             body = []
             tooLarge = false
+            let channel = context.channel
+            requestDeadline = context.eventLoop.scheduleTask(in: .seconds(PluginServer.requestSeconds)) { channel.close(promise: nil) }
         case .body(var buffer):
             if body.count + buffer.readableBytes > PluginServer.maxBody { tooLarge = true; return }
             body += buffer.readBytes(length: buffer.readableBytes) ?? []
         case .end:
+            requestDeadline?.cancel()
+            requestDeadline = nil
             guard let head else { return }
             self.head = nil
+            answering = true
             let respond = self.respond, body = self.body, tooLarge = self.tooLarge
+            self.body = []
             let keepAlive = head.isKeepAlive
             let loop = context.eventLoop
-            let bound = NIOLoopBound(context, eventLoop: loop)
+            let bound = NIOLoopBound((self, context), eventLoop: loop)
             DispatchQueue.global().async {
                 let response = tooLarge
                     ? PluginResponse.refusal(413, PluginError("\(head.uri): a body of more than \(PluginServer.maxBody) bytes"))
                     : respond(head.method.rawValue, head.uri, body)
-                loop.execute { Self.write(response, keepAlive: keepAlive, version: head.version, context: bound.value) }
+                loop.execute {
+                    let (handler, context) = bound.value
+                    handler.answering = false
+                    Self.write(response, keepAlive: keepAlive, version: head.version, context: context)
+                }
             }
         }
     }

@@ -1,4 +1,5 @@
 import FoundationEssentials
+import NetkeepCore
 
 /// What netkeep does for each driver call. Every method answers from
 /// netkeep's own records and the host: none may call the Docker API, which
@@ -92,15 +93,24 @@ public struct PluginRouter: Sendable {
         }
     }
 
+    /// A field's path as Docker names it (`Interface.Address`), quoted when it is not a plain name.
+    static func field(_ path: [any CodingKey]) -> String {
+        let text = path.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
+        return text.utf8.allSatisfy { $0 < 0x80 && ($0 == 0x2e || $0 == 0x5b || $0 == 0x5d || ($0 >= 0x30 && $0 <= 0x39) || ($0 | 0x20 >= 0x61 && $0 | 0x20 <= 0x7a)) }
+            ? text : quoted(text)
+    }
+
     func decode<T: Decodable>(_ path: String, _ body: [UInt8]) throws(PluginError) -> T {
         let name = path.split(separator: ".").last.map(String.init) ?? path
         do {
             return try JSONDecoder().decode(T.self, from: Data(body))
-        } catch let DecodingError.keyNotFound(key, _) {
-            throw PluginError("malformed \(name) request: \(key.stringValue) is missing")
+        } catch let DecodingError.keyNotFound(key, context) {
+            throw PluginError("malformed \(name) request: \(Self.field(context.codingPath + [key])) is missing")
         } catch let DecodingError.typeMismatch(_, context), let DecodingError.valueNotFound(_, context) {
-            let field = context.codingPath.map(\.stringValue).joined(separator: ".")
+            let field = Self.field(context.codingPath)
             throw PluginError("malformed \(name) request: \(field.isEmpty ? "the body" : field) has the wrong type")
+        } catch let DecodingError.dataCorrupted(context) where !context.codingPath.isEmpty {
+            throw PluginError("malformed \(name) request: \(Self.field(context.codingPath)) has a value out of range")
         } catch {
             throw PluginError("malformed \(name) request: not JSON")
         }

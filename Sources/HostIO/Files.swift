@@ -15,12 +15,16 @@ public enum Files {
         return try readAll(fd: fd, path: path)
     }
 
-    /// Everything until end of file from an open descriptor (stdin: fd 0).
-    public static func readAll(fd: Int32, path: String = "stdin") throws(SystemError) -> [UInt8] {
+    /// Everything until end of file from an open descriptor (stdin: fd 0);
+    /// with `limit`, no more than `limit + 1` bytes are read, so that the
+    /// caller can tell "more than the limit" without holding all of it.
+    public static func readAll(fd: Int32, path: String = "stdin", limit: Int? = nil) throws(SystemError) -> [UInt8] {
         var bytes: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 65536)
         while true {
-            let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            let room = limit.map { $0 + 1 - bytes.count } ?? chunk.count
+            if room <= 0 { return bytes }
+            let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, min($0.count, room)) }
             if n < 0 {
                 if errno == EINTR { continue }
                 throw SystemError("read", path, errno: errno)

@@ -77,6 +77,15 @@ public struct AttachRequest: Equatable, Sendable {
 
     /// The range of the OVS Port `tag` column.
     public static func validateVLAN(_ vlan: Int) throws(InputError) -> Int {
+        guard (0...4094).contains(vlan) else {
+            throw InputError(object: "VLAN \(vlan)", cause: vlan == 4095 ? "is reserved (802.1Q); use 0-4094" : "must be 0-4094")
+        }
+        return vlan
+    }
+
+    /// What a state file may hold: OVS's whole range, 4095 included (an
+    /// older netkeep took it), so that such a file still loads.
+    public static func loadableVLAN(_ vlan: Int) throws(InputError) -> Int {
         guard (0...4095).contains(vlan) else { throw InputError(object: "VLAN \(vlan)", cause: "must be 0-4095") }
         return vlan
     }

@@ -128,7 +128,7 @@ public struct Attachment: Codable, Hashable, Sendable {
             if let link = netnsLink { _ = try Names.containerName(link) }
             _ = try mac.validatedForInterface()
             _ = try AttachRequest.validateMTU(mtu)
-            if let vlan { _ = try AttachRequest.validateVLAN(vlan) }
+            if let vlan { _ = try AttachRequest.loadableVLAN(vlan) }
             if let address { try AddressRules.check(address, role: "address") }
             if let lease { try lease.check() }
         } catch {

@@ -73,14 +73,17 @@ public struct CNIAttachment: Codable, Hashable, Sendable {
             _ = try Names.bridge(bridge)
             _ = try mac.validatedForInterface()
             _ = try AttachRequest.validateMTU(mtu)
-            if let vlan { _ = try AttachRequest.validateVLAN(vlan) }
+            if let vlan { _ = try AttachRequest.loadableVLAN(vlan) }
             for address in addresses { try AddressRules.check(address, role: "address") }
             if let lease { try AddressRules.check(lease.address, role: "lease address") }
         } catch {
             problems.append(": \(error)")
         }
         if lease != nil, ipam != CNIRules.builtInDHCP { problems.append(".lease: only an attachment of IPAM \(CNIRules.builtInDHCP) has a lease, not of \(ipam ?? "none")") }
-        if let lease, !addresses.contains(lease.address) { problems.append(".lease: its address \(lease.address) is not among the addresses") }
+        // No addresses with a lease: it was refused or ran out, and is kept only to ask for its address again.
+        if let lease, !addresses.isEmpty, !addresses.contains(lease.address) {
+            problems.append(".lease: its address \(lease.address) is not among the addresses")
+        }
         if hostIfname != Names.cniInterface(network: network, containerID: containerID, ifname: ifname) {
             problems.append(".host_ifname: \(quoted(hostIfname)) is not derived from the network, container id and ifname")
         }
@@ -119,7 +122,7 @@ public struct CNIKeptLease: Codable, Hashable, Sendable {
             _ = try CNIRules.networkName(network)
             _ = try Names.bridge(bridge)
             _ = try mac.validatedForInterface()
-            if let vlan { _ = try AttachRequest.validateVLAN(vlan) }
+            if let vlan { _ = try AttachRequest.loadableVLAN(vlan) }
             try AddressRules.check(lease.address, role: "lease address")
         } catch {
             return [": \(error)"]
@@ -169,13 +172,30 @@ public enum CNIRules {
         guard isSpecIdentifier(name) else {
             throw InputError(object: "network name \(quoted(name))", cause: "must start with a letter or digit and contain only letters, digits, '_', '.' and '-'")
         }
+        guard name.utf8.count <= maxNetworkName else {
+            throw InputError(object: "network name \(quoted(name))", cause: "is \(name.utf8.count) bytes long; at most \(maxNetworkName)")
+        }
         return name
     }
 
+    // Bounds on what a runtime sends, checked where it enters (DESIGN.md
+    // rule 6): every value is recorded in state.json and some in OVSDB.
+
+    /// The network config on stdin.
+    public static let maxConfigBytes = 1 << 20
+    /// A network name: a DNS subdomain's length (a kubelet's names fit).
+    public static let maxNetworkName = 253
+    /// CNI_CONTAINERID.
+    public static let maxContainerID = 256
+    /// CNI_NETNS: PATH_MAX less its NUL.
+    public static let maxNetnsPath = 4095
+    /// CNI_ARGS and CNI_PATH, each as a whole.
+    public static let maxEnvironmentValue = 65536
+
     /// CNI_CONTAINERID: the same character rules as a network name.
     public static func containerID(_ id: String) throws(InputError) -> String {
-        guard isSpecIdentifier(id), id.utf8.count <= 256 else {
-            throw InputError(object: "CNI_CONTAINERID \(quoted(id))", cause: "must start with a letter or digit and contain only letters, digits, '_', '.' and '-' (at most 256)")
+        guard isSpecIdentifier(id), id.utf8.count <= maxContainerID else {
+            throw InputError(object: "CNI_CONTAINERID \(quoted(id))", cause: "must start with a letter or digit and contain only letters, digits, '_', '.' and '-' (at most \(maxContainerID))")
         }
         return id
     }
@@ -184,6 +204,9 @@ public enum CNIRules {
     public static func netnsPath(_ path: String) throws(InputError) -> String {
         guard path.hasPrefix("/"), !path.split(separator: "/").contains(".."), !path.utf8.contains(0) else {
             throw InputError(object: "CNI_NETNS \(quoted(path))", cause: "is not an absolute path to a network namespace")
+        }
+        guard path.utf8.count <= maxNetnsPath else {
+            throw InputError(object: "CNI_NETNS \(quoted(path))", cause: "is \(path.utf8.count) bytes long; at most \(maxNetnsPath)")
         }
         return path
     }

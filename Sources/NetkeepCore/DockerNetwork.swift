@@ -69,13 +69,28 @@ public struct DockerNetwork: Codable, Hashable, Sendable {
         guard (8...30).contains(prefix) else { throw InputError(object: "subnet \(quoted(text))", cause: "must have a prefix of /8 to /30") }
         let cidr = try IPv4CIDR(address: address, prefixLength: prefix)
         guard cidr.network == address else { throw InputError(object: "subnet \(quoted(text))", cause: "is not a network address (\(cidr.network)/\(prefix) is)") }
+        // No interface may take an address of 0/8, 127/8 or 224/3 (AddressRules).
+        let first = address.value >> 24
+        if first == 0 || first == 127 || first >= 224 {
+            throw InputError(object: "subnet \(quoted(text))", cause: "is not a unicast range (0.0.0.0/8, 127.0.0.0/8 and 224.0.0.0/3 are refused)")
+        }
         return cidr
+    }
+
+    /// An address Docker's IPAM gave an endpoint: in the network's subnet,
+    /// with its prefix, and not the gateway's.
+    public func checkEndpointAddress(_ cidr: IPv4CIDR) throws(InputError) {
+        guard let subnet else { return }
+        guard subnet.contains(cidr.address), cidr.prefixLength == subnet.prefixLength else {
+            throw InputError(object: "address \(cidr)", cause: "is not an address of the network's subnet \(subnet)")
+        }
+        if let gateway, cidr.address == gateway { throw InputError(object: "address \(cidr)", cause: "is the network's gateway") }
     }
 
     /// The `-o` options netkeep takes, with what each means (for errors and `--help`).
     public static let options: [(name: String, meaning: String)] = [
         ("bridge", "the OVS bridge (required)"),
-        ("vlan", "the access VLAN tag of every port, 0-4095"),
+        ("vlan", "the access VLAN tag of every port, 0-4094"),
         ("mtu", "the MTU of both veth ends, 68-65535 (default 1500)"),
         ("dhcp", "true: addresses from a DHCP server on the bridge; needs --ipam-driver null"),
     ]
@@ -134,7 +149,7 @@ public struct DockerNetwork: Codable, Hashable, Sendable {
         do {
             _ = try Names.bridge(bridge)
             _ = try AttachRequest.validateMTU(mtu)
-            if let vlan { _ = try AttachRequest.validateVLAN(vlan) }
+            if let vlan { _ = try AttachRequest.loadableVLAN(vlan) }
         } catch {
             problems.append(": \(error)")
         }
@@ -233,7 +248,7 @@ public struct Endpoint: Codable, Hashable, Sendable {
             _ = try Names.bridge(bridge)
             _ = try mac.validatedForInterface()
             _ = try AttachRequest.validateMTU(mtu)
-            if let vlan { _ = try AttachRequest.validateVLAN(vlan) }
+            if let vlan { _ = try AttachRequest.loadableVLAN(vlan) }
             if let address { try AddressRules.check(address, role: "address") }
             if let lease { try lease.check() }
         } catch {

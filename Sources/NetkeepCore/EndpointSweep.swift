@@ -19,13 +19,17 @@ public enum EndpointSweep {
         /// Docker answered as the engine the records were made with (DESIGN.md rule 5).
         public var sameEngine: Bool
         /// Set when this process serves the plugin API: the endpoints recorded
-        /// when it began to, which only an earlier process can have been making.
-        /// Only the serving process collects `pending` records, and only these.
+        /// when it began to, which only an earlier process can have made (for
+        /// `unjoined`: a Join for one of this process's may still come).
         public var inherited: Set<String>?
         /// What `unjoined` returned at the previous sweep of this process.
         public var unjoinedBefore: Set<String>
         /// The bridges' port names in OVSDB; nil when OVSDB could not be read.
         public var ports: Set<String>?
+        /// Endpoints whose claim another caller holds (a request under way):
+        /// nothing of theirs is touched, and a `pending` or `removing` one
+        /// whose claim is free was left by a caller that died.
+        public var busy: Set<String> = []
 
         public init(hostLinks: Set<String>?, networks: [String: DockerNetworkView], sameEngine: Bool, inherited: Set<String>?,
                     unjoinedBefore: Set<String> = [], ports: Set<String>? = nil) {
@@ -69,24 +73,28 @@ public enum EndpointSweep {
             guard removed.insert(e.id).inserted else { return }
             actions.append(.removeEndpoint(e, reason: reason))
         }
-        for e in state.endpoints {
-            // A CreateEndpoint an earlier process never answered: Docker took
-            // the endpoint as failed and will not use or delete it.
-            if e.status == .pending, observed.inherited?.contains(e.id) == true {
-                remove(e, "create-endpoint-unanswered")
-            }
+        let endpoints = state.endpoints.filter { !observed.busy.contains($0.id) }
+        for e in endpoints {
+            // A CreateEndpoint whose caller died (it held the claim while it
+            // worked): Docker took the endpoint as failed and will not use or
+            // delete it. A DeleteEndpoint that died is finished.
+            if e.status == .pending { remove(e, "create-endpoint-unanswered") }
+            if e.status == .removing { remove(e, "delete-endpoint-unfinished") }
         }
         guard observed.sameEngine else { return actions }
         for network in state.networks {
             switch observed.networks[network.id] {
             case .missing?:
-                for e in state.endpoints where e.networkID == network.id { remove(e, "docker-network-removed") }
-                actions.append(.removeNetwork(network, reason: "docker-network-removed"))
+                for e in endpoints where e.networkID == network.id { remove(e, "docker-network-removed") }
+                // The record goes once none of its endpoints is under way.
+                if !state.endpoints.contains(where: { $0.networkID == network.id && observed.busy.contains($0.id) }) {
+                    actions.append(.removeNetwork(network, reason: "docker-network-removed"))
+                }
             case .endpoints(let live)?:
                 guard let links = observed.hostLinks else { continue }
                 // Gone on both sides: the veth died with its sandbox and Docker
                 // has no such endpoint. Either alone is no evidence.
-                for e in state.endpoints where e.networkID == network.id && (e.status == .ready || e.status == .joined)
+                for e in endpoints where e.networkID == network.id && (e.status == .ready || e.status == .joined)
                     && !links.contains(e.hostIfname) && !live.contains(e.id) {
                     remove(e, "sandbox-gone")
                 }
@@ -94,11 +102,11 @@ public enum EndpointSweep {
                 continue
             }
         }
-        for e in state.endpoints where observed.unjoinedBefore.contains(e.id) && unjoined(state, observed).contains(e.id) {
+        for e in endpoints where observed.unjoinedBefore.contains(e.id) && unjoined(state, observed).contains(e.id) {
             remove(e, "join-never-came")
         }
         if let ports = observed.ports, let links = observed.hostLinks {
-            for e in state.endpoints where !removed.contains(e.id) && (e.status == .ready || e.status == .joined)
+            for e in endpoints where !removed.contains(e.id) && (e.status == .ready || e.status == .joined)
                 && links.contains(e.hostIfname) && !ports.contains(e.hostIfname) {
                 actions.append(.addPort(e, reason: "port-missing"))
             }

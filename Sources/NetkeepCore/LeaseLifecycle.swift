@@ -218,6 +218,21 @@ public enum LeaseLifecycle {
         }
     }
 
+    /// A lease a server refused, when no new lease replaced it: recorded as
+    /// run out at `now` (its address is off the interface), only to ask for
+    /// the address again after `retrySeconds`, and DISCOVER after that. The
+    /// keeper of a sandbox's lease has no planner to ask for a missing one.
+    public static func withdrawn(_ lease: Lease, at now: Timestamp) -> Lease {
+        var out = lease
+        let shift = now.secondsSinceEpoch - lease.expiresAt.secondsSinceEpoch
+        out.obtainedAt = lease.obtainedAt.adding(seconds: shift)
+        out.renewAt = lease.renewAt.adding(seconds: shift)
+        out.rebindAt = lease.rebindAt.adding(seconds: shift)
+        out.confirmed = false
+        out.retryAt = now.adding(seconds: retrySeconds)
+        return out
+    }
+
     /// RFC 2131 4.4.5: half the time left until `end`, at least a minute, never past `end`.
     static func halfway(from now: Timestamp, to end: Timestamp) -> Timestamp {
         let left = end.secondsSinceEpoch - now.secondsSinceEpoch

@@ -38,21 +38,24 @@ public struct CNILeases {
                 }
             }
         }
-        return LeaseLifecycle.dueCNI(in: state, at: now).map { record, due in
-            var a = record
-            var failure: String?
-            let lease = record.lease!
-            do throws(SandboxDHCP.Failure) {
-                let renewed = try SandboxDHCP.renew(lease, due: due, namespacePath: a.netns, ifname: a.ifname, mac: a.mac, bridge: a.bridge, now: now)
-                if renewed.address != lease.address {
-                    logger.warning("CNI \(a.key): the DHCP server changed its address \(lease.address) -> \(renewed.address)")
-                }
-                a.lease = renewed
-                a.addresses = [renewed.address]
-                a.gateway = renewed.router
-            } catch {
-                failure = error.description
-                a.lease = LeaseLifecycle.afterAttempt(lease, at: now)
+        return LeaseLifecycle.dueCNI(in: state, at: now).compactMap { record, due -> Renewal? in
+            // A call of the runtime (ADD, DEL) holds the attachment: left to it.
+            guard let held = try? environment.claims() else { return nil }
+            defer { held.release() }
+            guard (try? held.tryClaim(record.claimKey)) == true,
+                  let current = try? environment.loadState().cniAttachment(network: record.network, containerID: record.containerID, ifname: record.ifname),
+                  current.createdAt == record.createdAt, current.status == .ready, let lease = current.lease else { return nil }
+            var a = current
+            let renewal = SandboxDHCP.renew(lease, due: due, namespacePath: a.netns, ifname: a.ifname, mac: a.mac, bridge: a.bridge, now: now)
+            if let renewed = renewal.lease, renewed.address != lease.address {
+                logger.warning("CNI \(a.key): the DHCP server changed its address \(lease.address) -> \(renewed.address)")
+            }
+            a.lease = renewal.lease
+            // What the interface carries: none once the lease is refused or has run out.
+            if renewal.applied {
+                let carried = renewal.lease.flatMap { $0.isValid(at: now) ? $0 : nil }
+                a.addresses = carried.map { [$0.address] } ?? []
+                a.gateway = carried?.router
             }
             let result = a
             do {
@@ -65,12 +68,15 @@ public struct CNILeases {
             } catch {
                 logger.warning("CNI \(a.key): lease not recorded: \(error)")
             }
-            if failure == nil, let renewed = a.lease {
+            if renewal.problem == nil, let renewed = a.lease {
                 environment.audit.record(AuditEvent(kind: renewed.address == lease.address ? .leaseRenewed : .leaseChanged,
                                                     message: "CNI \(a.key): DHCP lease of \(renewed.address) \(due == .expired ? "obtained again" : "renewed") until \(renewed.expiresAt)",
                                                     port: a.hostIfname, bridge: a.bridge, ip: renewed.address.description))
+            } else if let problem = renewal.problem, renewal.lease.map({ !$0.isValid(at: now) }) ?? true {
+                environment.audit.record(AuditEvent(kind: .leaseExpired, message: "CNI \(a.key): \(problem)", port: a.hostIfname, bridge: a.bridge,
+                                                    ip: lease.address.description))
             }
-            return Renewal(attachment: a, due: due, error: failure, expired: failure != nil && !lease.isValid(at: now))
+            return Renewal(attachment: a, due: due, error: renewal.problem, expired: a.addresses.isEmpty)
         }
     }
 

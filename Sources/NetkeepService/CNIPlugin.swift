@@ -7,6 +7,7 @@ import HostIO
 import Logging
 import NetkeepCore
 import Netlink
+import NetkeepState
 import OVSDB
 
 /// netkeep as a CNI plugin (`"type": "netkeep"`): one call of a runtime
@@ -28,7 +29,8 @@ public struct CNIPlugin {
 
     /// What the call prints on stdout and its exit status.
     public func run(stdin: [UInt8]) -> (output: [UInt8], status: Int32) {
-        var version = CNIVersion.current
+        // An error is written in the version the runtime asked for, even when its config is refused.
+        var version = CNIConfig.requestedVersion(stdin).flatMap { CNIVersion.supported.contains($0) ? $0 : nil } ?? CNIVersion.current
         do throws(CNIError) {
             let parameters = try CNIParameters.parse(processEnvironment)
             if parameters.command == .version { return (Self.versionReply(stdin), 0) }
@@ -65,10 +67,12 @@ public struct CNIPlugin {
 
     func add(_ config: CNIConfig, _ p: CNIParameters, stdin: [UInt8]) throws(CNIError) -> CNIResult {
         let what = Self.describe(config, p)
-        let namespace: NetworkNamespace
-        do { namespace = try NetworkNamespace(path: p.netns) } catch {
-            throw CNIError(CNIError.unknownContainer, "\(what): network namespace \(p.netns) cannot be opened", details: "\(error)")
-        }
+        let namespace = try containerNamespace(p, what: what)
+        // One ADD, DEL or CHECK of an interface at a time: a racing ADD waits,
+        // then finds the interface made. A pending record found under the
+        // claim is an ADD that died, never one under way.
+        let held = try hold(ClaimKey.cni(network: config.name, containerID: p.containerID, ifname: p.ifname), what: what)
+        defer { held.release() }
         let snapshot = try vswitchSnapshot()
         guard let bridge = snapshot.bridge(named: config.bridge) else {
             throw CNIError(CNIError.invalidConfig, "network \(quoted(config.name)): bridge \(quoted(config.bridge)) does not exist (ovsdb)")
@@ -293,6 +297,8 @@ public struct CNIPlugin {
     /// DEL: whatever is there goes; nothing there is success (SPEC.md: DEL is
     /// idempotent and succeeds when the namespace is gone).
     func del(_ config: CNIConfig, _ p: CNIParameters, stdin: [UInt8]) throws(CNIError) {
+        let held = try hold(ClaimKey.cni(network: config.name, containerID: p.containerID, ifname: p.ifname), what: Self.describe(config, p))
+        defer { held.release() }
         let record = try load().cniAttachment(network: config.name, containerID: p.containerID, ifname: p.ifname)
         if let record { try remove(record, reason: "cni-del", releaseAfter: config.releaseAfter) }
         if let type = config.ipamType, type != CNIRules.builtInDHCP { _ = try ipam(.del, type: type, path: p.path, stdin: stdin) }
@@ -302,6 +308,8 @@ public struct CNIPlugin {
     func check(_ config: CNIConfig, _ p: CNIParameters, stdin: [UInt8]) throws(CNIError) {
         let what = Self.describe(config, p)
         guard let prev = config.prevResult else { throw CNIError(CNIError.invalidConfig, "\(what): CHECK needs prevResult") }
+        let held = try hold(ClaimKey.cni(network: config.name, containerID: p.containerID, ifname: p.ifname), what: what)
+        defer { held.release() }
         guard let record = try load().cniAttachment(network: config.name, containerID: p.containerID, ifname: p.ifname),
               record.status == .ready else {
             throw CNIError(CNIError.unknownContainer, "\(what): netkeep has no record of an ADD")
@@ -313,10 +321,7 @@ public struct CNIPlugin {
         guard try vswitchSnapshot().port(named: record.hostIfname) != nil else {
             throw CNIError(CNIError.vswitchFailure, "\(what): port \(record.hostIfname) is missing from bridge \(record.bridge)")
         }
-        let namespace: NetworkNamespace
-        do { namespace = try NetworkNamespace(path: p.netns) } catch {
-            throw CNIError(CNIError.unknownContainer, "\(what): network namespace \(p.netns) cannot be opened", details: "\(error)")
-        }
+        let namespace = try containerNamespace(p, what: what)
         do {
             let inside = try NetlinkSession.open(in: namespace)
             guard let link = try inside.link(named: p.ifname) else { throw CNIError(CNIError.linkFailure, "\(what): \(p.ifname) is missing in \(p.netns)") }
@@ -338,9 +343,26 @@ public struct CNIPlugin {
 
     /// GC: the records of this network that are not valid attachments go, as
     /// DEL would take them. Nothing of another network, of Docker or foreign.
+    /// Without the list of valid attachments nothing is known to be garbage
+    /// (DESIGN.md rule 1): refused. A record that a call holds is left to it.
     func gc(_ config: CNIConfig, _ p: CNIParameters, stdin: [UInt8]) throws(CNIError) {
-        let garbage = CNIRules.garbage(in: try load().cni, network: config.name, valid: config.validAttachments)
-        for record in garbage {
+        guard let valid = config.validAttachments else {
+            throw CNIError(CNIError.invalidConfig,
+                           "network \(quoted(config.name)): GC without cni.dev/valid-attachments (missing or null): nothing is collected without the list of what is valid")
+        }
+        let garbage = CNIRules.garbage(in: try load().cni, network: config.name, valid: valid)
+        for candidate in garbage {
+            let held: ContainerClaims
+            do { held = try environment.claims() } catch { throw CNIError(CNIError.ioFailure, "netkeep claims: \(error)") }
+            defer { held.release() }
+            let free: Bool
+            do { free = try held.tryClaim(candidate.claimKey) } catch { throw CNIError(CNIError.ioFailure, "netkeep claims: \(error)") }
+            // Read again under the claim: a call that held it may have changed or removed it.
+            guard free, let record = try load().cniAttachment(network: candidate.network, containerID: candidate.containerID, ifname: candidate.ifname),
+                  record.createdAt == candidate.createdAt else {
+                logger.notice("CNI \(candidate.key): left to the call under way")
+                continue
+            }
             try remove(record, reason: "cni-gc", releaseAfter: config.releaseAfter)
             if let type = config.ipamType, type != CNIRules.builtInDHCP {
                 var env = processEnvironment
@@ -403,6 +425,31 @@ public struct CNIPlugin {
             _ = try client.deletePorts(named: [record.hostIfname], comment: comment)
         } catch {
             throw CNIError(CNIError.vswitchFailure, "\(record.key): remove port \(record.hostIfname): \(error)")
+        }
+    }
+
+    // MARK: Namespaces and claims
+
+    /// The runtime's namespace for the interface: opened without blocking
+    /// (a FIFO or a device at CNI_NETNS would hang `open`), a network
+    /// namespace, and not the one netkeep runs in, by identity (device and
+    /// inode), whatever path names it.
+    func containerNamespace(_ p: CNIParameters, what: String) throws(CNIError) -> NetworkNamespace {
+        let namespace: NetworkNamespace
+        do { namespace = try NetworkNamespace(path: p.netns) } catch {
+            throw CNIError(CNIError.unknownContainer, "\(what): network namespace \(p.netns) cannot be opened", details: "\(error)")
+        }
+        if let own = NetworkNamespace.ownID, namespace.id == own {
+            throw CNIError(CNIError.invalidEnvironment, "\(what): CNI_NETNS \(p.netns) is the host's own network namespace; netkeep attaches only a container's")
+        }
+        return namespace
+    }
+
+    /// The claim of `key`, waited for; a call that holds it too long is the runtime's to retry.
+    func hold(_ key: String, what: String) throws(CNIError) -> ContainerClaims {
+        do { return try environment.hold([key], logger: logger) } catch {
+            throw CNIError(error.exitCode == 5 ? CNIError.tryAgainLater : CNIError.ioFailure,
+                           "\(what): another ADD, DEL or CHECK of this interface is under way", details: "\(error)")
         }
     }
 

@@ -142,9 +142,21 @@ extension HostEnvironment {
     public func claim(_ ids: some Sequence<String>, in claims: ContainerClaims, logger: Logger) throws(Failure) {
         do {
             try claims.claim(ids, timeout: lockTimeout) { id in
-                logger.notice("waiting for container \(id.prefix(12)): another netkeep is changing it")
+                logger.notice("waiting for \(ClaimKey.describe(id)): another netkeep is changing it")
             }
         } catch { throw Failure.from(error) }
+    }
+
+    /// The claims of `keys`, taken (waiting up to `lockTimeout` for each) and
+    /// held until the value is released: what a plugin request or a CNI call
+    /// holds while it changes a record's pieces.
+    public func hold(_ keys: some Sequence<String>, logger: Logger) throws(Failure) -> ContainerClaims {
+        let held = try claims()
+        do { try claim(keys, in: held, logger: logger) } catch {
+            held.release()
+            throw error
+        }
+        return held
     }
 
     /// Saves the state, stamped with the current boot id.

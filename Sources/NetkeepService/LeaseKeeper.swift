@@ -258,24 +258,13 @@ struct LeaseKeeper {
     }
 
     /// Makes `address` the interface's only IPv4 address and `router` its
-    /// default route (nil: none).
+    /// default route (nil: none), as `LeaseInterface` does.
     private func configure(_ a: Attachment, pid: Int32, namespace expected: NamespaceID?, address: IPv4CIDR?, router: IPv4Address?) -> String? {
         do {
             let namespace = try NetworkNamespace(pid: pid, expecting: expected)
             let session = try NetlinkSession.open(in: namespace)
             guard let link = try session.link(named: a.ifname) else { return "\(a.ifname) is missing" }
-            for existing in try session.addresses() where existing.index == link.index && existing.cidr != address {
-                try session.deleteAddress(existing.cidr, index: link.index, name: a.ifname)
-            }
-            if let address, try !session.addresses().contains(InterfaceAddress(index: link.index, cidr: address)) {
-                try session.addAddress(address, index: link.index, name: a.ifname)
-            }
-            let defaults = try session.routes().filter { $0.isDefault && $0.outputIndex == link.index }
-            if let router, !defaults.contains(where: { $0.gateway == router }) {
-                if try session.routes().contains(where: \.isDefault) == false {
-                    try session.addDefaultRoute(via: router, index: link.index, name: a.ifname)
-                }
-            }
+            try LeaseInterface.apply(address: address, router: router, link: link, session: session)
             return nil
         } catch {
             return "\(error)"

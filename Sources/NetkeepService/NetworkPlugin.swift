@@ -7,6 +7,7 @@ import DockerPlugin
 import Logging
 import NetkeepCore
 import Netlink
+import NetkeepState
 import OVSDB
 
 /// netkeep as Docker's network driver (`docker network create -d netkeep`).
@@ -48,25 +49,47 @@ public final class NetworkPlugin: NetworkDriver {
     }
 
     public func deleteNetwork(_ r: NetworkRequest) throws(PluginError) {
+        let id = try Self.networkID(r.NetworkID, in: "DeleteNetwork")
         let state = try self.load()
+        guard state.network(id: id) != nil else {
+            // Deleted already (a repeated request), or never netkeep's: nothing to do.
+            logger.notice("network \(id.prefix(12)): DeleteNetwork of a network netkeep has no record of; nothing to delete")
+            return
+        }
         // Docker deletes a network only without endpoints; any left are
         // stale (an ungraceful stop): their ports go with the network.
-        for endpoint in state.endpoints where endpoint.networkID == r.NetworkID {
-            try self.removeEndpoint(endpoint)
+        for endpoint in state.endpoints where endpoint.networkID == id {
+            let held = try hold(endpoint.id)
+            defer { held.release() }
+            if let current = try self.load().endpoint(id: endpoint.id) { try self.removeEndpoint(current) }
         }
-        try self.update { state in state.networks.removeAll { $0.id == r.NetworkID } }
-        logger.notice("network \(r.NetworkID.prefix(12)): deleted")
+        try self.update { state in state.networks.removeAll { $0.id == id } }
+        logger.notice("network \(id.prefix(12)): deleted")
     }
 
     // MARK: Endpoints
 
     public func createEndpoint(_ r: CreateEndpointRequest) throws(PluginError) -> CreateEndpointReply {
         var timings = PhaseTimings()
+        let endpointID = try Self.endpointID(r.EndpointID, in: "CreateEndpoint")
+        let networkID = try Self.networkID(r.NetworkID, in: "CreateEndpoint")
+        // One request for an endpoint at a time: a racing CreateEndpoint with
+        // the same ID waits, then gets the same answer.
+        let held = try hold(endpointID)
+        defer { held.release() }
+        // Under the claim, a pending record is a CreateEndpoint that died: its pieces go first.
+        if let dead = try self.load().endpoint(id: endpointID), dead.status == .pending || dead.status == .removing {
+            try self.removeEndpoint(dead)
+            logger.notice("endpoint \(dead.shortID): the pieces of a CreateEndpoint that did not finish were removed")
+        }
         var answered: Endpoint?, intended: Endpoint?
         // The checks and the intent on one read of the records, under the lock.
         try timings.measure("intent") { () throws(PluginError) in
             try self.update { state throws(PluginError) in
-                if let existing = state.endpoint(id: r.EndpointID), existing.status != .pending {
+                if let existing = state.endpoint(id: endpointID) {
+                    guard existing.networkID == networkID else {
+                        throw PluginError("endpoint \(existing.shortID) exists on network \(existing.networkID.prefix(12)), not \(networkID.prefix(12))")
+                    }
                     answered = existing
                     return
                 }
@@ -100,28 +123,38 @@ public final class NetworkPlugin: NetworkDriver {
     }
 
     public func join(_ r: JoinRequest) throws(PluginError) -> JoinReply {
+        let endpointID = try Self.endpointID(r.EndpointID, in: "Join")
+        let networkID = try Self.networkID(r.NetworkID, in: "Join")
         guard Endpoint.isSandboxKey(r.SandboxKey) else {
-            throw PluginError("Join \(r.EndpointID.prefix(12)): sandbox key \(quoted(r.SandboxKey)) is not under /var/run/docker/netns")
+            throw PluginError("Join \(endpointID.prefix(12)): sandbox key \(quoted(r.SandboxKey)) is not under /var/run/docker/netns")
         }
+        let held = try hold(endpointID)
+        defer { held.release() }
         FaultPoint.joinStarted.check()
         var joined: Endpoint?
         try self.update { state throws(PluginError) in
-            guard var endpoint = state.endpoint(id: r.EndpointID), endpoint.status != .pending, endpoint.status != .removing else {
-                throw PluginError("endpoint \(r.EndpointID.prefix(12)) is not known to netkeep (no CreateEndpoint was recorded for it)")
+            guard var endpoint = state.endpoint(id: endpointID), endpoint.status != .pending, endpoint.status != .removing else {
+                throw PluginError("endpoint \(endpointID.prefix(12)) is not known to netkeep (no CreateEndpoint was recorded for it)")
             }
+            try Self.check(endpoint, isOn: networkID, in: "Join")
             endpoint.status = .joined
             endpoint.sandboxKey = r.SandboxKey
             state.upsert(endpoint)
             joined = endpoint
         }
-        let endpoint = joined!
+        guard let endpoint = joined else { throw PluginError("endpoint \(endpointID.prefix(12)): the join was not recorded") }
         return JoinReply(SrcName: endpoint.peerIfname, DstPrefix: "eth", Gateway: endpoint.gateway?.description,
                          DisableGatewayService: endpoint.gateway == nil)
     }
 
     public func leave(_ r: EndpointRequest) throws(PluginError) {
-        try self.update { state in
-            guard var endpoint = state.endpoint(id: r.EndpointID) else { return }
+        let endpointID = try Self.endpointID(r.EndpointID, in: "Leave")
+        let networkID = try Self.networkID(r.NetworkID, in: "Leave")
+        let held = try hold(endpointID)
+        defer { held.release() }
+        try self.update { state throws(PluginError) in
+            guard var endpoint = state.endpoint(id: endpointID) else { return }
+            try Self.check(endpoint, isOn: networkID, in: "Leave")
             endpoint.status = .ready
             endpoint.sandboxKey = nil
             state.upsert(endpoint)
@@ -129,8 +162,13 @@ public final class NetworkPlugin: NetworkDriver {
     }
 
     public func deleteEndpoint(_ r: EndpointRequest) throws(PluginError) {
+        let endpointID = try Self.endpointID(r.EndpointID, in: "DeleteEndpoint")
+        let networkID = try Self.networkID(r.NetworkID, in: "DeleteEndpoint")
+        let held = try hold(endpointID)
+        defer { held.release() }
         // Unknown: already deleted (a repeated request, or a record lost): nothing to do.
-        guard let endpoint = try self.load().endpoint(id: r.EndpointID) else { return }
+        guard let endpoint = try self.load().endpoint(id: endpointID) else { return }
+        try Self.check(endpoint, isOn: networkID, in: "DeleteEndpoint")
         try self.removeEndpoint(endpoint)
         self.environment.audit.record(AuditEvent(kind: .detach, message: "endpoint \(endpoint.shortID): port \(endpoint.hostIfname) removed from \(endpoint.bridge)",
                                                  reason: "docker-delete-endpoint", port: endpoint.hostIfname, bridge: endpoint.bridge,
@@ -155,6 +193,7 @@ public final class NetworkPlugin: NetworkDriver {
             do {
                 let cidr = try IPv4CIDR(parsing: text)
                 try AddressRules.check(cidr, role: "address")
+                try network.checkEndpointAddress(cidr)
                 address = cidr
             } catch { throw PluginError("endpoint \(short): \(error)") }
         } else if network.mode == .static {
@@ -264,6 +303,33 @@ public final class NetworkPlugin: NetworkDriver {
     static func reply(for e: Endpoint) -> CreateEndpointReply {
         CreateEndpointReply(Interface: EndpointInterface(Address: e.mode == .dhcp ? e.address?.description : nil,
                                                          MacAddress: e.macFromDocker ? nil : e.mac.description))
+    }
+
+    // MARK: Requests' identities and claims
+
+    /// Docker's endpoint ID: 64 hex digits, checked before it names anything.
+    static func endpointID(_ text: String, in request: String) throws(PluginError) -> String {
+        guard Names.isDockerID(text) else { throw PluginError("\(request): endpoint id \(quoted(text)) is not 64 hex digits") }
+        return text
+    }
+
+    static func networkID(_ text: String, in request: String) throws(PluginError) -> String {
+        guard Names.isDockerID(text) else { throw PluginError("\(request): network id \(quoted(text)) is not 64 hex digits") }
+        return text
+    }
+
+    /// A request names the endpoint and its network: both must be the record's.
+    static func check(_ endpoint: Endpoint, isOn networkID: String, in request: String) throws(PluginError) {
+        guard endpoint.networkID == networkID else {
+            throw PluginError("\(request): endpoint \(endpoint.shortID) is on network \(endpoint.networkID.prefix(12)), not \(networkID.prefix(12)); nothing done")
+        }
+    }
+
+    /// The endpoint's claim, held while a request changes it (`ClaimKey`).
+    func hold(_ endpointID: String) throws(PluginError) -> ContainerClaims {
+        do { return try environment.hold([ClaimKey.endpoint(endpointID)], logger: logger) } catch {
+            throw PluginError("endpoint \(endpointID.prefix(12)): another request for it is under way: \(error)")
+        }
     }
 
     // MARK: Records and host

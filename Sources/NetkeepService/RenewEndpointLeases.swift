@@ -27,14 +27,25 @@ public struct RenewEndpointLeases {
     public func run() throws(Failure) -> [Outcome] {
         let now = environment.now()
         let due = LeaseLifecycle.dueEndpoints(in: try environment.loadState(), at: now)
-        return due.map { endpoint, when in
-            var e = endpoint
-            var failure: String?
-            do throws(PluginError) {
-                try renew(&e, due: when, now: now)
-            } catch {
-                failure = error.message
-                if var lease = e.lease { lease = LeaseLifecycle.afterAttempt(lease, at: now); e.lease = lease }
+        return due.compactMap { endpoint, when -> Outcome? in
+            // A request of Docker's (Leave, DeleteEndpoint) holds the endpoint: left to it.
+            guard let held = try? environment.claims() else { return nil }
+            defer { held.release() }
+            guard (try? held.tryClaim(endpoint.claimKey)) == true,
+                  let current = try? environment.loadState().endpoint(id: endpoint.id), current.status == .joined,
+                  let key = current.sandboxKey, Endpoint.isSandboxKey(key), let lease = current.lease else { return nil }
+            var e = current
+            // Docker renamed the interface eth<N>: it is found by its MAC.
+            let renewal = SandboxDHCP.renew(lease, due: when, namespacePath: key, ifname: nil, mac: e.mac, bridge: e.bridge, now: now)
+            if let renewed = renewal.lease, renewed.address != lease.address {
+                // Docker's own record keeps the first.
+                logger.warning("endpoint \(e.shortID): the DHCP server changed its address \(lease.address) -> \(renewed.address)")
+            }
+            e.lease = renewal.lease
+            if renewal.applied {
+                let carried = renewal.lease.flatMap { $0.isValid(at: now) ? $0 : nil }
+                e.address = carried?.address
+                e.gateway = carried?.router
             }
             let result = e
             do {
@@ -46,32 +57,15 @@ public struct RenewEndpointLeases {
             } catch {
                 logger.warning("endpoint \(e.shortID): lease not recorded: \(error)")
             }
-            if failure == nil, let lease = e.lease {
+            if renewal.problem == nil, let lease = e.lease {
                 environment.audit.record(AuditEvent(kind: endpoint.lease?.address == lease.address ? .leaseRenewed : .leaseChanged,
                                                     message: "endpoint \(e.shortID): DHCP lease of \(lease.address) \(when == .expired ? "obtained again" : "renewed") until \(lease.expiresAt)",
                                                     port: e.hostIfname, bridge: e.bridge, ip: lease.address.description))
+            } else if let problem = renewal.problem, e.address == nil {
+                environment.audit.record(AuditEvent(kind: .leaseExpired, message: "endpoint \(e.shortID): \(problem)", port: e.hostIfname, bridge: e.bridge,
+                                                    ip: lease.address.description))
             }
-            return Outcome(endpoint: e, due: when, error: failure)
+            return Outcome(endpoint: e, due: when, error: renewal.problem)
         }
-    }
-
-    private func renew(_ e: inout Endpoint, due: LeaseLifecycle.Due, now: Timestamp) throws(PluginError) {
-        guard let key = e.sandboxKey, Endpoint.isSandboxKey(key), let lease = e.lease else {
-            throw PluginError("endpoint \(e.shortID): no sandbox or lease recorded")
-        }
-        let renewed: Lease
-        do {
-            // Docker renamed the interface eth<N>: it is found by its MAC.
-            renewed = try SandboxDHCP.renew(lease, due: due, namespacePath: key, ifname: nil, mac: e.mac, bridge: e.bridge, now: now)
-        } catch {
-            throw PluginError("endpoint \(e.shortID): \(error)")
-        }
-        if renewed.address != lease.address {
-            // Docker's own record keeps the first.
-            logger.warning("endpoint \(e.shortID): the DHCP server changed its address \(lease.address) -> \(renewed.address)")
-        }
-        e.lease = renewed
-        e.address = renewed.address
-        e.gateway = renewed.router
     }
 }

@@ -46,35 +46,96 @@ enum SandboxDHCP {
         }
     }
 
+    /// How a due lease of a sandbox's interface ended.
+    struct Renewal: Sendable {
+        /// The lease to record: the granted one, the old one while it is
+        /// valid, an expired one (kept only to ask for its address again), or
+        /// nil after a NAK that no new lease followed.
+        var lease: Lease?
+        /// The outcome's address and router are on the interface, or it
+        /// carries none (a lease refused or run out). False: the interface
+        /// could not be changed, or not even looked at, and is as it was.
+        var applied: Bool
+        /// What went wrong, for a person; nil when the interface carries a
+        /// lease a server granted or one that is still valid.
+        var problem: String?
+    }
+
     /// Renews (or rebinds, or confirms) `lease` from inside the namespace at
     /// `path`, on the interface named `ifname` or, when nil, the one that
-    /// carries `mac`. When the server moved the address, the interface
-    /// follows. Returns the lease as granted.
+    /// carries `mac`, and does to the interface what LeaseLifecycle decides,
+    /// as the container path does: a granted lease goes on it (address and
+    /// default route, wherever the address moved), a NAK takes the address
+    /// away and one DISCOVER follows, an expired lease's address and route go.
     static func renew(_ lease: Lease, due: LeaseLifecycle.Due, namespacePath path: String, ifname: String?, mac: MACAddress,
-                      bridge: String, now: Timestamp) throws(Failure) -> Lease {
+                      bridge: String, now: Timestamp) -> Renewal {
+        let session: NetlinkSession, link: Link, socket: DHCPSocket
         do {
             let namespace = try NetworkNamespace(path: path)
             if let own = NetworkNamespace.ownID, namespace.id == own {
                 throw Failure(description: "\(path) is the host's own namespace")
             }
-            let session = try NetlinkSession.open(in: namespace)
+            session = try NetlinkSession.open(in: namespace)
             let found = try ifname.map { name in try session.link(named: name) } ?? session.links().first(where: { $0.mac == mac })
-            guard let link = found, link.mac == mac else {
-                throw Failure(description: "no interface \(ifname ?? "") with MAC \(mac) in \(path)")
-            }
+            guard let found, found.mac == mac else { throw Failure(description: "no interface \(ifname ?? "") with MAC \(mac) in \(path)") }
+            link = found
             let name = link.name
-            let socket = try NamespaceThread.run(in: namespace) { try DHCPSocket(interface: name) }
-            let renewed = LeaseKeeper.lease(from: try exchange(goal(for: lease, due: due), mac: mac, on: socket, addressInPlace: true, bridge: bridge),
-                                            now: now)
-            if renewed.address != lease.address {
-                try session.deleteAddress(lease.address, index: link.index, name: name)
-                try session.addAddress(renewed.address, index: link.index, name: name)
-            }
-            return renewed
-        } catch let error as Failure {
-            throw error
+            socket = try NamespaceThread.run(in: namespace) { try DHCPSocket(interface: name) }
         } catch {
-            throw Failure(description: "\(error)")
+            // Nothing was asked: the lease waits as after silence.
+            return Renewal(lease: LeaseLifecycle.afterAttempt(lease, at: now), applied: false, problem: "\(error)")
+        }
+        var (outcome, silence) = ask(goal(for: lease, due: due), exchange: Self.exchange(for: due), lease: lease, mac: mac, socket: socket,
+                                     bridge: bridge, now: now)
+        var refusal: String?
+        if outcome.startOver {
+            // The refused address is not used a moment longer; then INIT once.
+            refusal = outcome.problem
+            try? LeaseInterface.apply(address: nil, router: nil, link: link, session: session)
+            (outcome, silence) = ask(.discover, exchange: .discover, lease: nil, mac: mac, socket: socket, bridge: bridge, now: now)
+            if outcome.address == .clear { outcome.address = .keep }
+        }
+        var problems = outcome.problem.map { [refusal, silence, $0].compactMap { $0 } } ?? []
+        var applied = true
+        do {
+            switch outcome.address {
+            case .apply: try LeaseInterface.apply(address: outcome.lease?.address, router: outcome.lease?.router, link: link, session: session)
+            case .clear: try LeaseInterface.apply(address: nil, router: nil, link: link, session: session)
+            case .keep: break
+            }
+        } catch {
+            applied = false
+            problems.append("\(link.name): \(error)")
+        }
+        // A silent renewal left the lease due: the next try waits. A refused
+        // one that nothing replaced is kept as run out, to be asked for again.
+        let kept = outcome.lease ?? (refusal != nil ? LeaseLifecycle.withdrawn(lease, at: now) : nil)
+        let recorded = kept.map { LeaseLifecycle.afterAttempt($0, at: now) }
+        return Renewal(lease: recorded, applied: applied, problem: problems.isEmpty ? nil : problems.joined(separator: "; "))
+    }
+
+    /// One exchange and LeaseLifecycle's decision on its answer; with the
+    /// silence's cause when no server's answer counted.
+    private static func ask(_ goal: ClientMachine.Goal, exchange: LeaseLifecycle.Exchange, lease: Lease?, mac: MACAddress, socket: DHCPSocket,
+                            bridge: String, now: Timestamp) -> (LeaseLifecycle.Outcome, String?) {
+        let answer: LeaseLifecycle.Answer
+        var silence: String?
+        do {
+            answer = .granted(LeaseKeeper.lease(from: try Self.exchange(goal, mac: mac, on: socket, addressInPlace: lease != nil, bridge: bridge), now: now))
+        } catch where error.refused {
+            answer = .refused
+        } catch {
+            answer = .silent
+            silence = error.description
+        }
+        return (LeaseLifecycle.after(lease: lease, exchange: exchange, answer: answer, at: now), silence)
+    }
+
+    static func exchange(for due: LeaseLifecycle.Due) -> LeaseLifecycle.Exchange {
+        switch due {
+        case .renew: return .renew
+        case .rebind: return .rebind
+        case .confirm, .expired: return .initReboot
         }
     }
 }

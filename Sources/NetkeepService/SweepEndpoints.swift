@@ -18,14 +18,27 @@ public struct SweepEndpoints {
     }
 
     /// `inherited`: the endpoints recorded when this process began serving the
-    /// plugin API (the daemon); nil for a command, which leaves `pending` records alone.
+    /// plugin API (the daemon); nil for a command.
     /// `unjoined`: the daemon's memory between sweeps (`EndpointSweep.unjoined`).
+    ///
+    /// Docker is asked first, holding nothing (it may be waiting for this very
+    /// plugin at boot). Then every endpoint's claim is tried: one a request
+    /// holds is left to it. Then the records and the host, in that order: a
+    /// record that is ready has its veth.
     @discardableResult
     public func run(inherited: Set<String>?, dryRun: Bool = false, unjoined: inout Set<String>) throws(Failure) -> [EndpointSweep.Action] {
-        // The records first, then the host: a record that is ready has its veth.
+        let first = try environment.loadState()
+        guard !first.endpoints.isEmpty || !first.networks.isEmpty else { return [] }
+        var (observed, owners) = observeDocker(first, inherited: inherited)
+        let held = try environment.claims()
+        defer { held.release() }
+        var busy = Set<String>()
+        for e in first.endpoints where (try? held.tryClaim(e.claimKey)) != true { busy.insert(e.id) }
         let state = try environment.loadState()
-        guard !state.endpoints.isEmpty || !state.networks.isEmpty else { return [] }
-        var (observed, owners) = observe(state, inherited: inherited)
+        // One recorded since the first read was not claimed: a request may be making it.
+        busy.formUnion(state.endpoints.map(\.id).filter { !held.claimed.contains(ClaimKey.endpoint($0)) })
+        (observed.hostLinks, observed.ports) = environment.linkAndPortNames()
+        observed.busy = busy
         if !dryRun { name(state, owners) }
         observed.unjoinedBefore = unjoined
         unjoined = EndpointSweep.unjoined(state, observed)
@@ -97,8 +110,8 @@ public struct SweepEndpoints {
     }
 
     /// The host and Docker as the sweep needs them, and each endpoint's container as Docker names it.
-    func observe(_ state: State, inherited: Set<String>?) -> (EndpointSweep.Observed, [String: (id: String, name: String)]) {
-        let (hostLinks, ports) = environment.linkAndPortNames()
+    /// What Docker says of the recorded networks (the host's links and ports are read later, under the claims).
+    func observeDocker(_ state: State, inherited: Set<String>?) -> (EndpointSweep.Observed, [String: (id: String, name: String)]) {
         let docker = DockerClient(socketPath: environment.dockerSocket, timeout: 5)
         var sameEngine = false
         var networks: [String: DockerNetworkView] = [:]
@@ -121,7 +134,7 @@ public struct SweepEndpoints {
         } catch {
             logger.info("endpoints not swept: \(error)")
         }
-        return (EndpointSweep.Observed(hostLinks: hostLinks, networks: networks, sameEngine: sameEngine, inherited: inherited, ports: ports), owners)
+        return (EndpointSweep.Observed(hostLinks: nil, networks: networks, sameEngine: sameEngine, inherited: inherited, ports: nil), owners)
     }
 }
 

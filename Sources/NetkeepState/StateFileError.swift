@@ -29,7 +29,7 @@ public enum StateFileError: Error, Equatable, Sendable, CustomStringConvertible 
         case .locked(let path, let holder):
             return "state directory lock \(path) is held by another netkeep\(holder.map { " (pid \($0))" } ?? "")"
         case .claimed(let path, let container):
-            return "container \(container.prefix(12)) is being changed by another netkeep (its claim in \(path) is held)"
+            return "\(ClaimKey.describe(container)) is being changed by another netkeep (its claim in \(path) is held)"
         }
     }
 }

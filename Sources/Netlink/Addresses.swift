@@ -81,6 +81,16 @@ extension NetlinkSession {
         return out
     }
 
+    /// `ip route del default via GATEWAY dev NAME` (whoever added it: any
+    /// protocol, scope and type match).
+    public func deleteDefaultRoute(via gateway: IPv4Address, index: Int32, name: String) throws(NetlinkError) {
+        var builder = NetlinkMessageBuilder(type: RTNL.RTM_DELROUTE, flags: RTNL.NLM_F_REQUEST | RTNL.NLM_F_ACK,
+                                            familyHeader: FamilyHeader.route(dstLength: 0, protocol: 0, scope: 255, type: 0))
+        builder.append(RTNL.RTA_GATEWAY, gateway.bytes)
+        builder.append(RTNL.RTA_OIF, s32: index)
+        try execute(builder, operation: "ip route del default via \(gateway) dev \(name)")
+    }
+
     /// `ip route add default via GATEWAY dev NAME`.
     public func addDefaultRoute(via gateway: IPv4Address, index: Int32, name: String) throws(NetlinkError) {
         var builder = NetlinkMessageBuilder(type: RTNL.RTM_NEWROUTE,

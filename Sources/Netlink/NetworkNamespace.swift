@@ -10,12 +10,27 @@ public final class NetworkNamespace: @unchecked Sendable {
     public let path: String
     public let fd: Int32
 
+    /// Only a file of the namespace file system is opened: a FIFO at `path`
+    /// would hang `open`, and opening a device can act on it. The handle is
+    /// refused unless it is a network namespace.
     public init(path: String) throws(SystemError) {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        var fs = statfs()
+        guard statfs(path, &fs) == 0 else { throw SystemError("open network namespace", path, errno: errno) }
+        guard UInt64(fs.f_type) == Self.nsfsMagic else {
+            throw SystemError("open network namespace", path, errno: EINVAL, detail: "it is not a namespace file (nsfs)")
+        }
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)
         guard fd >= 0 else { throw SystemError("open network namespace", path, errno: errno) }
+        guard nk_is_net_namespace(fd) == 1 else {
+            close(fd)
+            throw SystemError("open network namespace", path, errno: EINVAL, detail: "it is not a network namespace")
+        }
         self.path = path
         self.fd = fd
     }
+
+    /// NSFS_MAGIC (linux/magic.h).
+    static let nsfsMagic: UInt64 = 0x6e73_6673
 
     public convenience init(pid: Int32) throws(SystemError) {
         try self.init(path: "/proc/\(pid)/ns/net")

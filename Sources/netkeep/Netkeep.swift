@@ -125,7 +125,8 @@ func runAsCNIPlugin() -> Int32 {
     var environment = HostEnvironment(stateDirectory: variables["NETKEEP_STATE_DIR"] ?? "/var/lib/netkeep")
     if let socket = variables["NETKEEP_OVSDB_SOCKET"] { environment.ovsdbSocket = socket }
     let logger = Logger(label: "netkeep-cni") { _ in ConsoleLogHandler(level: .warning) }
-    let input = (try? Files.readAll(fd: 0)) ?? []
+    // Bounded: the plugin refuses a config over CNIRules.maxConfigBytes by its size.
+    let input = (try? Files.readAll(fd: 0, limit: CNIRules.maxConfigBytes)) ?? []
     let (output, status) = CNIPlugin(environment: environment, logger: logger, processEnvironment: variables).run(stdin: input)
     writeAll(output, to: 1)
     return status
@@ -160,7 +161,7 @@ struct AttachCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Default gateway, inside the --ip subnet.", valueName: "ip")) var gateway: String?
     @Option(help: ArgumentHelp("MAC address (default: a random locally administered one, kept for good).", valueName: "mac")) var mac: String?
     @Option(help: ArgumentHelp("MTU of both veth ends (68-65535, default 1500).", valueName: "n")) var mtu: String?
-    @Option(help: ArgumentHelp("VLAN tag of the OVS port (0-4095).", valueName: "n")) var vlan: String?
+    @Option(help: ArgumentHelp("VLAN tag of the OVS port (0-4094; 4095 is reserved).", valueName: "n")) var vlan: String?
     @OptionGroup var options: GlobalOptions
 
     func run() throws {

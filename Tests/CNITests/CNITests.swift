@@ -36,7 +36,7 @@ import Testing
         (#"{"cniVersion":"1.0.0","bridge":"br0"}"#, CNIError.invalidConfig, "no \"name\""),
         (#"{"cniVersion":"1.0.0","name":"-n","bridge":"br0"}"#, CNIError.invalidConfig, "network name \"-n\""),
         (#"{"cniVersion":"1.0.0","name":"n","bridge":"br0","vlan":5000}"#, CNIError.invalidConfig, "5000"),
-        (#"{"cniVersion":"1.0.0","name":"n","bridge":"br0","vlan":"ten"}"#, CNIError.invalidConfig, "\"vlan\" must be a number"),
+        (#"{"cniVersion":"1.0.0","name":"n","bridge":"br0","vlan":"ten"}"#, CNIError.invalidConfig, "\"vlan\" must be a whole number"),
         (#"{"cniVersion":"1.0.0","name":"n","bridge":"br0","mtu":10}"#, CNIError.invalidConfig, "10"),
         (#"{"cniVersion":"1.0.0","name":"n","bridge":"br0","mac":"01:00:00:00:00:01"}"#, CNIError.invalidConfig, "01:00:00:00:00:01"),
         (#"{"cniVersion":"1.0.0","name":"n","bridge":"a/b"}"#, CNIError.invalidConfig, "bridge"),
@@ -44,18 +44,60 @@ import Testing
         (#"{"cniVersion":"1.0.0","name":"n","bridge":"br0","ipam":{"type":"../bin/sh"}}"#, CNIError.invalidConfig, "ipam type"),
         (#"[1,2]"#, CNIError.decodingFailure, "not a JSON object"),
         (#"{"cniVersion":"1.0.0","name":"n","bridge":"br0","prevResult":{"ips":"x"}}"#, CNIError.invalidConfig, "prevResult.ips"),
+        // Issue 28, case 10: what is wrong, in JSON's words, never Swift's.
+        (#"{"cniVersion":"1.0.0","name":"n","bridge":"br0","vlan":1.5}"#, CNIError.invalidConfig, "\"vlan\" must be a whole number"),
+        (#"{"cniVersion":"1.0.0","name":"n","bridge":"br0","vlan":4095}"#, CNIError.invalidConfig, "reserved"),
+        (#"{"cniVersion":"1.0.0","name":"n","bridge":["br0"]}"#, CNIError.invalidConfig, "\"bridge\" must be a string"),
+        (#"{"cniVersion":"1.0.0","name":"n","bridge":"br0","ipam":[]}"#, CNIError.invalidConfig, "\"ipam\" must be an object"),
+        (#"{"cniVersion":"1.0.0","name":"n\n","bridge":"br0"}"#, CNIError.invalidConfig, #"\n"#),
+        (#"{"cniVersion":"1.0.0","name":"n","bridge":"br0","cni.dev/valid-attachments":[{"ifname":"eth0"}]}"#, CNIError.invalidConfig,
+         "\"cni.dev/valid-attachments.[0].containerID\" is missing"),
+        (#"{"cniVersion":"1.0.0","name":"#, CNIError.decodingFailure, "not a JSON object"),
     ])
     func badConfigsAreRefusedByName(json: String, code: Int, mentions: String) {
         let e = error(json)
         #expect(e?.code == code, "\(String(describing: e))")
         #expect(e.map { "\($0)".contains(mentions) } == true, "\(String(describing: e))")
+        for swiftism in ["\\u{", "Array<", "Dictionary<", "Optional(", "Swift.", "DecodingError"] {
+            #expect(e.map { "\($0)".contains(swiftism) } == false, "Swift's notation in \(String(describing: e))")
+        }
+    }
+
+    /// Issue 28, case 5: every string from the runtime has a bound, checked where it enters.
+    @Test func unboundedStringsAreRefusedByTheirSize() throws {
+        let long = String(repeating: "n", count: CNIRules.maxNetworkName + 1)
+        #expect(error(#"{"cniVersion":"1.0.0","name":""# + long + #"","bridge":"br0"}"#).map { "\($0)".contains("at most \(CNIRules.maxNetworkName)") } == true)
+        #expect(try parse(#"{"cniVersion":"1.0.0","name":""# + String(long.dropFirst()) + #"","bridge":"br0"}"#).name.count == CNIRules.maxNetworkName)
+        let huge = Array((#"{"cniVersion":"1.0.0","name":"n","bridge":"br0","x":""# + String(repeating: "a", count: CNIRules.maxConfigBytes) + "\"}").utf8)
+        #expect(throws: CNIError.self) { try CNIConfig.parse(huge) }
+        func parameters(_ extra: [String: String]) -> CNIError? {
+            let env = ["CNI_COMMAND": "ADD", "CNI_CONTAINERID": "c1", "CNI_IFNAME": "eth0", "CNI_NETNS": "/var/run/netns/x"].merging(extra) { $1 }
+            do { _ = try CNIParameters.parse(env); return nil } catch { return error }
+        }
+        #expect(parameters([:]) == nil)
+        #expect(parameters(["CNI_CONTAINERID": String(repeating: "c", count: 257)])?.code == CNIError.invalidEnvironment)
+        #expect(parameters(["CNI_NETNS": "/" + String(repeating: "p", count: 4095)])?.code == CNIError.invalidEnvironment)
+        #expect(parameters(["CNI_ARGS": String(repeating: "A=b;", count: 20_000)])?.code == CNIError.invalidEnvironment)
+        #expect(parameters(["CNI_PATH": String(repeating: "/opt/cni/bin:", count: 6000)])?.code == CNIError.invalidEnvironment)
+        #expect(parameters(["CNI_IFNAME": "averyveryverylongname"])?.code == CNIError.invalidEnvironment)
+        let pod = "K8S_POD_NAME=" + String(repeating: "p", count: 254)
+        #expect(throws: CNIError.self) { try CNIConfig.parse(Array(#"{"cniVersion":"1.0.0","name":"n","bridge":"br0"}"#.utf8), args: pod) }
     }
 
     @Test func gcReadsBothAttachmentKeys() throws {
         let valid = try parse(#"{"cniVersion":"1.1.0","name":"n","bridge":"br0","cni.dev/valid-attachments":[{"containerID":"a","ifname":"eth0"}]}"#)
-        #expect(valid.validAttachments.map { "\($0.containerID)/\($0.ifname)" } == ["a/eth0"])
+        #expect(valid.validAttachments?.map { "\($0.containerID)/\($0.ifname)" } == ["a/eth0"])
         let older = try parse(#"{"cniVersion":"1.1.0","name":"n","bridge":"br0","cni.dev/attachments":[{"containerID":"b","ifname":"net1"}]}"#)
-        #expect(older.validAttachments.map { "\($0.containerID)/\($0.ifname)" } == ["b/net1"])
+        #expect(older.validAttachments?.map { "\($0.containerID)/\($0.ifname)" } == ["b/net1"])
+        let empty = try parse(#"{"cniVersion":"1.1.0","name":"n","bridge":"br0","cni.dev/valid-attachments":[]}"#)
+        #expect(empty.validAttachments?.isEmpty == true, "an empty list is a list: nothing is valid")
+    }
+
+    /// Issue 28, case 3: no list is not an empty list; nothing is known to be garbage.
+    @Test(arguments: [#""#, #","cni.dev/valid-attachments":null"#, #","cni.dev/attachments":null"#])
+    func gcWithoutAListKnowsNothing(extra: String) throws {
+        let config = try parse(#"{"cniVersion":"1.1.0","name":"n","bridge":"br0""# + extra + "}")
+        #expect(config.validAttachments == nil)
     }
 
     @Test func prevResultIsRead() throws {
@@ -219,7 +261,7 @@ import Testing
         (#"{"type":"netkeep-dhcp","subnet":"10.1.0.0/24"}"#, "ipam key \"subnet\""),
         (#"{"type":"netkeep-dhcp","releaseAfter":-1}"#, "releaseAfter -1"),
         (#"{"type":"netkeep-dhcp","releaseAfter":2592001}"#, "releaseAfter 2592001"),
-        (#"{"type":"netkeep-dhcp","releaseAfter":"10m"}"#, "\"ipam.releaseAfter\" must be a number"),
+        (#"{"type":"netkeep-dhcp","releaseAfter":"10m"}"#, "\"ipam.releaseAfter\" must be a whole number"),
     ])
     func badBuiltInConfigsAreRefusedByName(ipam: String, mentions: String) {
         do {
@@ -229,7 +271,7 @@ import Testing
             #expect(error.code == CNIError.invalidConfig, "\(error)")
             // A value of the wrong JSON type is named by its key path; the others by network too.
             #expect("\(error)".contains(mentions), "\(error)")
-            #expect("\(error)".contains("network \"n\"") || mentions.hasSuffix("must be a number"), "\(error)")
+            #expect("\(error)".contains("network \"n\"") || mentions.hasSuffix("must be a whole number"), "\(error)")
         }
     }
 

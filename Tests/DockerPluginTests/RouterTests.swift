@@ -138,6 +138,6 @@ func json(_ response: PluginResponse) throws -> [String: Any] {
     @Test func anOptionThatIsNotAStringIsRefusedByName() throws {
         let body = #"{"NetworkID":"n","Options":{"com.docker.network.generic":{"vlan":5}}}"#
         let request = try JSONDecoder().decode(CreateNetworkRequest.self, from: Data(body.utf8))
-        #expect(throws: PluginError("option vlan: a number, not a string")) { try request.generic.get() }
+        #expect(throws: PluginError("option \"vlan\": a number, not a string")) { try request.generic.get() }
     }
 }

@@ -24,8 +24,13 @@ final class PluginDaemon: @unchecked Sendable {
     func start(activated: Bool = false, environment: [String: String] = [:], resyncInterval: Int = 60) throws {
         var args = [Testbed.netkeepBinary, "daemon", "--foreground", "--verbose", "--state-dir", netkeep.stateDirectory, "--plugin-socket", socket,
                     "--resync-interval", String(resyncInterval)]
-        // systemd-socket-activate passes no environment but what -E names.
-        if activated { args = ["systemd-socket-activate", "-l", socket] + environment.keys.sorted().flatMap { ["-E", $0] } + args }
+        // systemd-socket-activate passes no environment but what -E names; the
+        // run's instance always (without it the daemon would be the default
+        // instance's, and attach labelled containers of others).
+        if activated {
+            let names = Set(environment.keys).union(["NETKEEP_INSTANCE"]).sorted()
+            args = ["systemd-socket-activate", "-l", socket] + names.flatMap { ["-E", $0] } + args
+        }
         let p = try BackgroundProcess(args, environment: environment)
         process = p
         #expect(eventually(within: 10) { FileManager.default.fileExists(atPath: socket) }, "no plugin socket: \(p.log)")
@@ -122,7 +127,7 @@ extension IntegrationSuite {
             let cases: [([String], String)] = [
                 (["-o", "bridge=nope", "--subnet", "10.77.1.0/24"], #"bridge "nope" does not exist (ovsdb)"#),
                 (["-o", "bridge=\(Testbed.bridge)", "-o", "colour=red", "--subnet", "10.77.1.0/24"], #"option "colour": is not a netkeep option"#),
-                (["-o", "bridge=\(Testbed.bridge)", "-o", "vlan=9999", "--subnet", "10.77.1.0/24"], "VLAN 9999: must be 0-4095"),
+                (["-o", "bridge=\(Testbed.bridge)", "-o", "vlan=9999", "--subnet", "10.77.1.0/24"], "VLAN 9999: must be 0-4094"),
                 (["-o", "bridge=\(Testbed.bridge)", "-o", "dhcp=true", "--subnet", "10.77.1.0/24"], "--ipam-driver null"),
                 (["--subnet", "10.77.1.0/24"], "needs -o bridge=BRIDGE"),
             ]

@@ -17,17 +17,18 @@ import Testing
     }
 
     @Test func fullRequest() throws {
-        let r = try parse(gateway: "10.1.2.1", mac: "02:00:00:00:00:09", mtu: "9000", vlan: "4095", ifname: "net0")
+        let r = try parse(gateway: "10.1.2.1", mac: "02:00:00:00:00:09", mtu: "9000", vlan: "4094", ifname: "net0")
         #expect(r.gateway?.description == "10.1.2.1")
         #expect(r.mac?.description == "02:00:00:00:00:09")
         #expect(r.mtu == 9000)
-        #expect(r.vlan == 4095)
+        #expect(r.vlan == 4094)
         #expect(r.ifname == "net0")
     }
 
     @Test func errorsNameTheObjectAndTheCause() {
         #expect(throws: InputError(object: "MTU 67", cause: "must be 68-65535")) { try parse(mtu: "67") }
-        #expect(throws: InputError(object: "VLAN 4096", cause: "must be 0-4095")) { try parse(vlan: "4096") }
+        #expect(throws: InputError(object: "VLAN 4096", cause: "must be 0-4094")) { try parse(vlan: "4096") }
+        #expect(throws: InputError(object: "VLAN 4095", cause: "is reserved (802.1Q); use 0-4094")) { try parse(vlan: "4095") }
         #expect(throws: InputError(object: "VLAN \"-1\"", cause: "is not a decimal number")) { try parse(vlan: "-1") }
         #expect(throws: InputError(object: "gateway 10.1.3.1", cause: "is outside the subnet 10.1.2.0/24 of --ip 10.1.2.5/24")) {
             try parse(gateway: "10.1.3.1")

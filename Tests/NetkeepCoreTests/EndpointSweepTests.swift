@@ -19,8 +19,12 @@ import Testing
         return e
     }
 
-    func observed(links: Set<String>?, live: Set<String>? = [], sameEngine: Bool = true, inherited: Set<String>? = nil) -> EndpointSweep.Observed {
-        EndpointSweep.Observed(hostLinks: links, networks: live.map { [network.id: .endpoints($0)] } ?? [:], sameEngine: sameEngine, inherited: inherited)
+    func observed(links: Set<String>?, live: Set<String>? = [], sameEngine: Bool = true, inherited: Set<String>? = nil,
+                  busy: Set<String> = []) -> EndpointSweep.Observed {
+        var o = EndpointSweep.Observed(hostLinks: links, networks: live.map { [network.id: .endpoints($0)] } ?? [:], sameEngine: sameEngine,
+                                       inherited: inherited)
+        o.busy = busy
+        return o
     }
 
     @Test mutating func anEndpointIsCollectedOnlyWhenItsVethIsGoneAndDockerHasItNot() throws {
@@ -36,16 +40,19 @@ import Testing
         #expect(EndpointSweep.plan(state, observed(links: [], sameEngine: false)).isEmpty)
     }
 
-    @Test mutating func pendingRecordsAreCollectedOnlyByTheServingProcessAndOnlyAnEarlierOnesRecords() throws {
-        let old = try endpoint(1, .pending, createdAt: Self.now)
+    /// Issue 28: a pending record whose CreateEndpoint is under way (it holds
+    /// the claim) is never garbage; one whose claim is free was left by a
+    /// caller that died, whoever sweeps (the serving daemon or a command).
+    @Test mutating func aPendingRecordIsGarbageOnlyWhenNoCallerHoldsItsClaim() throws {
+        let dead = try endpoint(1, .pending, createdAt: Self.now)
         let inFlight = try endpoint(2, .pending, createdAt: Self.now)
-        state.endpoints = [old, inFlight]
-        let since: Set<String> = [old.id]
-        #expect(EndpointSweep.plan(state, observed(links: [], inherited: since)) == [.removeEndpoint(old, reason: "create-endpoint-unanswered")])
-        // A command (not serving the plugin) never knows what is in flight.
-        #expect(EndpointSweep.plan(state, observed(links: [])).isEmpty)
+        state.endpoints = [dead, inFlight]
+        let expected: [EndpointSweep.Action] = [.removeEndpoint(dead, reason: "create-endpoint-unanswered")]
+        #expect(EndpointSweep.plan(state, observed(links: [], inherited: [dead.id, inFlight.id], busy: [inFlight.id])) == expected)
+        #expect(EndpointSweep.plan(state, observed(links: [], busy: [inFlight.id])) == expected)
         // Even with another engine answering: Docker never had it.
-        #expect(EndpointSweep.plan(state, observed(links: nil, sameEngine: false, inherited: since)).count == 1)
+        #expect(EndpointSweep.plan(state, observed(links: nil, sameEngine: false, busy: [inFlight.id])) == expected)
+        #expect(EndpointSweep.plan(state, observed(links: [], busy: [dead.id, inFlight.id])).isEmpty)
     }
 
     @Test mutating func aNetworkDockerAnswers404ForGoesWithEveryEndpoint() throws {
@@ -62,11 +69,16 @@ import Testing
     @Test mutating func removingIsLeftForItsOwnRequestAndEachEndpointComesOnce() throws {
         let removing = try endpoint(6, .removing), pending = try endpoint(7, .pending)
         state.endpoints = [removing, pending]
-        let missing = EndpointSweep.Observed(hostLinks: [], networks: [network.id: .missing], sameEngine: true, inherited: [pending.id])
-        let actions = EndpointSweep.plan(state, missing)
-        #expect(actions.count == 3)
-        #expect(actions.first == .removeEndpoint(pending, reason: "create-endpoint-unanswered"))
-        #expect(EndpointSweep.plan(state, observed(links: [])).isEmpty)
+        var missing = EndpointSweep.Observed(hostLinks: [], networks: [network.id: .missing], sameEngine: true, inherited: nil)
+        missing.busy = [removing.id]
+        // The DeleteEndpoint under way keeps its own, and the network's record waits for it.
+        #expect(EndpointSweep.plan(state, missing) == [.removeEndpoint(pending, reason: "create-endpoint-unanswered")])
+        // Its caller gone, it is finished, once, and the network goes after its endpoints.
+        missing.busy = []
+        #expect(EndpointSweep.plan(state, missing) == [.removeEndpoint(removing, reason: "delete-endpoint-unfinished"),
+                                                       .removeEndpoint(pending, reason: "create-endpoint-unanswered"),
+                                                       .removeNetwork(network, reason: "docker-network-removed")])
+        #expect(EndpointSweep.plan(state, observed(links: [], busy: [removing.id, pending.id])).isEmpty)
     }
 }
 
@@ -93,7 +105,8 @@ extension EndpointSweepTests {
     @Test mutating func aLiveEndpointWhosePortIsGoneGetsItBackAndOnlyThen() throws {
         let e = try endpoint(9, .joined), pending = try endpoint(10, .pending)
         state.endpoints = [e, pending]
-        var seen = observed(links: [e.hostIfname, pending.hostIfname], live: [e.id])
+        // The pending one's CreateEndpoint is under way.
+        var seen = observed(links: [e.hostIfname, pending.hostIfname], live: [e.id], busy: [pending.id])
         seen.ports = []
         #expect(EndpointSweep.plan(state, seen) == [.addPort(e, reason: "port-missing")])
         seen.ports = [e.hostIfname]

@@ -143,7 +143,8 @@ import Testing
         ("mtu", "1e3", "not a decimal number"),
         ("mtu", "", "not a decimal number"),
         ("mtu", " 1500", "not a decimal number"),
-        ("vlan", "4096", "must be 0-4095"),
+        ("vlan", "4096", "must be 0-4094"),
+        ("vlan", "4095", "is reserved (802.1Q); use 0-4094"),
         ("vlan", "-1", "not a decimal number"),
         ("vlan", "ten", "not a decimal number"),
     ]

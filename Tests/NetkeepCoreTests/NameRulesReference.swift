@@ -112,7 +112,7 @@ enum ReferenceRules {
             if let link = a.netnsLink { _ = try containerName(link) }
             _ = try a.mac.validatedForInterface()
             _ = try AttachRequest.validateMTU(a.mtu)
-            if let vlan = a.vlan { _ = try AttachRequest.validateVLAN(vlan) }
+            if let vlan = a.vlan { _ = try AttachRequest.loadableVLAN(vlan) }
             if let address = a.address { try check(address, role: "address") }
             if let lease = a.lease { try check(lease) }
         } catch {

@@ -12,12 +12,17 @@
 #include <linux/sockios.h>
 #include <net/if.h>
 #include <stdint.h>
+#include <sys/vfs.h>
 
 /// setns(2) for a network namespace; returns 0 or -1 with errno set.
 int nk_setns_net(int fd);
 
 /// unshare(2) of the network namespace: the calling thread gets a new, empty one.
 int nk_unshare_net(void);
+
+/// 1 when `fd` is a handle on a network namespace (NS_GET_NSTYPE), 0 when it
+/// is another namespace or no namespace file at all.
+int nk_is_net_namespace(int fd);
 
 /// Turns the legacy "tx-checksumming" feature of an interface on or off
 /// (what `ethtool -K IF tx off` does) through a socket of the interface's
