@@ -67,6 +67,9 @@ public struct ClientMachine: Sendable {
         case rebind(address: IPv4Address)
         /// DHCPRELEASE, unicast, no answer expected.
         case release(address: IPv4Address, server: IPv4Address)
+        /// DHCPDECLINE, broadcast, no answer expected: another host uses the
+        /// address the server gave (RFC 2131 4.4.1, RFC 5227).
+        case decline(address: IPv4Address, server: IPv4Address)
     }
 
     public enum Destination: Equatable, Sendable { case broadcast, server(IPv4Address) }
@@ -76,6 +79,7 @@ public struct ClientMachine: Sendable {
         case nak(server: IPv4Address?)
         case noAnswer
         case released
+        case declined
     }
 
     public struct Step: Equatable, Sendable {
@@ -150,6 +154,13 @@ public struct ClientMachine: Sendable {
             m.options.parameterRequestList = []
             phase = .done
             return Step(send: m, destination: .server(server), wakeAt: nil, outcome: .released)
+        case .decline(let address, let server):
+            var m = request(.decline, broadcast: false)
+            m.options.requestedAddress = address
+            m.options.serverID = server
+            m.options.parameterRequestList = []
+            phase = .done
+            return Step(send: m, destination: .broadcast, wakeAt: nil, outcome: .declined)
         }
     }
 
@@ -208,7 +219,7 @@ public struct ClientMachine: Sendable {
         switch goal {
         case .renew(_, let server): return server
         case .discover: return current?.options.serverID
-        case .initReboot, .rebind, .release: return nil
+        case .initReboot, .rebind, .release, .decline: return nil
         }
     }
 
@@ -217,7 +228,7 @@ public struct ClientMachine: Sendable {
         switch goal {
         case .discover, .initReboot: return current?.options.requestedAddress
         case .renew(let address, _), .rebind(let address): return address
-        case .release: return nil
+        case .release, .decline: return nil
         }
     }
 

@@ -124,7 +124,7 @@ public final class ExchangeLoop {
         // (the datagram waits in the neighbour queue), and a detach deletes
         // the interface right after: the RELEASE would be dropped with it.
         // A datagram counts against its socket until it has left; wait for that.
-        let releases = sessions.filter { $0.outcome == .released }
+        let releases = sessions.filter { $0.outcome == .released || $0.outcome == .declined }
         let drained = min(deadline, Self.now() + Self.releaseDrain)
         while releases.contains(where: { !$0.socket.allSent }), Self.now() < drained, !Interruption.isRequested { usleep(1000) }
         var results: [String: Result<ClientMachine.Outcome, ExchangeError>] = [:]
@@ -148,6 +148,7 @@ public final class ExchangeLoop {
                 case .nak: result = .nak
                 case .noAnswer: result = .noAnswer
                 case .released: result = .released
+                case .declined: result = .declined
                 }
             } else {
                 results[s.id] = .failure(ExchangeError(s.error ?? "no answer before the deadline"))
@@ -197,7 +198,7 @@ public struct ExchangeError: Error, Equatable, Sendable, CustomStringConvertible
 /// when it got no answer).
 public struct ExchangeRecord: Sendable, Equatable {
     public enum Kind: String, Sendable, CaseIterable {
-        case discover, reboot, renew, rebind, release
+        case discover, reboot, renew, rebind, release, decline
 
         init(_ goal: ClientMachine.Goal) {
             switch goal {
@@ -206,12 +207,13 @@ public struct ExchangeRecord: Sendable, Equatable {
             case .renew: self = .renew
             case .rebind: self = .rebind
             case .release: self = .release
+            case .decline: self = .decline
             }
         }
     }
 
     public enum Result: String, Sendable, CaseIterable {
-        case acked, nak, released, refused
+        case acked, nak, released, declined, refused
         case noAnswer = "no-answer"
         case failed
     }

@@ -5,6 +5,7 @@ import Dispatch
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import Synchronization
 
 /// Docker's plugin API over a unix socket: swift-nio's HTTP/1.1 server with
 /// the `PluginRouter` behind it. The socket is either bound here or handed
@@ -20,14 +21,21 @@ public final class PluginServer: Sendable {
 
     /// A request body larger than this is refused (Docker's are below 2 KiB).
     static let maxBody = 1 << 20
-    /// Connections served at once. Beyond that the server stops accepting
-    /// (the kernel's backlog queues the others) until one closes: a flood of
-    /// idle connections cannot take every descriptor the daemon needs for
-    /// its own work (the claims lock, DHCP sockets, OVSDB).
+    /// Connections kept at once. A new one beyond that takes the place of
+    /// the one idle the longest (one whose answer is being worked out is
+    /// never closed); when every one is busy, the new one is closed. A flood
+    /// of idle connections cannot take the descriptors the daemon needs for
+    /// its own work (the claims lock, DHCP sockets, OVSDB), nor keep Docker out.
     static let maxConnections = 256
     /// A connection with no request under way is closed after this long
     /// without a byte (Docker opens a new one when it needs one).
-    static let idleSeconds: Int64 = 30
+    /// NETKEEP_PLUGIN_IDLE_SECONDS changes it in a debug build (tests).
+    static let idleSeconds: Int64 = {
+        #if DEBUG
+        if let text = getenv("NETKEEP_PLUGIN_IDLE_SECONDS").map({ String(cString: $0) }), let seconds = Int64(text), seconds > 0 { return seconds }
+        #endif
+        return 30
+    }()
     /// A request must arrive whole within this long of its first line.
     static let requestSeconds: Int64 = 30
 
@@ -89,18 +97,17 @@ public final class PluginServer: Sendable {
     }
 
     private static func bootstrap(_ respond: @escaping Responder) -> ServerBootstrap {
-        ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        let connections = ConnectionRegistry(maximum: Self.maxConnections)
+        return ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.backlog, value: 256)
-            .serverChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(ConnectionLimiter(maximum: Self.maxConnections))
-                }
-            }
             .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
+                let state = ConnectionState()
+                guard connections.admit(channel, state) else { return channel.close() }
+                channel.closeFuture.whenComplete { _ in connections.remove(channel) }
+                return channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: .seconds(Self.idleSeconds)))
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-                    try channel.pipeline.syncOperations.addHandler(PluginHTTPHandler(respond: respond))
+                    try channel.pipeline.syncOperations.addHandler(PluginHTTPHandler(respond: respond, state: state))
                 }
             }
     }
@@ -137,31 +144,47 @@ public struct PluginServerError: Error, CustomStringConvertible, Sendable {
     public var description: String { path.hasPrefix("/") ? "plugin socket \(path): \(cause)" : "HTTP listener \(path): \(cause)" }
 }
 
-/// Counts the server's open connections; at the cap it stops accepting
-/// (the listening socket's autoRead) until one of them closes.
-final class ConnectionLimiter: ChannelInboundHandler {
-    typealias InboundIn = any Channel
-    typealias InboundOut = any Channel
+/// One connection as the registry sees it: whether an answer is being
+/// worked out for it, and when it last did anything. Written by its handler
+/// on the connection's event loop, read by the registry from another.
+final class ConnectionState: Sendable {
+    let answering = Atomic<Bool>(false)
+    let lastActive = Atomic<UInt64>(DispatchTime.now().uptimeNanoseconds)
 
-    private let maximum: Int
-    private var open = 0
+    func touch() { lastActive.store(DispatchTime.now().uptimeNanoseconds, ordering: .relaxed) }
+}
+
+/// The server's open connections, at most `maximum`.
+final class ConnectionRegistry: Sendable {
+    let maximum: Int
+    private let open = Mutex<[ObjectIdentifier: (channel: any Channel, state: ConnectionState)]>([:])
 
     init(maximum: Int) { self.maximum = maximum }
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let child = unwrapInboundIn(data)
-        open += 1
-        if open >= maximum { context.channel.setOption(ChannelOptions.autoRead, value: false).whenComplete { _ in } }
-        let loop = context.eventLoop
-        let bound = NIOLoopBound((self, context), eventLoop: loop)
-        child.closeFuture.whenComplete { _ in
-            loop.execute {
-                let (limiter, context) = bound.value
-                limiter.open -= 1
-                if limiter.open == limiter.maximum - 1 { context.channel.setOption(ChannelOptions.autoRead, value: true).whenComplete { _ in } }
+    /// Takes a new connection; at the cap, the one idle the longest is
+    /// closed to make room. False when every one is answering: the new one
+    /// is refused.
+    func admit(_ channel: any Channel, _ state: ConnectionState) -> Bool {
+        let victim: (any Channel)?? = open.withLock { open in
+            var victim: (any Channel)?
+            if open.count >= maximum {
+                guard let oldest = open.filter({ !$0.value.state.answering.load(ordering: .relaxed) })
+                    .min(by: { $0.value.state.lastActive.load(ordering: .relaxed) < $1.value.state.lastActive.load(ordering: .relaxed) }) else {
+                    return .none
+                }
+                open.removeValue(forKey: oldest.key)
+                victim = oldest.value.channel
             }
+            open[ObjectIdentifier(channel)] = (channel, state)
+            return .some(victim)
         }
-        context.fireChannelRead(data)
+        guard let victim else { return false }
+        victim?.close(promise: nil)
+        return true
+    }
+
+    func remove(_ channel: any Channel) {
+        _ = open.withLock { $0.removeValue(forKey: ObjectIdentifier(channel)) }
     }
 }
 
@@ -174,18 +197,20 @@ final class PluginHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias OutboundOut = HTTPServerResponsePart
 
     private let respond: PluginServer.Responder
+    private let state: ConnectionState
     private var head: HTTPRequestHead?
     private var body: [UInt8] = []
     private var tooLarge = false
-    /// A request handed to the responder and not yet answered.
-    private var answering = false
     private var requestDeadline: Scheduled<Void>?
 
-    init(respond: @escaping PluginServer.Responder) { self.respond = respond }
+    init(respond: @escaping PluginServer.Responder, state: ConnectionState = ConnectionState()) {
+        self.respond = respond
+        self.state = state
+    }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is IdleStateHandler.IdleStateEvent {
-            if !answering { context.close(promise: nil) }
+            if !state.answering.load(ordering: .relaxed) { context.close(promise: nil) }
             return
         }
         context.fireUserInboundEventTriggered(event)
@@ -197,6 +222,7 @@ final class PluginHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        state.touch()
         switch unwrapInboundIn(data) {
         case .head(let h):
             head = h
@@ -212,7 +238,7 @@ final class PluginHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             requestDeadline = nil
             guard let head else { return }
             self.head = nil
-            answering = true
+            state.answering.store(true, ordering: .relaxed)
             let respond = self.respond, body = self.body, tooLarge = self.tooLarge
             self.body = []
             let keepAlive = head.isKeepAlive
@@ -224,7 +250,8 @@ final class PluginHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
                     : respond(head.method.rawValue, head.uri, body)
                 loop.execute {
                     let (handler, context) = bound.value
-                    handler.answering = false
+                    handler.state.touch()
+                    handler.state.answering.store(false, ordering: .relaxed)
                     Self.write(response, keepAlive: keepAlive, version: head.version, context: context)
                 }
             }

@@ -216,12 +216,19 @@ public struct CNIPlugin {
                 logger.notice("CNI \(record.key): \(kept.address) again: \(error); asking for a new lease")
             }
         }
+        let lease: Lease
         do {
-            return LeaseKeeper.lease(from: try SandboxDHCP.exchange(.discover, mac: record.mac, on: socket, addressInPlace: false, bridge: record.bridge),
-                                     now: environment.now())
+            lease = LeaseKeeper.lease(from: try SandboxDHCP.exchange(.discover, mac: record.mac, on: socket, addressInPlace: false, bridge: record.bridge),
+                                      now: environment.now())
         } catch {
             throw CNIError(CNIError.ioFailure, "\(record.key): \(error)")
         }
+        // Another address than the client had: probed before it is used (RFC 5227).
+        if let kept, kept.address != lease.address,
+           let conflict = AddressConflict.check(lease, mac: record.mac, ifname: record.ifname, in: namespace, skipped: { logger.warning("CNI \(record.key): \($0)") }) {
+            throw CNIError(CNIError.ioFailure, "\(record.key): \(conflict)")
+        }
+        return lease
     }
 
     /// A lease's address on the interface, and the default route through its router.

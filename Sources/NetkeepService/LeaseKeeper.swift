@@ -82,7 +82,10 @@ struct LeaseKeeper {
         // made to another client DISCOVERing at the same moment (dnsmasq does).
         // One more DISCOVER runs at once; after that, the next pass.
         let again = jobs.indices.filter { i in
-            if case .release = jobs[i].goal { return false }
+            switch jobs[i].goal {
+            case .release, .decline: return false
+            default: break
+            }
             return decided[i]?.outcome.startOver == true
         }
         var retried: [Int: Decision] = [:]
@@ -139,7 +142,7 @@ struct LeaseKeeper {
         case .initReboot: exchange = .initReboot
         case .renew: exchange = .renew
         case .rebind: exchange = .rebind
-        case .release: return nil
+        case .release, .decline: return nil
         }
         let answer: LeaseLifecycle.Answer
         var silence: String?
@@ -147,7 +150,7 @@ struct LeaseKeeper {
         case .success(.bound(let grant))?: answer = .granted(Self.lease(from: grant, now: now))
         case .success(.nak)?: answer = .refused
         case .failure(let error)?: answer = .silent; silence = error.description
-        case .success(.noAnswer)?, .success(.released)?, nil: answer = .silent; silence = "no DHCP server answered"
+        case .success(.noAnswer)?, .success(.released)?, .success(.declined)?, nil: answer = .silent; silence = "no DHCP server answered"
         }
         let outcome = LeaseLifecycle.after(lease: job.attachment.lease, exchange: exchange, answer: answer, at: now)
         return Decision(outcome: outcome, silence: silence)
@@ -171,6 +174,15 @@ struct LeaseKeeper {
         case .apply:
             guard let lease = outcome.lease else { break }
             if let old = old?.address, old != lease.address {
+                // Probed first (RFC 5227): another host that answers for it keeps it.
+                if let namespace = try? NetworkNamespace(pid: job.pid, expecting: job.namespace),
+                   let conflict = AddressConflict.check(lease, mac: a.mac, ifname: a.ifname, in: namespace, skipped: { logger.warning("\(name): \($0)") }) {
+                    a.lease = nil
+                    a.address = nil
+                    a.gateway = nil
+                    clear(job, because: "removing the refused address")
+                    return Result(attachment: a, error: (problems + [conflict]).joined(separator: "; "))
+                }
                 logger.warning("\(name): DHCP address changed \(old) → \(lease.address)\(decision.refusal == nil ? "" : " (the server refused the old one)")")
             }
             let inPlace = job.addressInPlace && old?.address == lease.address && old?.router == lease.router

@@ -37,6 +37,20 @@ enum SandboxDHCP {
         }
     }
 
+    /// A message that expects no answer (DHCPDECLINE, DHCPRELEASE), sent
+    /// and drained from the socket.
+    static func tell(_ goal: ClientMachine.Goal, mac: MACAddress, on socket: DHCPSocket) throws(Failure) {
+        var rng = SystemRandomNumberGenerator()
+        let machine = ClientMachine(goal: goal, mac: mac, xid: UInt32.random(in: 1...UInt32.max, using: &rng), policy: LeaseKeeper.renewPolicy, jitter: [0])
+        let loop = ExchangeLoop()
+        loop.add(ExchangeLoop.Session(id: "client", socket: socket, machine: machine))
+        switch loop.run(until: ExchangeLoop.now() + ExchangeLoop.releaseDrain + 1)["client"] {
+        case .success(.declined)?, .success(.released)?: return
+        case .failure(let error)?: throw Failure(description: "DHCP: \(error)")
+        default: throw Failure(description: "not sent")
+        }
+    }
+
     /// The exchange a due lease calls for.
     static func goal(for lease: Lease, due: LeaseLifecycle.Due) -> ClientMachine.Goal {
         switch due {
@@ -69,9 +83,9 @@ enum SandboxDHCP {
     /// away and one DISCOVER follows, an expired lease's address and route go.
     static func renew(_ lease: Lease, due: LeaseLifecycle.Due, namespacePath path: String, ifname: String?, mac: MACAddress,
                       bridge: String, now: Timestamp) -> Renewal {
-        let session: NetlinkSession, link: Link, socket: DHCPSocket
+        let namespace: NetworkNamespace, session: NetlinkSession, link: Link, socket: DHCPSocket
         do {
-            let namespace = try NetworkNamespace(path: path)
+            namespace = try NetworkNamespace(path: path)
             if let own = NetworkNamespace.ownID, namespace.id == own {
                 throw Failure(description: "\(path) is the host's own namespace")
             }
@@ -96,6 +110,12 @@ enum SandboxDHCP {
             if outcome.address == .clear { outcome.address = .keep }
         }
         var problems = outcome.problem.map { [refusal, silence, $0].compactMap { $0 } } ?? []
+        // A new address is probed before it is used; one another host answers for is declined.
+        if outcome.address == .apply, let granted = outcome.lease, granted.address != lease.address,
+           let conflict = AddressConflict.check(granted, mac: mac, ifname: link.name, in: namespace) {
+            outcome = LeaseLifecycle.Outcome(lease: LeaseLifecycle.withdrawn(lease, at: now), address: .clear, problem: conflict)
+            problems = [refusal, conflict].compactMap { $0 }
+        }
         var applied = true
         do {
             switch outcome.address {

@@ -34,26 +34,43 @@ final class CNINetwork: @unchecked Sendable {
     /// The config's `ipam`: host-local on `subnet` unless given.
     let ipam: String?
 
-    init(netkeep: Netkeep = Netkeep(), ipam: String? = nil) {
+    /// The OVS bridge the network's ports go on.
+    let bridge: String
+
+    init(netkeep: Netkeep = Netkeep(), ipam: String? = nil, bridge: String = Testbed.bridge) {
         name = "nktcni-\(UUID().uuidString.prefix(6).lowercased())"
         subnet = randomSubnet()
         self.netkeep = netkeep
         self.ipam = ipam
+        self.bridge = bridge
         ipamDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("nkipam-\(UUID().uuidString.prefix(8))").path
     }
 
     /// netkeep's entry of the config list, with the list's keys merged in as a runtime does.
     func config(version: String = "1.1.0", type: String = "netkeep", extra: String = "") -> String {
-        #"{"cniVersion":"\#(version)","name":"\#(name)","type":"\#(type)","bridge":"\#(Testbed.bridge)","#
+        #"{"cniVersion":"\#(version)","name":"\#(name)","type":"\#(type)","bridge":"\#(bridge)","#
             + #""ipam":\#(ipam ?? #"{"type":"host-local","subnet":"\#(subnet).0/24","routes":[{"dst":"0.0.0.0/0"}],"dataDir":"\#(ipamDirectory)"}"#)\#(extra)}"#
     }
 
     func call(_ command: String, container: String = "", netns: String = "", ifname: String = "eth0", args: String = "",
               config: String? = nil, environment extra: [String: String] = [:]) -> CommandResult {
-        run([Testbed.netkeepBinary], environment: [
+        let c = self.command(command, container: container, netns: netns, ifname: ifname, args: args, config: config, environment: extra)
+        return run(c.arguments, environment: c.environment, stdin: c.stdin)
+    }
+
+    /// A call as `runAtOnce` takes it.
+    func command(_ command: String, container: String = "", netns: String = "", ifname: String = "eth0", args: String = "",
+                 config: String? = nil, environment extra: [String: String] = [:]) -> (arguments: [String], environment: [String: String], stdin: String?) {
+        ([Testbed.netkeepBinary], [
             "CNI_COMMAND": command, "CNI_CONTAINERID": container, "CNI_NETNS": netns, "CNI_IFNAME": ifname, "CNI_ARGS": args,
             "CNI_PATH": "/usr/lib/cni", "NETKEEP_STATE_DIR": netkeep.stateDirectory,
-        ].merging(extra) { $1 }, stdin: config ?? self.config())
+        ].merging(extra) { $1 }, config ?? self.config())
+    }
+
+    /// The addresses host-local holds for this network (its data directory's address files).
+    var allocated: Set<String> {
+        let files = (try? FileManager.default.contentsOfDirectory(atPath: ipamDirectory + "/" + name)) ?? []
+        return Set(files.filter { $0.split(separator: ".").count == 4 && $0.allSatisfy { $0.isNumber || $0 == "." } })
     }
 
     /// The state file's kept leases (`cni_leases`) of this network.

@@ -13,17 +13,21 @@ final class PluginDaemon: @unchecked Sendable {
     private(set) var process: BackgroundProcess?
     private(set) var logs: [String] = []
 
-    init(netkeep: Netkeep = Netkeep()) throws {
+    /// `start`: false leaves the start to the test (`start(...)`).
+    init(netkeep: Netkeep = Netkeep(), start: Bool = true) throws {
         self.netkeep = netkeep
         driver = "nkt\(UUID().uuidString.prefix(6).lowercased())"
-        try start()
+        if start { try self.start() }
     }
+
+    var pid: pid_t? { process?.pid }
 
     /// `activated`: run under systemd-socket-activate, which binds the socket
     /// and starts netkeep at the first connection, as netkeep.socket does.
-    func start(activated: Bool = false, environment: [String: String] = [:], resyncInterval: Int = 60) throws {
-        var args = [Testbed.netkeepBinary, "daemon", "--foreground", "--verbose", "--state-dir", netkeep.stateDirectory, "--plugin-socket", socket,
-                    "--resync-interval", String(resyncInterval)]
+    /// `wrapper`: a program that execs the daemon (`prlimit --nofile=...`).
+    func start(activated: Bool = false, environment: [String: String] = [:], resyncInterval: Int = 60, wrapper: [String] = []) throws {
+        var args = wrapper + [Testbed.netkeepBinary, "daemon", "--foreground", "--verbose", "--state-dir", netkeep.stateDirectory, "--plugin-socket", socket,
+                              "--resync-interval", String(resyncInterval)]
         // systemd-socket-activate passes no environment but what -E names; the
         // run's instance always (without it the daemon would be the default
         // instance's, and attach labelled containers of others).

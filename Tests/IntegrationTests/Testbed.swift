@@ -52,7 +52,7 @@ enum Testbed {
     }
 }
 
-struct CommandResult {
+struct CommandResult: Sendable {
     var status: Int32
     var stdout: String
     var stderr: String
@@ -65,11 +65,56 @@ struct CommandResult {
 /// children would otherwise inherit), and a plain waitpid.
 @discardableResult
 func run(_ arguments: [String], environment: [String: String] = [:], stdin input: String? = nil) -> CommandResult {
+    switch spawn(arguments, environment: environment, stdin: input) {
+    case .success(let child): return child.wait()
+    case .failure(let failed): return failed.result
+    }
+}
+
+/// Runs every command at once (all spawned before any is waited for), as
+/// racing callers do; the results in the same order.
+func runAtOnce(_ commands: [(arguments: [String], environment: [String: String], stdin: String?)]) -> [CommandResult] {
+    let children = commands.map { spawn($0.arguments, environment: $0.environment, stdin: $0.stdin) }
+    return children.map { child in
+        switch child {
+        case .success(let c): return c.wait()
+        case .failure(let failed): return failed.result
+        }
+    }
+}
+
+struct SpawnFailure: Error { let result: CommandResult }
+
+/// A spawned command; `wait` reaps it and reads what it wrote.
+final class SpawnedCommand: @unchecked Sendable {
+    let pid: pid_t
+    let directory: String
+
+    init(pid: pid_t, directory: String) {
+        self.pid = pid
+        self.directory = directory
+    }
+
+    func wait() -> CommandResult {
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        // Exit code, or the signal number for a process killed by a signal.
+        let code = (status & 0x7f) == 0 ? (status >> 8) & 0xff : status & 0x7f
+        return CommandResult(status: code,
+                             stdout: (try? String(contentsOfFile: directory + "/out", encoding: .utf8)) ?? "",
+                             stderr: (try? String(contentsOfFile: directory + "/err", encoding: .utf8)) ?? "")
+    }
+}
+
+func spawn(_ arguments: [String], environment: [String: String] = [:], stdin input: String? = nil) -> Result<SpawnedCommand, SpawnFailure> {
+    func failure(_ why: String) -> Result<SpawnedCommand, SpawnFailure> {
+        .failure(SpawnFailure(result: CommandResult(status: 127, stdout: "", stderr: "\(arguments.first ?? "?"): \(why)")))
+    }
     let dir = FileManager.default.temporaryDirectory.appendingPathComponent("nkrun-\(UUID().uuidString)").path
     do { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) } catch {
-        return CommandResult(status: 127, stdout: "", stderr: "\(arguments[0]): no directory for its output: \(error)")
+        return failure("no directory for its output: \(error)")
     }
-    defer { try? FileManager.default.removeItem(atPath: dir) }
     let out = dir + "/out", err = dir + "/err"
     var actions = posix_spawn_file_actions_t()
     posix_spawn_file_actions_init(&actions)
@@ -77,7 +122,8 @@ func run(_ arguments: [String], environment: [String: String] = [:], stdin input
     let inputPath = dir + "/in"
     if let input {
         do { try Data(input.utf8).write(to: URL(fileURLWithPath: inputPath)) } catch {
-            return CommandResult(status: 127, stdout: "", stderr: "\(arguments[0]): its standard input could not be written: \(error)")
+            try? FileManager.default.removeItem(atPath: dir)
+            return failure("its standard input could not be written: \(error)")
         }
     }
     posix_spawn_file_actions_addopen(&actions, 0, input == nil ? "/dev/null" : inputPath, O_RDONLY, 0)
@@ -98,14 +144,11 @@ func run(_ arguments: [String], environment: [String: String] = [:], stdin input
     defer { (argv + envp).forEach { free($0) } }
     var pid: pid_t = 0
     let rc = posix_spawnp(&pid, arguments[0], &actions, &attributes, argv, envp)
-    guard rc == 0 else { return CommandResult(status: 127, stdout: "", stderr: "\(arguments[0]): spawn failed: \(rc)") }
-    var status: Int32 = 0
-    while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-    // Exit code, or the signal number for a process killed by a signal.
-    let code = (status & 0x7f) == 0 ? (status >> 8) & 0xff : status & 0x7f
-    return CommandResult(status: code,
-                         stdout: (try? String(contentsOfFile: out, encoding: .utf8)) ?? "",
-                         stderr: (try? String(contentsOfFile: err, encoding: .utf8)) ?? "")
+    guard rc == 0 else {
+        try? FileManager.default.removeItem(atPath: dir)
+        return failure("spawn failed: \(rc)")
+    }
+    return .success(SpawnedCommand(pid: pid, directory: dir))
 }
 
 /// The environment of a spawned command: the test's, `extra` on top.

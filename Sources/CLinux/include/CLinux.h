@@ -13,6 +13,8 @@
 #include <net/if.h>
 #include <stdint.h>
 #include <sys/vfs.h>
+#include <linux/if_packet.h>
+#include <linux/if_ether.h>
 
 /// setns(2) for a network namespace; returns 0 or -1 with errno set.
 int nk_setns_net(int fd);

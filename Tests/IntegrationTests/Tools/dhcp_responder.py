@@ -13,7 +13,8 @@ an argument array, no shell):
     ip netns exec NS python3 dhcp_responder.py --interface IF \
         --server-ip 10.250.7.1 --offer 10.250.7.50 --mask 255.255.255.0 \
         [--router 10.250.7.1] [--lease-time 3600] [--t1 N] [--t2 N] \
-        [--mode normal|wrong-xid|wrong-chaddr|nak-first-select] [--log FILE] \
+        [--mode normal|wrong-xid|wrong-chaddr|nak-first-select|rogue-ack|nak-requests|nak-all|garbage] \
+        [--delay S] [--log FILE] \
         [--count-file FILE] [--max-seconds 300]
 
 Behaviour:
@@ -35,6 +36,16 @@ Behaviour:
     after an OFFER) with a NAK, as dnsmasq does when it offered the same
     address to two clients at once; later REQUESTs are acknowledged. A NAK
     carries only options 53 and 54 and yiaddr 0 (RFC 2131 table 3).
+  * --mode rogue-ack answers every REQUEST, whoever it names in option 54 and
+    whatever it asks for, with an ACK of --offer from --server-ip, and no
+    DISCOVER: a server the client did not select, for an address it did not
+    request.
+  * --mode nak-requests offers and acknowledges a SELECTING REQUEST, and
+    NAKs every other (INIT-REBOOT, RENEWING, REBINDING): a lease it no longer
+    honours. --mode nak-all NAKs every REQUEST and answers no DISCOVER.
+  * --mode garbage answers DISCOVER and REQUEST with a datagram that is no
+    DHCP message (its magic cookie broken).
+  * --delay S waits S seconds before each reply.
   * Anything malformed (short, op != 1, bad cookie, hlen > 16, truncated or
     overrunning options, no/unknown option 53) is ignored: it does not count
     and is not answered; it is logged as a `drop` line.
@@ -124,7 +135,9 @@ def parse_args(argv):
     p.add_argument("--lease-time", type=u32, default=3600, help="option 51 (may be 0)")
     p.add_argument("--t1", type=u32, help="option 58 (omitted when not given; may be 0)")
     p.add_argument("--t2", type=u32, help="option 59 (omitted when not given; may be 0)")
-    p.add_argument("--mode", choices=("normal", "wrong-xid", "wrong-chaddr", "nak-first-select"), default="normal")
+    p.add_argument("--mode", choices=("normal", "wrong-xid", "wrong-chaddr", "nak-first-select", "rogue-ack", "nak-requests",
+                                      "nak-all", "garbage"), default="normal")
+    p.add_argument("--delay", type=float, default=0.0, help="seconds to wait before each reply")
     p.add_argument("--log", help="append one line per packet received/sent")
     p.add_argument("--count-file", help="rewrite with the number of DHCP packets received")
     p.add_argument("--max-seconds", type=float, default=300.0, help="exit by itself after this long")
@@ -254,8 +267,14 @@ def answer_type(args, req):
     """What to answer to `req`: OFFER, ACK, NAK or None (log only)."""
     global selecting_naks
     t = req["type"]
+    if args.mode == "rogue-ack":
+        return ACK if t == REQUEST else None
+    if args.mode == "nak-all":
+        return NAK if t == REQUEST else None
     if t == DISCOVER:
         return OFFER
+    if t == REQUEST and args.mode == "nak-requests" and req["options"].get(OPT_SERVER_ID) is None:
+        return NAK
     if t == REQUEST:
         server_id = req["options"].get(OPT_SERVER_ID)
         if server_id is not None:
@@ -361,6 +380,10 @@ def main(argv):
             if reply_type is None:
                 continue
             packet, xid, chaddr = build_reply(args, req, reply_type)
+            if args.mode == "garbage":
+                packet = packet[:BOOTP_FIXED] + b"\xde\xad\xbe\xef" + packet[MIN_PACKET:]
+            if args.delay > 0:
+                time.sleep(args.delay)
             try:
                 sock.sendto(packet, ("255.255.255.255", 68))
             except OSError as e:
