@@ -176,3 +176,106 @@ import Testing
         #expect((try? ClientMachine.grant(from: ack, fallbackServer: nil).get())?.router == nil, "a router outside the subnet is ignored")
     }
 }
+
+/// Issue 28, case 7: only the server asked, for the address asked for.
+@Suite struct ClientAcceptanceTests {
+    let mac = MACAddress(bytes: [2, 0, 0, 0, 0, 9])!
+    let chosen = IPv4Address(10, 1, 2, 1), rogue = IPv4Address(10, 1, 2, 66)
+    let offered = IPv4Address(10, 1, 2, 150), other = IPv4Address(10, 1, 2, 151)
+
+    func reply(_ type: DHCPMessage.MessageType, xid: UInt32, from server: IPv4Address?, yiaddr: IPv4Address) -> DHCPMessage {
+        var o = DHCPOptions()
+        o.messageType = type
+        o.serverID = server
+        o.subnetMask = IPv4Address(255, 255, 255, 0)
+        o.leaseTime = 3600
+        var m = DHCPMessage(op: DHCPMessage.bootReply, xid: xid, chaddr: mac, options: o)
+        m.yiaddr = type == .nak ? IPv4Address(0) : yiaddr
+        return m
+    }
+
+    func machine(_ goal: ClientMachine.Goal) -> ClientMachine {
+        var m = ClientMachine(goal: goal, mac: mac, xid: 7, policy: RetransmitPolicy(attempts: 3), jitter: [0])
+        _ = m.start(now: 0)
+        return m
+    }
+
+    @Test func afterAnOfferOnlyThatServersAckForThatAddressCounts() throws {
+        var m = machine(.discover)
+        #expect(m.receive(reply(.offer, xid: 7, from: chosen, yiaddr: offered), now: 0.1)?.send?.messageType == .request)
+        #expect(m.receive(reply(.ack, xid: 7, from: rogue, yiaddr: other), now: 0.2) == nil, "a rogue server's ACK was taken")
+        #expect(m.refusal?.contains("not from \(chosen)") == true, "\(m.refusal ?? "")")
+        #expect(m.receive(reply(.ack, xid: 7, from: chosen, yiaddr: other), now: 0.25) == nil, "an ACK for another address was taken")
+        #expect(m.receive(reply(.nak, xid: 7, from: rogue, yiaddr: offered), now: 0.3) == nil, "a rogue server's NAK was taken")
+        let step = m.receive(reply(.ack, xid: 7, from: chosen, yiaddr: offered), now: 0.4)
+        let bound = try #require(step)
+        guard case .bound(let grant)? = bound.outcome else { Issue.record("\(bound)"); return }
+        #expect(grant.address.address == offered && grant.serverID == chosen)
+    }
+
+    @Test func aRenewalTakesOnlyItsServersAckForItsAddress() throws {
+        var m = machine(.renew(address: offered, server: chosen))
+        #expect(m.receive(reply(.ack, xid: 7, from: rogue, yiaddr: offered), now: 0.1) == nil)
+        #expect(m.receive(reply(.ack, xid: 7, from: chosen, yiaddr: other), now: 0.2) == nil)
+        #expect(m.receive(reply(.nak, xid: 7, from: rogue, yiaddr: offered), now: 0.25) == nil)
+        #expect(m.receive(reply(.ack, xid: 7, from: chosen, yiaddr: offered), now: 0.3)?.outcome.map { if case .bound = $0 { true } else { false } } == true)
+    }
+
+    @Test(arguments: [true, false])
+    func initRebootAndRebindTakeAnyServerButOnlyTheirAddress(reboot: Bool) throws {
+        var m = machine(reboot ? .initReboot(offered) : .rebind(address: offered))
+        #expect(m.receive(reply(.ack, xid: 7, from: rogue, yiaddr: other), now: 0.1) == nil)
+        #expect(m.refusal?.contains("not \(offered) that was asked for") == true, "\(m.refusal ?? "")")
+        let step = m.receive(reply(.ack, xid: 7, from: rogue, yiaddr: offered), now: 0.2)
+        let bound = try #require(step)
+        guard case .bound(let grant)? = bound.outcome else { Issue.record("\(bound)"); return }
+        #expect(grant.serverID == rogue, "any server may answer INIT-REBOOT and REBINDING")
+        var n = machine(reboot ? .initReboot(offered) : .rebind(address: offered))
+        #expect(n.receive(reply(.nak, xid: 7, from: rogue, yiaddr: offered), now: 0.1)?.outcome == .nak(server: rogue))
+    }
+
+    @Test func aDeclineIsBroadcastWithTheAddressAndTheServer() {
+        var m = ClientMachine(goal: .decline(address: offered, server: chosen), mac: mac, xid: 9, policy: RetransmitPolicy(attempts: 1), jitter: [0])
+        let step = m.start(now: 0)
+        #expect(step.send?.messageType == .decline && step.destination == .broadcast && step.outcome == .declined)
+        #expect(step.send?.options.requestedAddress == offered && step.send?.options.serverID == chosen && step.send?.ciaddr.value == 0)
+        #expect(m.isDone)
+    }
+}
+
+/// RFC 5227: what counts as another host on the address being probed.
+@Suite struct ARPProbeTests {
+    let mine = MACAddress(bytes: [2, 0, 0, 0, 0, 1])!, theirs = MACAddress(bytes: [2, 0, 0, 0, 0, 2])!
+    let address = IPv4Address(10, 1, 2, 50)
+
+    @Test func theProbeIsARequestFromNoAddressAndRoundTrips() throws {
+        let probe = ARPPacket.probe(for: address, from: mine)
+        let bytes = probe.encode()
+        #expect(bytes.count == ARPPacket.size)
+        #expect(Array(bytes[0..<8]) == [0, 1, 8, 0, 6, 4, 0, 1])
+        #expect(ARPPacket.decode(bytes) == probe)
+        #expect(probe.senderIP.value == 0 && probe.targetIP == address)
+        #expect(ARPPacket.decode(Array(bytes.prefix(27))) == nil)
+        #expect(ARPPacket.decode([0, 6] + Array(bytes.dropFirst(2))) == nil, "not Ethernet")
+    }
+
+    @Test func anotherHostUsingOrProbingTheAddressIsAConflictOurOwnEchoIsNot() {
+        let reply = ARPPacket(operation: .reply, senderMAC: theirs, senderIP: address, targetMAC: mine, targetIP: IPv4Address(0))
+        let announce = ARPPacket(operation: .request, senderMAC: theirs, senderIP: address, targetMAC: mine, targetIP: address)
+        let theirProbe = ARPPacket.probe(for: address, from: theirs)
+        let ownEcho = ARPPacket.probe(for: address, from: mine)
+        let unrelated = ARPPacket(operation: .request, senderMAC: theirs, senderIP: IPv4Address(10, 1, 2, 9), targetMAC: mine, targetIP: IPv4Address(10, 1, 2, 1))
+        #expect(ARPProbe.conflict(reply, probing: address, from: mine))
+        #expect(ARPProbe.conflict(announce, probing: address, from: mine))
+        #expect(ARPProbe.conflict(theirProbe, probing: address, from: mine))
+        #expect(!ARPProbe.conflict(ownEcho, probing: address, from: mine))
+        #expect(!ARPProbe.conflict(unrelated, probing: address, from: mine))
+    }
+
+    @Test func theScheduleFollowsRFC5227() {
+        let policy = ARPProbe.Policy()
+        let low = ARPProbe.schedule(policy) { 0 }, high = ARPProbe.schedule(policy) { 1 }
+        #expect(low.probes == [0, 1, 2] && low.end == 4)
+        #expect(high.probes == [1, 3, 5] && high.end == 7)
+    }
+}

@@ -98,7 +98,7 @@ import Testing
     }
 
     @Test func exchangeRecordsNameWhatWasAskedFor() {
-        #expect(ExchangeRecord.Kind.allCases.map(\.rawValue) == ["discover", "reboot", "renew", "rebind", "release"])
+        #expect(ExchangeRecord.Kind.allCases.map(\.rawValue) == ["discover", "reboot", "renew", "rebind", "release", "decline"])
         #expect(ExchangeRecord.Result.noAnswer.rawValue == "no-answer")
     }
 

@@ -226,6 +226,41 @@ extension IntegrationSuite {
             }
         }
 
+        /// A server that moves a client to an address another host already
+        /// uses: the ARP probe (RFC 5227) finds the other host, the server
+        /// gets a DHCPDECLINE, and the address never goes on the interface.
+        @Test func aChangedAddressThatAnotherHostAnswersForIsDeclined() throws {
+            try Testbed.check()
+            try withPrivateBridge { bridge, net, serverNamespace, netkeep in
+                var responder = try dhcpResponder(in: serverNamespace, net: net, offer: 50, ["--lease-time", "120"])
+                let c = try TestContainer()
+                defer { netkeep("detach", c.name) }
+                try #require(netkeep("attach", c.name, "--bridge", bridge, "--dhcp").status == 0)
+                // Another host on the bridge holds .60.
+                let squatter = try TestNamespace()
+                let veth = "nksq\(UUID().uuidString.prefix(6).lowercased())"
+                #expect(run(["ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", squatter.name]).status == 0)
+                defer { run(["ovs-vsctl", "--if-exists", "del-port", veth]); run(["ip", "link", "del", veth]) }
+                squatter.exec("ip", "addr", "add", "\(net).60/24", "dev", "eth0")
+                squatter.exec("ip", "link", "set", "eth0", "up")
+                squatter.exec("ethtool", "-K", "eth0", "tx", "off")
+                run(["ip", "link", "set", veth, "up"])
+                run(["ethtool", "-K", veth, "tx", "off"])
+                #expect(run(["ovs-vsctl", "add-port", bridge, veth]).status == 0)
+                responder.stop()
+                let log = netkeep.stateDirectory + "/moved.log"
+                responder = try dhcpResponder(in: serverNamespace, net: net, offer: 60, ["--lease-time", "120", "--mode", "nak-requests", "--log", log])
+                defer { responder.stop() }
+                let renew = netkeep("dhcp-renew", environment: ["NETKEEP_TIME_OFFSET": "70"])
+                let said = renew.stdout + renew.stderr
+                #expect(said.contains("\(net).60 is in use by") && said.contains("declined"), "\(said)")
+                #expect(!c.exec("ip", "-o", "-4", "addr", "show", "eth1").stdout.contains("\(net).60"), "the conflicting address was used")
+                #expect(eventually(within: 5) { ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains("recv DECLINE") },
+                        "no DHCPDECLINE reached the server")
+                #expect(try netkeep.list().first?["address"] as? String != "\(net).60/24")
+            }
+        }
+
         // MARK: 8. The plugin socket under load
 
         @Test func idleConnectionsNeitherStarveNorStopThePluginServer() throws {
