@@ -202,7 +202,8 @@ public enum CNIRules {
 
     /// CNI_NETNS: an absolute path without `..`.
     public static func netnsPath(_ path: String) throws(InputError) -> String {
-        guard path.hasPrefix("/"), !path.split(separator: "/").contains(".."), !path.utf8.contains(0) else {
+        // No control character either: the path is named in messages and logs as it is.
+        guard path.hasPrefix("/"), !path.split(separator: "/").contains(".."), !path.utf8.contains(where: { $0 < 0x20 || $0 == 0x7f }) else {
             throw InputError(object: "CNI_NETNS \(quoted(path))", cause: "is not an absolute path to a network namespace")
         }
         guard path.utf8.count <= maxNetnsPath else {

@@ -31,13 +31,17 @@ public final class ContainerClaims: @unchecked Sendable {
     /// Takes the container's claim unless another holder has it.
     public func tryClaim(_ containerID: String) throws(StateFileError) -> Bool {
         if claimed.contains(containerID) { return true }
-        if nk_ofd_lock(fd, Self.offset(containerID), 0) == 0 {
-            claimed.insert(containerID)
-            return true
+        while true {
+            if nk_ofd_lock(fd, Self.offset(containerID), 0) == 0 {
+                claimed.insert(containerID)
+                return true
+            }
+            let err = errno
+            // A signal is no holder: asked again, not taken for "busy".
+            if err == EINTR { continue }
+            guard err == EAGAIN || err == EACCES else { throw .io(SystemError("lock a byte of", path, errno: err)) }
+            return false
         }
-        let err = errno
-        guard err == EAGAIN || err == EACCES || err == EINTR else { throw .io(SystemError("lock a byte of", path, errno: err)) }
-        return false
     }
 
     /// Takes the claims of `ids` in sorted order (two passes over the same

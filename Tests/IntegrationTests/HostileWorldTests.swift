@@ -178,31 +178,14 @@ extension IntegrationSuite {
         /// `<net>.<host>`) on a bridge of its own, for `body(bridge, net, netkeep, count, log)`.
         func withPrivateDHCPServer(host: String, _ options: [String],
                                    _ body: (_ bridge: String, _ net: String, _ netkeep: Netkeep, _ count: String, _ log: String) throws -> Void) throws {
-            let tag = String(UUID().uuidString.prefix(4).lowercased())
-            let bridge = "nkbad\(tag)", ns = "nkbad\(tag)", veth = "nkbadv\(tag)"
-            let net = "10.250.\(Int.random(in: 10...250))"
-            run(["ovs-vsctl", "add-br", bridge, "--", "set", "bridge", bridge, "datapath_type=netdev"])
-            defer { run(["ovs-vsctl", "--if-exists", "del-br", bridge]) }
-            run(["ip", "netns", "add", ns])
-            defer { run(["ip", "netns", "del", ns]) }
-            run(["ip", "link", "add", veth, "type", "veth", "peer", "name", veth + "c"])
-            defer { run(["ip", "link", "del", veth]) }
-            run(["ip", "link", "set", veth + "c", "netns", ns])
-            run(["ip", "-n", ns, "link", "set", veth + "c", "name", "eth0"])
-            run(["ip", "-n", ns, "addr", "add", "\(net).1/24", "dev", "eth0"])
-            run(["ip", "-n", ns, "link", "set", "eth0", "up"])
-            run(["ip", "netns", "exec", ns, "ethtool", "-K", "eth0", "tx", "off"])
-            run(["ip", "link", "set", veth, "up"])
-            run(["ethtool", "-K", veth, "tx", "off"])
-            run(["ovs-vsctl", "add-port", bridge, veth])
-            let netkeep = Netkeep()
-            try FileManager.default.createDirectory(atPath: netkeep.stateDirectory, withIntermediateDirectories: true)
-            let count = netkeep.stateDirectory + "/count", log = netkeep.stateDirectory + "/responder.log"
-            let responder = try startTool(["ip", "netns", "exec", ns, "python3", toolsDirectory + "/dhcp_responder.py",
-                                           "--interface", "eth0", "--server-ip", "\(net).1", "--offer", "\(net).\(host)",
-                                           "--mask", "255.255.255.0", "--count-file", count, "--log", log] + options)
-            defer { responder.stop() }
-            try body(bridge, net, netkeep, count, log)
+            try withPrivateBridge { bridge, net, namespace, netkeep in
+                let count = netkeep.stateDirectory + "/count", log = netkeep.stateDirectory + "/responder.log"
+                let responder = try startTool(["ip", "netns", "exec", namespace, "python3", toolsDirectory + "/dhcp_responder.py",
+                                               "--interface", "eth0", "--server-ip", "\(net).1", "--offer", "\(net).\(host)",
+                                               "--mask", "255.255.255.0", "--count-file", count, "--log", log] + options)
+                defer { responder.stop() }
+                try body(bridge, net, netkeep, count, log)
+            }
         }
 
         /// dnsmasq can offer one free address to two clients that DISCOVER at
