@@ -20,21 +20,25 @@ public struct AcceptEngine {
         public var current: EngineIdentity
     }
 
+    /// Docker is asked first, holding nothing (DESIGN.md rule 7); the state
+    /// lock is taken only to record the answer.
     public func run(dryRun: Bool) throws(Failure) -> Outcome {
-        let lock = try environment.lockState(logger: logger)
-        defer { lock.release() }
-        var state = try environment.loadState()
         let engine: EngineIdentity
         do { engine = try environment.docker.engine() } catch { throw Failure.component("accept-engine", error) }
         guard engine.isUsable else {
             throw Failure.badInput("accept-engine: the engine on \(environment.dockerSocket) gives no ID or data root in GET /info; not recorded")
         }
-        let outcome = Outcome(previous: state.engine, current: engine)
-        guard !dryRun, state.engine != engine else { return outcome }
-        state.engine = engine
-        try environment.saveState(state)
+        guard !dryRun else { return Outcome(previous: try environment.loadState().engine, current: engine) }
+        var outcome = Outcome(previous: nil, current: engine)
+        var records = 0
+        let state = try environment.updateRecords(logger: logger) { state in
+            outcome.previous = state.engine
+            records = state.attachments.count
+            state.engine = engine
+        }
+        guard outcome.previous != state.engine else { return outcome }
         environment.audit.record([AuditEvent(kind: .engineAccepted,
-                                             message: "Docker engine \(engine) accepted for \(state.attachments.count) records (was \(outcome.previous.map(\.description) ?? "none"))")])
+                                             message: "Docker engine \(engine) accepted for \(records) records (was \(outcome.previous.map(\.description) ?? "none"))")])
         return outcome
     }
 }

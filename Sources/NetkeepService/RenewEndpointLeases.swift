@@ -24,9 +24,21 @@ public struct RenewEndpointLeases {
         public var error: String?
     }
 
-    public func run() throws(Failure) -> [Outcome] {
+    /// `all`: every valid lease now, due or not (`dhcp-renew --all`),
+    /// written as the intent first, as for the other kinds.
+    public func run(all: Bool = false) throws(Failure) -> [Outcome] {
         let now = environment.now()
-        let due = LeaseLifecycle.dueEndpoints(in: try environment.loadState(), at: now)
+        var state = try environment.loadState()
+        if all {
+            state = try environment.updateRecords(logger: logger) { state in
+                for var e in state.endpoints where e.status == .joined {
+                    guard let lease = e.lease.flatMap({ LeaseLifecycle.dueNow($0, at: now) }) else { continue }
+                    e.lease = lease
+                    state.upsert(e)
+                }
+            }
+        }
+        let due = LeaseLifecycle.dueEndpoints(in: state, at: now)
         return due.compactMap { endpoint, when -> Outcome? in
             // A request of Docker's (Leave, DeleteEndpoint) holds the endpoint: left to it.
             guard let held = try? environment.claims() else { return nil }

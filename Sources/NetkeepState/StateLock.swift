@@ -4,9 +4,11 @@ import Glibc
 import HostIO
 import NetkeepCore
 
-/// An exclusive flock on `state.lock`: every command that changes anything
-/// holds it from its first check to its last write. Released on `release()`
-/// or when the value is deallocated (the kernel also drops it if we die).
+/// An exclusive flock on `state.lock`, held only to read and write records
+/// (DESIGN.md rule 7): never across a DHCP exchange, an OVSDB wait or a
+/// Docker call, for which a caller holds the records' claims instead
+/// (`ContainerClaims`). Released on `release()` or when the value is
+/// deallocated (the kernel also drops it if we die).
 public final class StateLock: @unchecked Sendable {
     private var fd: Int32
     public let path: String

@@ -379,9 +379,10 @@ struct DHCPRenewCommand: ParsableCommand {
         At T1 a lease is renewed with a unicast REQUEST to its server, at T2 rebound with a \
         broadcast REQUEST; an address applied without a server's answer is confirmed \
         (INIT-REBOOT); a refused address starts over with DISCOVER and the change is reported. \
-        The leases of CNI's netkeep-dhcp are renewed the same way, from inside the runtime's \
-        namespace, and the ones DEL kept for a client that has not come back by ipam.releaseAfter \
-        are released. Exit 1 when a lease could not be renewed and has expired.
+        The leases of CNI's netkeep-dhcp and of netkeep Docker networks' DHCP endpoints are renewed \
+        the same way, from inside the runtime's namespace or the container's sandbox, and the ones \
+        DEL kept for a client that has not come back by ipam.releaseAfter are released. Exit 1 when \
+        a lease could not be renewed and has expired.
         """
     )
 
@@ -402,14 +403,20 @@ struct DHCPRenewCommand: ParsableCommand {
                 let what = r.error.map { "FAILED: \($0)" } ?? (r.confirmed ? "released" : "released, not confirmed")
                 print("CNI \(r.lease.network) kept lease \(r.lease.lease.address) (MAC \(r.lease.mac)): \(what)")
             }
+            let endpoints = try RenewEndpointLeases(environment: options.environment, logger: options.logger).run(all: all)
+            for o in endpoints {
+                let lease = o.endpoint.lease.map { "\($0.address) until \($0.expiresAt)" } ?? "no lease"
+                print("endpoint \(o.endpoint.shortID) (\(o.due)): \(o.error.map { "FAILED: \($0)" } ?? lease)")
+            }
             let outcomes = try RenewLeases(environment: options.environment, logger: options.logger).run(all: all)
-            if outcomes.isEmpty && renewed.isEmpty && released.isEmpty { print("no lease is due") }
+            if outcomes.isEmpty && renewed.isEmpty && released.isEmpty && endpoints.isEmpty { print("no lease is due") }
             for o in outcomes {
                 let a = o.attachment
                 let lease = a.lease.map { "\($0.address) until \($0.expiresAt)" } ?? "no lease"
                 print("\(a.containerName) \(a.ifname) (\(o.due)): \(o.error.map { "FAILED: \($0)" } ?? lease)")
             }
-            if outcomes.contains(where: { $0.error != nil }) || renewed.contains(where: \.expired) {
+            if outcomes.contains(where: { $0.error != nil }) || renewed.contains(where: \.expired)
+                || endpoints.contains(where: { $0.error != nil && $0.endpoint.address == nil }) {
                 throw Failure.exit(1)
             }
         }

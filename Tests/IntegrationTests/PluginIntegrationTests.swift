@@ -230,6 +230,14 @@ extension IntegrationSuite {
             #expect(try lease()["address"] as? String == first)
             #expect(daemon.log.contains("lease of endpoint"), "\(daemon.log)")
             #expect(address(c) == first)
+
+            // `dhcp-renew --all` renews it too, as the daemon does.
+            let renewedBefore = try lease()["obtained_at"] as? String
+            let renew = daemon.netkeep("dhcp-renew", "--all")
+            let id = try #require(try endpoints(daemon).first?["id"] as? String)
+            #expect(renew.status == 0 && renew.stdout.contains("endpoint \(id.prefix(12))") && renew.stdout.contains(first), "\(renew.stdout) \(renew.stderr)")
+            #expect(try lease()["obtained_at"] as? String != renewedBefore, "dhcp-renew --all did not renew the endpoint's lease")
+            #expect(address(c) == first)
         }
 
         @Test func socketActivationStartsNetkeepAtDockersFirstRequest() throws {
