@@ -141,7 +141,9 @@ enum SandboxDHCP {
         let answer: LeaseLifecycle.Answer
         var silence: String?
         do {
-            answer = .granted(LeaseKeeper.lease(from: try Self.exchange(goal, mac: mac, on: socket, addressInPlace: lease != nil, bridge: bridge), now: now))
+            // The address is on the interface while its lease is valid: a unicast answer reaches it.
+            let inPlace = lease.map { $0.isValid(at: now) } ?? false
+            answer = .granted(LeaseKeeper.lease(from: try Self.exchange(goal, mac: mac, on: socket, addressInPlace: inPlace, bridge: bridge), now: now))
         } catch where error.refused {
             answer = .refused
         } catch {
