@@ -178,11 +178,9 @@ public final class NetworkPlugin: NetworkDriver {
     // MARK: Steps
 
     /// The record CreateEndpoint writes before it changes the host.
+    /// Its ids were checked by `createEndpoint` (`endpointID`, `networkID`).
     func intent(_ r: CreateEndpointRequest, state: State) throws(PluginError) -> Endpoint {
         let short = r.EndpointID.prefix(12)
-        guard Names.isDockerID(r.EndpointID) else {
-            throw PluginError("endpoint id \(quoted(r.EndpointID)) is not 64 hex digits")
-        }
         guard let network = state.network(id: r.NetworkID) else {
             throw PluginError("network \(r.NetworkID.prefix(12)) is not known to netkeep: its record is missing (state file replaced?); remove the network and create it again")
         }
